@@ -1,0 +1,1 @@
+"""Operator tools for the log pipeline: provisioning, uploads, results, DLQ."""

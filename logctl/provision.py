@@ -1,0 +1,195 @@
+"""Create, idempotently, the resources Chalice does not: bucket, queues, table, alarm.
+
+    python -m logctl.provision --stage local            # before the app runs or deploys
+    python -m logctl.provision --stage aws --post-deploy  # after `chalice deploy`
+
+`--post-deploy` turns on ReportBatchItemFailures on the worker's SQS event source
+mapping, which Chalice's decorator cannot configure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from logctl.stage import (
+    MAX_RECEIVE_COUNT,
+    VISIBILITY_FACTOR,
+    Stage,
+    StageError,
+    client,
+    load_stage,
+    session_for,
+)
+
+WORKER_FUNCTION = "worker"
+
+
+@dataclass
+class Provisioned:
+    bucket: str
+    jobs_queue_url: str
+    jobs_queue_arn: str
+    dead_letter_queue_url: str
+    dead_letter_queue_arn: str
+    results_table: str
+    actions: list[str] = field(default_factory=list)
+
+
+def ensure_bucket(s3: Any, name: str, region: str, actions: list[str]) -> None:
+    try:
+        s3.head_bucket(Bucket=name)
+        return
+    except s3.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**kwargs)
+        actions.append(f"created bucket {name}")
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+
+
+def ensure_queue(sqs: Any, name: str, attributes: dict[str, str],
+                 actions: list[str]) -> tuple[str, str]:
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    except sqs.exceptions.QueueDoesNotExist:
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        actions.append(f"created queue {name}")
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return url, arn["Attributes"]["QueueArn"]
+
+
+def ensure_table(ddb: Any, name: str, actions: list[str]) -> None:
+    try:
+        ddb.describe_table(TableName=name)
+    except ddb.exceptions.ResourceNotFoundException:
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.get_waiter("table_exists").wait(TableName=name,
+                                            WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        actions.append(f"created table {name}")
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
+        actions.append(f"enabled TTL on {name}.expires_at")
+
+
+def ensure_dlq_alarm(cloudwatch: Any, stage: Stage, actions: list[str]) -> None:
+    name = f"{stage.dead_letter_queue}-not-empty"
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        AlarmDescription="Jobs failed every retry and wait in the dead-letter queue.",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": stage.dead_letter_queue}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+    actions.append(f"alarm {name}")
+
+
+def provision(stage: Stage) -> Provisioned:
+    session = session_for(stage)
+    s3 = client(stage, "s3", session)
+    sqs = client(stage, "sqs", session)
+    ddb = client(stage, "dynamodb", session)
+    actions: list[str] = []
+
+    ensure_bucket(s3, stage.bucket, stage.region, actions)
+    visibility = str(VISIBILITY_FACTOR * stage.function_timeout(WORKER_FUNCTION))
+    dlq_url, dlq_arn = ensure_queue(
+        sqs, stage.dead_letter_queue, {"MessageRetentionPeriod": "1209600"}, actions)
+    jobs_url, jobs_arn = ensure_queue(
+        sqs,
+        stage.jobs_queue,
+        {
+            "VisibilityTimeout": visibility,
+            "MessageRetentionPeriod": "345600",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
+        },
+        actions,
+    )
+    ensure_table(ddb, stage.results_table, actions)
+    ensure_dlq_alarm(client(stage, "cloudwatch", session), stage, actions)
+    return Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
+                       stage.results_table, actions)
+
+
+def enable_batch_item_failures(stage: Stage, function_name: str) -> list[str]:
+    """Turn on ReportBatchItemFailures for the deployed worker's SQS mapping."""
+    lam = client(stage, "lambda")
+    sqs = client(stage, "sqs")
+    url = sqs.get_queue_url(QueueName=stage.jobs_queue)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    changed: list[str] = []
+    mappings = lam.list_event_source_mappings(
+        EventSourceArn=queue_arn, FunctionName=function_name)["EventSourceMappings"]
+    if not mappings:
+        raise StageError(f"no SQS event source mapping for {function_name}: deploy first")
+    for mapping in mappings:
+        if "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []):
+            continue
+        lam.update_event_source_mapping(
+            UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"])
+        changed.append(mapping["UUID"])
+    return changed
+
+
+def deployed_function_name(stage: Stage, app_name: str = "log-pipeline") -> str:
+    return f"{app_name}-{stage.name}-{WORKER_FUNCTION}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="local", help="stage in .chalice/config.json")
+    parser.add_argument("--endpoint-url", default=None,
+                        help="AWS endpoint (default: AWS_ENDPOINT_URL; 127.0.0.1:4566 for local)")
+    parser.add_argument("--post-deploy", action="store_true",
+                        help="configure the deployed worker's event source mapping")
+    args = parser.parse_args(argv)
+    try:
+        stage = load_stage(args.stage, endpoint_url=args.endpoint_url)
+        if args.post_deploy:
+            name = deployed_function_name(stage)
+            changed = enable_batch_item_failures(stage, name)
+            print(f"{name}: ReportBatchItemFailures "
+                  f"{'enabled on ' + ', '.join(changed) if changed else 'already enabled'}")
+            return 0
+        result = provision(stage)
+    except StageError as exc:
+        print(f"provision: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - report any AWS failure plainly
+        print(f"provision: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for action in result.actions or ["nothing to do: every resource exists"]:
+        print(f"provision[{stage.name}]: {action}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Stage settings from `.chalice/config.json` and boto3 clients bound to a stage."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
+LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+MAX_RECEIVE_COUNT = 5
+VISIBILITY_FACTOR = 6
+RESULT_TTL_DAYS = 7
+
+
+class StageError(Exception):
+    """The requested stage is missing or misconfigured."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    bucket: str
+    jobs_queue: str
+    dead_letter_queue: str
+    results_table: str
+    environment: dict[str, str]
+    functions: dict[str, dict[str, Any]]
+    region: str
+    endpoint_url: str | None
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None
+
+    def function_timeout(self, name: str) -> int:
+        return int(self.functions.get(name, {}).get("lambda_timeout", 60))
+
+    def function_memory(self, name: str) -> int:
+        return int(self.functions.get(name, {}).get("lambda_memory_size", 128))
+
+
+def read_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
+    with path.open() as f:
+        return json.load(f)
+
+
+def load_stage(name: str, *, endpoint_url: str | None = None,
+               config: dict[str, Any] | None = None) -> Stage:
+    """Resolve a stage. Stage `local` talks to AWS_ENDPOINT_URL (default 127.0.0.1:4566)."""
+    config = config if config is not None else read_config()
+    stages = config.get("stages", {})
+    if name not in stages:
+        raise StageError(f"stage {name!r} is not in .chalice/config.json (have: {sorted(stages)})")
+    stage_cfg = stages[name]
+    env = {**config.get("environment_variables", {}), **stage_cfg.get("environment_variables", {})}
+    missing = [k for k in ("LOG_BUCKET", "JOBS_QUEUE", "DEAD_LETTER_QUEUE", "RESULTS_TABLE")
+               if not env.get(k)]
+    if missing:
+        raise StageError(f"stage {name!r} lacks environment variables: {', '.join(missing)}")
+    functions: dict[str, dict[str, Any]] = {}
+    for source in (config.get("lambda_functions", {}), stage_cfg.get("lambda_functions", {})):
+        for fn, settings in source.items():
+            functions.setdefault(fn, {}).update(settings)
+    if endpoint_url is None:
+        endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint_url is None and name == "local":
+            endpoint_url = LOCAL_ENDPOINT
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return Stage(
+        name=name,
+        bucket=env["LOG_BUCKET"],
+        jobs_queue=env["JOBS_QUEUE"],
+        dead_letter_queue=env["DEAD_LETTER_QUEUE"],
+        results_table=env["RESULTS_TABLE"],
+        environment=env,
+        functions=functions,
+        region=region,
+        endpoint_url=endpoint_url,
+    )
+
+
+def session_for(stage: Stage) -> boto3.session.Session:
+    if stage.is_local:
+        return boto3.session.Session(
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+            region_name=stage.region,
+        )
+    return boto3.session.Session(region_name=stage.region)
+
+
+def client(stage: Stage, service: str, session: boto3.session.Session | None = None) -> Any:
+    session = session or session_for(stage)
+    cfg = Config(retries={"max_attempts": 3, "mode": "standard"},
+                 max_pool_connections=32, tcp_keepalive=True)
+    return session.client(service, endpoint_url=stage.endpoint_url, config=cfg)
