@@ -1,0 +1,35 @@
+"""What a valid log record is (see DESIGN.md), as a msgspec type for the fast path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+MAX_LINE_BYTES = 1024 * 1024
+LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+_LEVEL_NAMES = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
+                "ERROR": "ERROR"}
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+ResponseTime = Annotated[int, msgspec.Meta(ge=0)] | Annotated[float, msgspec.Meta(ge=0)]
+StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)]
+
+
+class LogRecord(msgspec.Struct, gc=False):
+    """One valid line. `timestamp` is naive when the line had no offset (meaning UTC)."""
+
+    timestamp: datetime
+    level: str
+    endpoint: NonEmpty
+    response_time_ms: ResponseTime
+    status_code: StatusCode
+    user_id: NonEmpty
+
+
+def normalize_level(raw: str) -> str | None:
+    """Case-insensitive ASCII level name, WARNING folded into WARN; None if not a level."""
+    if not raw.isascii():
+        return None
+    return _LEVEL_NAMES.get(raw.upper())

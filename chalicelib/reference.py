@@ -1,0 +1,208 @@
+"""The rules of DESIGN.md written plainly with the standard library.
+
+This is the executable specification: the fast path (`chalicelib.scan`) must produce
+exactly the same statistics on every input, which the property tests check. It also
+explains why a line is malformed, and serves as the naive baseline in `make bench`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.records import MAX_LINE_BYTES
+
+BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_SAMPLES = 5
+TOP_ENDPOINTS = 20
+_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN", "ERROR": "ERROR"}
+_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):?([0-9]{2}))?",
+    re.ASCII,
+)
+
+REASON_TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
+REASON_UTF8 = "not valid UTF-8"
+REASON_JSON = "not valid JSON"
+REASON_OBJECT = "not a JSON object"
+FIELD_RULES = (
+    ("timestamp", "expected an RFC 3339 date-time string"),
+    ("level", "expected one of DEBUG, INFO, WARN, WARNING, ERROR"),
+    ("endpoint", "expected a non-empty string"),
+    ("response_time_ms", "expected a number >= 0"),
+    ("status_code", "expected an integer 100-599"),
+    ("user_id", "expected a non-empty string"),
+)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts by default
+        return int(Decimal(text))
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """RFC 3339 date-time ('T', 't' or space; optional fraction; Z or ±hh[:]mm; none = UTC)."""
+    m = _TIMESTAMP.fullmatch(value)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    fraction, zulu, sign, off_h, off_m = m.groups()[6:]
+    tz = UTC
+    if sign is not None:
+        hours, minutes = int(off_h), int(off_m)
+        if hours > 23 or minutes > 59:
+            return None
+        offset = timedelta(hours=hours, minutes=minutes)
+        tz = timezone(-offset if sign == "-" else offset) if offset else UTC
+    elif zulu is None:
+        tz = UTC
+    micro, round_up = 0, False
+    if fraction:
+        micro = int(fraction[:6].ljust(6, "0"))
+        round_up = len(fraction) > 6 and fraction[6] >= "5"
+    try:
+        parsed = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+        if round_up:
+            parsed += timedelta(microseconds=1)
+    except (ValueError, OverflowError):
+        return None
+    return parsed
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and len(value) > 0
+
+
+def classify_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """Return (record, None) for a valid non-blank line, else (None, reason)."""
+    if len(line) > MAX_LINE_BYTES:
+        return None, REASON_TOO_LONG
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, REASON_UTF8
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")  # lone surrogate escapes
+    except (ValueError, RecursionError, UnicodeEncodeError):
+        return None, REASON_JSON
+    if not isinstance(obj, dict):
+        return None, REASON_OBJECT
+    for name, _ in FIELD_RULES:
+        if name not in obj:
+            return None, f"missing field: {name}"
+    ts = obj["timestamp"]
+    checks = (
+        isinstance(ts, str) and parse_timestamp(ts) is not None,
+        isinstance(obj["level"], str) and obj["level"].isascii()
+        and obj["level"].upper() in _LEVELS,
+        _is_text(obj["endpoint"]),
+        _is_number(obj["response_time_ms"]),
+        type(obj["status_code"]) is int and 100 <= obj["status_code"] <= 599,
+        _is_text(obj["user_id"]),
+    )
+    for ok, (name, rule) in zip(checks, FIELD_RULES, strict=True):
+        if not ok:
+            return None, f"{name}: {rule}"
+    return obj, None
+
+
+def iso_utc(value: datetime) -> str:
+    """UTC ISO-8601 with a Z suffix; a naive value is taken as UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+def nearest_rank(sorted_values: list[Any], p: int) -> Any:
+    return sorted_values[(p * len(sorted_values) + 99) // 100 - 1]
+
+
+def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> dict[str, Any]:
+    """Statistics of a whole file held in memory: simple, slow, obviously correct."""
+    if gzip_hint or data.startswith(GZIP_MAGIC):
+        data = gzip.decompress(data)
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    line_count = 0
+    samples: list[dict[str, Any]] = []
+    malformed = 0
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if len(line) <= MAX_LINE_BYTES and not line.strip():
+            continue
+        line_count += 1
+        record, reason = classify_line(line)
+        if record is None:
+            malformed += 1
+            if len(samples) < MAX_SAMPLES:
+                samples.append({"line": number, "reason": reason})
+        else:
+            records.append(record)
+    return _statistics(line_count, malformed, samples, records)
+
+
+def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
+                records: list[dict[str, Any]]) -> dict[str, Any]:
+    levels = Counter(_LEVELS[r["level"].upper()] for r in records)
+    times = [r["response_time_ms"] for r in records]
+    ordered = sorted(times)
+    by_endpoint: dict[str, list[Any]] = {}
+    errors: Counter[str] = Counter()
+    for r in records:
+        by_endpoint.setdefault(r["endpoint"], []).append(r["response_time_ms"])
+        if _LEVELS[r["level"].upper()] == "ERROR":
+            errors[r["endpoint"]] += 1
+    stamps = [parse_timestamp(r["timestamp"]) for r in records]
+    top = sorted(by_endpoint.items(), key=lambda item: (-len(item[1]), item[0]))[:TOP_ENDPOINTS]
+    has_data = bool(records)
+    return {
+        "line_count": line_count,
+        "malformed_count": malformed,
+        "malformed_samples": samples,
+        "info_count": levels["INFO"],
+        "warn_count": levels["WARN"],
+        "error_count": levels["ERROR"],
+        "debug_count": levels["DEBUG"],
+        "avg_response_time_ms": round(math.fsum(times) / len(times), 3) if has_data else None,
+        "max_response_time_ms": max(times) if has_data else None,
+        "p50_response_time_ms": nearest_rank(ordered, 50) if has_data else None,
+        "p95_response_time_ms": nearest_rank(ordered, 95) if has_data else None,
+        "p99_response_time_ms": nearest_rank(ordered, 99) if has_data else None,
+        "unique_users": len({r["user_id"] for r in records}),
+        "unique_endpoints": len(by_endpoint),
+        "status_codes": {str(code): count for code, count in
+                         sorted(Counter(r["status_code"] for r in records).items())},
+        "top_endpoints": [
+            {
+                "endpoint": endpoint,
+                "count": len(values),
+                "error_count": errors[endpoint],
+                "avg_response_time_ms": round(math.fsum(values) / len(values), 3),
+            }
+            for endpoint, values in top
+        ],
+        "first_timestamp": iso_utc(min(stamps)) if has_data else None,  # type: ignore[type-var]
+        "last_timestamp": iso_utc(max(stamps)) if has_data else None,  # type: ignore[type-var]
+    }

@@ -1,0 +1,34 @@
+"""Summarize a log file or stream: the content fields of the result record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from chalicelib.lines import decoded_chunks, line_blocks
+from chalicelib.scan import scan
+
+READ_SIZE = 256 * 1024
+
+
+def is_gzip_name(key: str) -> bool:
+    return key.lower().endswith(".gz")
+
+
+def summarize_chunks(chunks: Iterable[bytes], *, gzip_hint: bool = False,
+                     check: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Stream raw (possibly gzipped) chunks through decode, validation and aggregation."""
+    blocks = line_blocks(decoded_chunks(chunks, gzip_hint=gzip_hint))
+    return scan(blocks, check=check).result()
+
+
+def read_chunks(stream: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
+    while chunk := stream.read(size):
+        yield chunk
+
+
+def summarize_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    with path.open("rb") as f:
+        return summarize_chunks(read_chunks(f), gzip_hint=is_gzip_name(path.name))
