@@ -1,7 +1,7 @@
 """Generate NDJSON log files like the ones the pipeline processes.
 
     python -m logctl.generate --lines 1000 -o logs.ndjson
-    python -m logctl.generate --lines 100000 --error-rate 0.1 --malformed-rate 0.01 --gzip -o big.ndjson.gz
+    python -m logctl.generate --lines 100000 --malformed-rate 0.01 --gzip -o big.ndjson.gz
 """
 
 from __future__ import annotations

@@ -1,0 +1,215 @@
+"""Storage adapters over injected boto3-style clients (S3, SQS, DynamoDB).
+
+They take a client object and use only its methods and its `exceptions`, so tests pass
+a moto-backed client or a twin, and this package never imports boto3.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from chalicelib.errors import JobRejected
+from chalicelib.jobs import Job
+from chalicelib.results import COMPLETED, PROCESSING, QUEUED
+
+log = logging.getLogger(__name__)
+READ_SIZE = 256 * 1024
+_DYNAMO_MAX = Decimal("9.9999999999999999999999999999999999999E+125")
+_DYNAMO_MIN = Decimal("1E-130")
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+# ---- DynamoDB attribute values ---------------------------------------------------------
+
+def _number(value: int | float) -> dict[str, Any]:
+    """A DynamoDB number, or its text when outside what a DynamoDB number can hold."""
+    text = repr(value)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return {"S": text}
+    digits = len(number.normalize().as_tuple().digits)
+    if (number and not _DYNAMO_MIN <= abs(number) <= _DYNAMO_MAX) or digits > 38:
+        return {"S": text}
+    return {"N": text}
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return _number(value)
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, dict):
+        return {"M": {str(k): to_value(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_value(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def from_value(value: dict[str, Any]) -> Any:
+    kind, inner = next(iter(value.items()))
+    if kind == "NULL":
+        return None
+    if kind in ("S", "BOOL"):
+        return inner
+    if kind == "N":
+        return int(inner) if inner.lstrip("-").isdigit() else float(inner)
+    if kind == "M":
+        return {k: from_value(v) for k, v in inner.items()}
+    if kind == "L":
+        return [from_value(v) for v in inner]
+    raise ValueError(f"unsupported DynamoDB type {kind}")
+
+
+def to_item(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_value(v) for k, v in record.items()}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: from_value(v) for k, v in item.items()}
+
+
+class ResultsStore:
+    """Job and result records in the results table, written conditionally."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def _conditional_put(self, record: dict[str, Any], condition: str,
+                         values: dict[str, Any] | None = None) -> bool:
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": to_item(record),
+                                  "ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
+            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+        try:
+            self.client.put_item(**kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def create(self, record: dict[str, Any]) -> str | None:
+        """Write a new job record; None if written, else the status of the existing one."""
+        if self._conditional_put(record, "attribute_not_exists(job_id)"):
+            return None
+        existing = self.get(record["job_id"])
+        return existing["status"] if existing else QUEUED
+
+    def claim(self, job: Job, started_at: str, expires_at: int, attempts: int) -> bool:
+        """Mark a job processing; False when it already ended (completed or failed)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job.job_id}},
+                UpdateExpression=(
+                    "SET #s = :processing, started_at = :started, attempts = :attempts, "
+                    "bucket = if_not_exists(bucket, :bucket), #k = if_not_exists(#k, :key), "
+                    "created_at = if_not_exists(created_at, :created), "
+                    "expires_at = if_not_exists(expires_at, :expires)"),
+                ConditionExpression="attribute_not_exists(job_id) OR #s IN (:queued, :processing)",
+                ExpressionAttributeNames={"#s": "status", "#k": "key"},
+                ExpressionAttributeValues={k: to_value(v) for k, v in {
+                    ":processing": PROCESSING, ":queued": QUEUED, ":started": started_at,
+                    ":attempts": attempts, ":bucket": job.bucket, ":key": job.key,
+                    ":created": job.created_at, ":expires": expires_at}.items()},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def finish(self, record: dict[str, Any]) -> bool:
+        """Store the final record unless a completed one is already there."""
+        return self._conditional_put(
+            record, "attribute_not_exists(job_id) OR #s <> :completed", {":completed": COMPLETED})
+
+    def reject(self, record: dict[str, Any]) -> bool:
+        """Store a record for a file refused up front, unless the job already exists."""
+        return self._conditional_put(record, "attribute_not_exists(job_id)")
+
+    def note_error(self, job_id: str, message: str) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET last_error = :e",
+                ConditionExpression="#s = :processing",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":e": {"S": message[:1000]},
+                                           ":processing": {"S": PROCESSING}},
+            )
+        except Exception:  # noqa: BLE001 - best effort; the retry is what matters
+            log.warning("could not record the error on job %s", job_id)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=self.table, Key={"job_id": {"S": job_id}},
+                                    ConsistentRead=True).get("Item")
+        return from_item(item) if item else None
+
+
+class SqsJobQueue:
+    """The jobs queue; the URL is looked up once, on first use."""
+
+    def __init__(self, client: Any, queue_name: str) -> None:
+        self.client = client
+        self.queue_name = queue_name
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+        return self._url
+
+    def send(self, job: Job) -> None:
+        self.client.send_message(QueueUrl=self.url, MessageBody=job.to_message())
+
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay_seconds)
+
+
+class S3Source:
+    """Streams an uploaded object, pinned to the version the job was created for."""
+
+    def __init__(self, client: Any, read_size: int = READ_SIZE) -> None:
+        self.client = client
+        self.read_size = read_size
+
+    def open(self, job: Job) -> Iterator[bytes]:
+        kwargs: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key}
+        if job.version_id:
+            kwargs["VersionId"] = job.version_id
+        elif job.etag:
+            kwargs["IfMatch"] = f'"{job.etag}"'
+        try:
+            body = self.client.get_object(**kwargs)["Body"]
+        except Exception as exc:
+            code = _error_code(exc)
+            if code in ("NoSuchKey", "NoSuchVersion", "404", "NoSuchBucket"):
+                raise JobRejected("not_found", f"s3://{job.bucket}/{job.key} no longer exists"
+                                  ) from exc
+            if code in ("PreconditionFailed", "412"):
+                raise JobRejected("changed", f"s3://{job.bucket}/{job.key} was overwritten after "
+                                  "upload; the new version is a job of its own") from exc
+            raise
+        return _stream(body, self.read_size)
+
+
+def _stream(body: Any, size: int) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(size)
+    finally:
+        body.close()
+

@@ -1,0 +1,79 @@
+"""Jobs: what the trigger creates for each uploaded object, and how it travels on the queue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from chalicelib.errors import BadMessage
+
+SUPPORTED_SUFFIXES = (".ndjson", ".jsonl", ".log", ".json")
+
+
+def job_id_for(bucket: str, key: str, *, etag: str | None = None,
+               version_id: str | None = None) -> str:
+    """Deterministic: the same object version always maps to the same job."""
+    identity = version_id or (etag or "").strip('"')
+    digest = hashlib.sha256("\x00".join((bucket, key, identity)).encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def unsupported_reason(key: str) -> str | None:
+    name = key.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    if name.endswith(SUPPORTED_SUFFIXES) and not name.endswith("/"):
+        return None
+    allowed = ", ".join(SUPPORTED_SUFFIXES)
+    return f"{key!r} is not a log file (supported: {allowed}, each optionally .gz)"
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    bucket: str
+    key: str
+    size: int
+    etag: str | None
+    version_id: str | None
+    uploaded_at: str | None
+    created_at: str
+
+    def to_message(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_message(cls, body: str) -> Job:
+        try:
+            data = json.loads(body)
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BadMessage(f"not a job message: {body[:200]!r}") from exc
+
+
+def jobs_from_s3_event(event: dict[str, Any], created_at: str) -> list[Job]:
+    """One Job per ObjectCreated record; S3 test events and other event types are skipped."""
+    jobs: list[Job] = []
+    for record in event.get("Records") or []:
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        s3 = record["s3"]
+        bucket = s3["bucket"]["name"]
+        obj = s3["object"]
+        key = unquote_plus(obj["key"])
+        etag = obj.get("eTag") or obj.get("etag")
+        version_id = obj.get("versionId") or None
+        jobs.append(Job(
+            job_id=job_id_for(bucket, key, etag=etag, version_id=version_id),
+            bucket=bucket,
+            key=key,
+            size=int(obj.get("size", 0)),
+            etag=etag.strip('"') if etag else None,
+            version_id=version_id,
+            uploaded_at=record.get("eventTime"),
+            created_at=created_at,
+        ))
+    return jobs
