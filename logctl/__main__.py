@@ -1,0 +1,38 @@
+"""Run a logctl command: python -m logctl COMMAND [ARGS...]."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "provision": ("logctl.provision", "create the bucket, queues and results table"),
+    "generate": ("logctl.generate", "write a synthetic NDJSON log file"),
+    "upload": ("logctl.upload", "upload log files and optionally wait for results"),
+    "results": ("logctl.results", "list result records or show one job"),
+    "dlq": ("logctl.dlq", "inspect or redrive the dead-letter queue"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m logctl COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "python -m logctl COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"logctl: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""What every logctl command shares: the stage options and one-line error reports."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
+
+from logctl.stage import Stage, StageError, load_stage
+
+MISSING_RESOURCE_CODES = {
+    "NoSuchBucket",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "ResourceNotFoundException",
+}
+
+
+class LogctlError(Exception):
+    """A failure the command reports as one line on stderr, exiting with `status`."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def stage_options() -> argparse.ArgumentParser:
+    """A parent parser with --stage and --endpoint-url."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--stage", default="local",
+                        help="stage in .chalice/config.json (default: local)")
+    parser.add_argument("--endpoint-url", default=None,
+                        help="AWS endpoint (default: AWS_ENDPOINT_URL; 127.0.0.1:4566 for local)")
+    return parser
+
+
+def stage_from(args: argparse.Namespace) -> Stage:
+    return load_stage(args.stage, endpoint_url=args.endpoint_url)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text}")
+    return value
+
+
+def describe_aws_error(exc: Exception) -> str:
+    if isinstance(exc, EndpointConnectionError):
+        return (f"cannot reach {exc.kwargs.get('endpoint_url')}: "
+                "is the local runtime running (make local)?")
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials: configure them (aws configure) or use --stage local"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in MISSING_RESOURCE_CODES:
+            return f"{exc} (provision the stage first: python -m logctl.provision --stage ...)"
+    return str(exc)
+
+
+def run(prog: str, body: Callable[[], int]) -> int:
+    """Run a command body; turn expected failures into `prog: message` on stderr."""
+    try:
+        return body()
+    except LogctlError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.status
+    except StageError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:
+        print(f"{prog}: {describe_aws_error(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

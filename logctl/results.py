@@ -1,0 +1,157 @@
+"""Show result records from the results table.
+
+    python -m logctl.results [--stage local] [--limit 20] [--json]
+    python -m logctl.results [--stage local] --job JOB_ID
+
+Expired records (expires_at in the past) are hidden: DynamoDB's TTL deletes lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.adapters import from_item
+from logctl.cli import LogctlError, non_negative_int, run, stage_from, stage_options
+from logctl.stage import Stage
+from logctl.stage import client as make_client
+
+OLDEST = datetime.min.replace(tzinfo=UTC)
+COLUMNS = ("CREATED", "KEY", "STATUS", "LINES", "MALFORMED", "ERRORS",
+           "P50/P95/P99 MS", "PROC MS", "JOB", "REASON")
+NUMERIC = {"LINES", "MALFORMED", "ERRORS", "P50/P95/P99 MS", "PROC MS"}
+
+
+def is_expired(record: dict[str, Any], now: float) -> bool:
+    expires_at = record.get("expires_at")
+    return expires_at is not None and float(expires_at) < now
+
+
+def created(record: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(record["created_at"]))
+    except (KeyError, ValueError):
+        return OLDEST
+
+
+def live_records(items: Iterable[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """Decode items, drop the expired ones, newest first."""
+    records = [from_item(item) for item in items]
+    records = [r for r in records if not is_expired(r, now)]
+    records.sort(key=created, reverse=True)
+    return records
+
+
+def list_results(stage: Stage, *, limit: int = 20, now: float | None = None,
+                 client: Any = None) -> list[dict[str, Any]]:
+    """The newest `limit` live records (all of them when limit is 0)."""
+    ddb = client or make_client(stage, "dynamodb")
+    pages = ddb.get_paginator("scan").paginate(TableName=stage.results_table,
+                                               ConsistentRead=True)
+    items = (item for page in pages for item in page.get("Items", []))
+    records = live_records(items, time.time() if now is None else now)
+    return records[:limit] if limit else records
+
+
+def get_result(stage: Stage, job_id: str, *, now: float | None = None,
+               client: Any = None) -> dict[str, Any] | None:
+    """One live record by job id, or None."""
+    ddb = client or make_client(stage, "dynamodb")
+    item = ddb.get_item(TableName=stage.results_table, Key={"job_id": {"S": job_id}},
+                        ConsistentRead=True).get("Item")
+    if item is None:
+        return None
+    record = from_item(item)
+    return None if is_expired(record, time.time() if now is None else now) else record
+
+
+def number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{float(value):.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def percentiles(record: dict[str, Any]) -> str:
+    fields = ("p50_response_time_ms", "p95_response_time_ms", "p99_response_time_ms")
+    return "/".join(number(record.get(f)) for f in fields)
+
+
+def failure_reason(record: dict[str, Any]) -> str:
+    return str(record.get("failure_reason") or "")
+
+
+def short_time(value: Any) -> str:
+    if not value:
+        return "-"
+    return str(value).replace("T", " ").removesuffix("Z")[:19]
+
+
+def row(record: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        short_time(record.get("created_at")),
+        str(record.get("key", "")),
+        str(record.get("status", "")),
+        number(record.get("line_count")),
+        number(record.get("malformed_count")),
+        number(record.get("error_count")),
+        percentiles(record),
+        number(record.get("processing_time_ms")),
+        str(record.get("job_id", "")),
+        failure_reason(record),
+    )
+
+
+def render_table(records: Sequence[dict[str, Any]]) -> str:
+    rows = [COLUMNS, *(row(r) for r in records)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for cells in rows:
+        padded = [cell.rjust(w) if name in NUMERIC else cell.ljust(w)
+                  for name, cell, w in zip(COLUMNS, cells, widths, strict=True)]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m logctl.results", description=__doc__, parents=[stage_options()],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--job", help="print this job's record as JSON")
+    parser.add_argument("--limit", type=non_negative_int, default=20,
+                        help="newest N records (0: all; default 20)")
+    parser.add_argument("--json", action="store_true", help="print the records as JSON")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        stage = stage_from(args)
+        if args.job:
+            record = get_result(stage, args.job)
+            if record is None:
+                raise LogctlError(f"no result for job {args.job} in {stage.results_table}")
+            print(to_json(record))
+            return 0
+        records = list_results(stage, limit=args.limit)
+        if args.json:
+            print(to_json(records))
+        elif records:
+            print(render_table(records))
+        else:
+            print(f"no results in {stage.results_table}")
+        return 0
+
+    return run("results", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""logctl.results against a moto server: listing, expiry, ordering, one job as JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from logctl_support import DAY, fresh_stage, moto_server, put_record, result_record
+
+from logctl import results
+from logctl.stage import Stage, client
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Any:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def stage(endpoint: str) -> Stage:
+    return fresh_stage(endpoint)
+
+
+def cli(stage: Stage, *args: str) -> int:
+    return results.main(["--endpoint-url", stage.endpoint_url or "", *args])
+
+
+def test_listing_hides_expired_records_and_puts_the_newest_first(stage: Stage) -> None:
+    now = time.time()
+    put_record(stage, result_record("old", created=now - 3 * DAY, key="logs/old.ndjson"))
+    put_record(stage, result_record("new", created=now - 60, key="logs/new.ndjson"))
+    put_record(stage, result_record("mid", created=now - DAY, key="logs/mid.ndjson"))
+    put_record(stage, result_record("expired", created=now - 8 * DAY,
+                                    key="logs/expired.ndjson"))
+    put_record(stage, result_record("expires-soon", created=now - 7 * DAY + 3600,
+                                    key="logs/soon.ndjson"))
+
+    listed = results.list_results(stage, now=now)
+
+    assert [r["job_id"] for r in listed] == ["new", "mid", "old", "expires-soon"]
+
+
+def test_ordering_compares_times_not_strings(stage: Stage) -> None:
+    put_record(stage, result_record("whole-second", created_at="2030-01-01T00:00:00Z"))
+    put_record(stage, result_record("later-fraction", created_at="2030-01-01T00:00:00.500Z"))
+
+    listed = results.list_results(stage, now=0)
+
+    assert [r["job_id"] for r in listed] == ["later-fraction", "whole-second"]
+
+
+def test_limit_keeps_the_newest(stage: Stage) -> None:
+    now = time.time()
+    for i in range(5):
+        put_record(stage, result_record(f"job-{i}", created=now - i * 60))
+
+    assert [r["job_id"] for r in results.list_results(stage, limit=2)] == ["job-0", "job-1"]
+    assert len(results.list_results(stage, limit=0)) == 5
+
+
+def test_listing_reads_every_page_of_the_scan(stage: Stage) -> None:
+    padding = "x" * 100_000
+    now = time.time()
+    for i in range(15):
+        put_record(stage, result_record(f"big-{i:02d}", created=now - i, padding=padding))
+
+    listed = results.list_results(stage, limit=0)
+
+    assert len(listed) == 15
+
+
+def test_get_result_hides_an_expired_record(stage: Stage) -> None:
+    put_record(stage, result_record("gone", created=time.time() - 8 * DAY))
+    put_record(stage, result_record("here"))
+
+    assert results.get_result(stage, "gone") is None
+    assert results.get_result(stage, "missing") is None
+    record = results.get_result(stage, "here")
+    assert record is not None and record["status"] == "completed"
+
+
+def test_cli_table_shows_counts_percentiles_and_failure_reason(
+        stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
+    now = time.time()
+    put_record(stage, result_record("ok-job", created=now - 10, key="logs/ok.ndjson",
+                                    line_count=1234, malformed_count=5, error_count=61))
+    put_record(stage, result_record(
+        "bad-job", "failed", created=now, key="logs/huge.ndjson", line_count=0,
+        malformed_count=0, error_count=0, p50_response_time_ms=None,
+        p95_response_time_ms=None, p99_response_time_ms=None,
+        failure_reason="too_large: 2147483648 bytes > MAX_FILE_BYTES 1073741824"))
+
+    assert cli(stage) == 0
+
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert header.split()[:6] == ["CREATED", "KEY", "STATUS", "LINES", "MALFORMED", "ERRORS"]
+    assert "logs/huge.ndjson" in first and "failed" in first
+    assert "-/-/-" in first
+    assert first.endswith("too_large: 2147483648 bytes > MAX_FILE_BYTES 1073741824")
+    assert second.split()[2:9] == ["logs/ok.ndjson", "completed", "1234", "5", "61",
+                                   "120/480.5/910", "42"]
+
+
+def test_cli_with_no_results_says_so(stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(stage) == 0
+    assert capsys.readouterr().out.strip() == f"no results in {stage.results_table}"
+
+
+def test_cli_json_lists_records(stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
+    put_record(stage, result_record("j1", p95_response_time_ms=12.5))
+
+    assert cli(stage, "--json") == 0
+
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["job_id"] for r in listed] == ["j1"]
+    assert listed[0]["p95_response_time_ms"] == 12.5
+
+
+def test_cli_job_prints_one_record_as_json(stage: Stage,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    put_record(stage, result_record("j1", status_codes={"200": 990, "500": 10},
+                                    top_endpoints=[{"endpoint": "/a", "count": 3}]))
+
+    assert cli(stage, "--job", "j1") == 0
+
+    record = json.loads(capsys.readouterr().out)
+    assert record["job_id"] == "j1"
+    assert record["status_codes"] == {"200": 990, "500": 10}
+    assert record["top_endpoints"] == [{"endpoint": "/a", "count": 3}]
+
+
+def test_cli_unknown_job_exits_1(stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(stage, "--job", "nope") == 1
+    assert "no result for job nope" in capsys.readouterr().err
+
+
+def test_cli_bad_limit_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        results.main(["--limit", "-3"])
+    assert exit_info.value.code == 2
+    assert "must not be negative" in capsys.readouterr().err
+
+
+def test_cli_missing_table_suggests_provisioning(stage: Stage,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    client(stage, "dynamodb").delete_table(TableName=stage.results_table)
+
+    assert cli(stage) == 1
+
+    err = capsys.readouterr().err
+    assert "ResourceNotFoundException" in err and "logctl.provision" in err

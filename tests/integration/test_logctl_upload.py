@@ -1,0 +1,222 @@
+"""logctl.upload against a moto server: keys, job ids, waiting for results, exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from logctl_support import fresh_stage, moto_server, put_record, result_record
+
+from chalicelib.jobs import job_id_for
+from logctl import upload
+from logctl.generate import write_log_file
+from logctl.stage import Stage, client
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Any:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def stage(endpoint: str) -> Stage:
+    return fresh_stage(endpoint)
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    return write_log_file(tmp_path / "app.ndjson", 200, seed=7)
+
+
+def expected_job_id(stage: Stage, key: str, path: Path) -> str:
+    """The job id of a single-part, unversioned upload: its ETag is the MD5 of the body."""
+    etag = '"' + hashlib.md5(path.read_bytes()).hexdigest() + '"'
+    return job_id_for(stage.bucket, key, etag=etag)
+
+
+def cli(stage: Stage, *args: str) -> int:
+    return upload.main(["--endpoint-url", stage.endpoint_url or "", *args])
+
+
+class ProcessingThenFinished:
+    """A DynamoDB client twin: the record reads `processing` until the Nth GetItem."""
+
+    def __init__(self, real: Any, stage: Stage, job_id: str, finish_on_call: int) -> None:
+        self.real, self.stage, self.job_id = real, stage, job_id
+        self.finish_on_call = finish_on_call
+        self.calls = 0
+
+    def get_item(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        status = "completed" if self.calls >= self.finish_on_call else "processing"
+        put_record(self.stage, result_record(self.job_id, status), self.real)
+        return self.real.get_item(**kwargs)
+
+
+def test_upload_file_keeps_the_name_under_logs_and_derives_the_trigger_job_id(
+        stage: Stage, log_file: Path) -> None:
+    done = upload.upload_file(stage, log_file)
+
+    assert done.key == "logs/app.ndjson"
+    head = client(stage, "s3").head_object(Bucket=stage.bucket, Key=done.key)
+    assert done.etag == head["ETag"]
+    assert done.version_id is None
+    assert done.job_id == job_id_for(stage.bucket, done.key, etag=head["ETag"])
+    assert done.job_id == expected_job_id(stage, done.key, log_file)
+    assert done.started <= done.finished
+    body = client(stage, "s3").get_object(Bucket=stage.bucket, Key=done.key)["Body"].read()
+    assert body == log_file.read_bytes()
+
+
+def test_versioned_bucket_job_id_uses_the_version_and_changes_per_upload(
+        stage: Stage, tmp_path: Path) -> None:
+    s3 = client(stage, "s3")
+    s3.put_bucket_versioning(Bucket=stage.bucket,
+                             VersioningConfiguration={"Status": "Enabled"})
+    path = write_log_file(tmp_path / "same.ndjson", 10, seed=1)
+
+    first = upload.upload_file(stage, path, client=s3)
+    second = upload.upload_file(stage, path, client=s3)
+
+    assert first.version_id and second.version_id and first.version_id != second.version_id
+    assert first.job_id == job_id_for(stage.bucket, first.key, etag=first.etag,
+                                      version_id=first.version_id)
+    assert first.job_id != second.job_id
+
+
+def test_gzip_file_is_uploaded_byte_for_byte(stage: Stage, tmp_path: Path) -> None:
+    path = write_log_file(tmp_path / "app.ndjson.gz", 50, gzip=True, seed=3)
+
+    done = upload.upload_file(stage, path, key="logs/nested/app.ndjson.gz")
+
+    obj = client(stage, "s3").get_object(Bucket=stage.bucket, Key=done.key)
+    assert obj["Body"].read() == path.read_bytes()
+    assert obj["ContentType"] == "application/gzip"
+
+
+def test_wait_for_result_returns_a_finished_record(stage: Stage) -> None:
+    put_record(stage, result_record("job-done", "completed", line_count=7))
+
+    record = upload.wait_for_result(stage, "job-done", timeout=5)
+
+    assert record["status"] == "completed"
+    assert record["line_count"] == 7
+
+
+def test_wait_for_result_polls_until_the_job_finishes(stage: Stage) -> None:
+    twin = ProcessingThenFinished(client(stage, "dynamodb"), stage, "job-slow", 3)
+
+    record = upload.wait_for_result(stage, "job-slow", timeout=120, client=twin)
+
+    assert record["status"] == "completed"
+    assert twin.calls == 3
+
+
+def test_wait_for_result_times_out_with_the_last_status(stage: Stage) -> None:
+    put_record(stage, result_record("job-stuck", "processing"))
+
+    with pytest.raises(upload.WaitTimeout, match=r"job-stuck.*status processing"):
+        upload.wait_for_result(stage, "job-stuck", timeout=0.2)
+
+
+def test_wait_for_result_times_out_when_no_record_appears(stage: Stage) -> None:
+    with pytest.raises(upload.WaitTimeout, match="no record yet"):
+        upload.wait_for_result(stage, "job-never", timeout=0)
+
+
+def test_cli_prints_key_and_job_id_per_file(stage: Stage, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_log_file(tmp_path / "a.ndjson", 5, seed=1)
+    b = write_log_file(tmp_path / "b.ndjson", 5, seed=2)
+
+    assert cli(stage, str(a), str(b), "--prefix", "logs/batch") == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["logs/batch/a.ndjson", expected_job_id(stage, "logs/batch/a.ndjson", a)],
+        ["logs/batch/b.ndjson", expected_job_id(stage, "logs/batch/b.ndjson", b)],
+    ]
+
+
+def test_cli_wait_prints_the_completed_outcome(stage: Stage, log_file: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = expected_job_id(stage, "logs/app.ndjson", log_file)
+    put_record(stage, result_record(job_id, "completed", line_count=200, malformed_count=0))
+
+    assert cli(stage, str(log_file), "--wait", "--timeout", "10") == 0
+
+    out = capsys.readouterr().out
+    assert "logs/app.ndjson  completed  lines=200 malformed=0" in out
+    assert "p50/p95/p99=120/480.5/910ms" in out
+
+
+def test_cli_wait_on_a_failed_job_prints_the_reason_and_exits_1(
+        stage: Stage, log_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = expected_job_id(stage, "logs/app.ndjson", log_file)
+    put_record(stage, result_record(job_id, "failed",
+                                    failure_reason="unreadable: not valid gzip"))
+
+    assert cli(stage, str(log_file), "--wait") == 1
+
+    captured = capsys.readouterr()
+    assert "logs/app.ndjson  failed  unreadable: not valid gzip" in captured.out
+    assert "1 of 1 jobs failed" in captured.err
+
+
+def test_cli_wait_timeout_exits_1_with_a_message(stage: Stage, log_file: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(stage, str(log_file), "--wait", "--timeout", "0.2") == 1
+
+    err = capsys.readouterr().err
+    assert "logs/app.ndjson" in err
+    assert "did not finish" in err
+    assert "Traceback" not in err
+
+
+def test_cli_missing_file_exits_2_and_uploads_nothing(stage: Stage, log_file: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(stage, str(log_file), "/nonexistent/x.ndjson") == 2
+
+    assert "no such file: /nonexistent/x.ndjson" in capsys.readouterr().err
+    listed = client(stage, "s3").list_objects_v2(Bucket=stage.bucket)
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_cli_directory_is_refused(stage: Stage, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(stage, str(tmp_path)) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_cli_unreachable_endpoint_is_a_clear_error(log_file: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    assert upload.main(["--endpoint-url", f"http://127.0.0.1:{port}", str(log_file)]) == 1
+
+    err = capsys.readouterr().err
+    assert f"cannot reach http://127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+def test_cli_unknown_stage_exits_2(log_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert upload.main(["--stage", "nope", str(log_file)]) == 2
+    assert "stage 'nope' is not in .chalice/config.json" in capsys.readouterr().err
+
+
+def test_cli_missing_bucket_suggests_provisioning(stage: Stage, log_file: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    s3 = client(stage, "s3")
+    s3.delete_bucket(Bucket=stage.bucket)
+
+    assert cli(stage, str(log_file)) == 1
+
+    err = capsys.readouterr().err
+    assert "NoSuchBucket" in err
+    assert "logctl.provision" in err
