@@ -107,23 +107,31 @@ class ResultsStore:
         existing = self.get(record["job_id"])
         return existing["status"] if existing else QUEUED
 
-    def claim(self, job: Job, started_at: str, expires_at: int, attempts: int) -> bool:
-        """Mark a job processing; False when it already ended (completed or failed)."""
+    def claim(self, job: Job, started_at: str, expires_at: int, attempts: int,
+              stale_before: str) -> bool:
+        """Mark a job processing. False when it ended, or another attempt is running now.
+
+        A `processing` claim that started before `stale_before` belongs to an attempt that
+        died (it ran past the worker's time limit) and may be taken over.
+        """
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"job_id": {"S": job.job_id}},
                 UpdateExpression=(
                     "SET #s = :processing, started_at = :started, attempts = :attempts, "
-                    "bucket = if_not_exists(bucket, :bucket), #k = if_not_exists(#k, :key), "
+                    "#b = if_not_exists(#b, :bucket), #k = if_not_exists(#k, :key), "
                     "created_at = if_not_exists(created_at, :created), "
                     "expires_at = if_not_exists(expires_at, :expires)"),
-                ConditionExpression="attribute_not_exists(job_id) OR #s IN (:queued, :processing)",
-                ExpressionAttributeNames={"#s": "status", "#k": "key"},
+                ConditionExpression=(
+                    "attribute_not_exists(job_id) OR #s = :queued "
+                    "OR (#s = :processing AND started_at < :stale)"),
+                ExpressionAttributeNames={"#s": "status", "#k": "key", "#b": "bucket"},
                 ExpressionAttributeValues={k: to_value(v) for k, v in {
                     ":processing": PROCESSING, ":queued": QUEUED, ":started": started_at,
                     ":attempts": attempts, ":bucket": job.bucket, ":key": job.key,
-                    ":created": job.created_at, ":expires": expires_at}.items()},
+                    ":created": job.created_at, ":expires": expires_at,
+                    ":stale": stale_before}.items()},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
@@ -138,19 +146,20 @@ class ResultsStore:
         """Store a record for a file refused up front, unless the job already exists."""
         return self._conditional_put(record, "attribute_not_exists(job_id)")
 
-    def note_error(self, job_id: str, message: str) -> None:
+    def release(self, job_id: str, error: str) -> None:
+        """Give a failed attempt's claim back (status queued, with the error) for the retry."""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET last_error = :e",
+                UpdateExpression="SET #s = :queued, last_error = :e",
                 ConditionExpression="#s = :processing",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":e": {"S": message[:1000]},
+                ExpressionAttributeValues={":e": {"S": error[:1000]}, ":queued": {"S": QUEUED},
                                            ":processing": {"S": PROCESSING}},
             )
-        except Exception:  # noqa: BLE001 - best effort; the retry is what matters
-            log.warning("could not record the error on job %s", job_id)
+        except Exception:  # noqa: BLE001 - the claim then goes stale, which also frees it
+            log.warning("could not release job %s", job_id)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.table, Key={"job_id": {"S": job_id}},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from chalicelib.results import (
 )
 from chalicelib.summary import is_gzip_name, summarize_chunks
 
-log = logging.getLogger("log-pipeline")
+log = logging.getLogger("chalicelib.pipeline")
 ASSUMED_GZIP_RATIO = 8
 TIME_SAFETY = 0.8
 MAX_RETRY_DELAY = 900
@@ -87,9 +88,10 @@ class Settings:
 class JobStore(Protocol):
     def create(self, record: dict[str, Any]) -> str | None: ...
     def reject(self, record: dict[str, Any]) -> bool: ...
-    def claim(self, job: Job, started_at: str, expires_at: int, attempts: int) -> bool: ...
+    def claim(self, job: Job, started_at: str, expires_at: int, attempts: int,
+              stale_before: str) -> bool: ...
     def finish(self, record: dict[str, Any]) -> bool: ...
-    def note_error(self, job_id: str, message: str) -> None: ...
+    def release(self, job_id: str, error: str) -> None: ...
 
 
 class JobQueue(Protocol):
@@ -102,7 +104,8 @@ class ObjectSource(Protocol):
 
 
 def _event(name: str, **fields: Any) -> None:
-    log.info(json.dumps({"event": name, **fields}, default=str))
+    """One structured line on stdout (CloudWatch Logs in Lambda)."""
+    sys.stdout.write(json.dumps({"event": name, **fields}, default=str) + "\n")
 
 
 class Trigger:
@@ -152,9 +155,10 @@ class Worker:
     def handle(self, event: dict[str, Any],
                remaining_ms: Callable[[], int] | None = None) -> dict[str, list[dict[str, str]]]:
         failures: list[dict[str, str]] = []
+        budget_ms = remaining_ms() if remaining_ms is not None else None
         for record in event.get("Records") or []:
             try:
-                self.process(record, remaining_ms)
+                self.process(record, self._deadline(remaining_ms, budget_ms))
             except Exception as exc:  # noqa: BLE001 - every failure is retried by SQS
                 failures.append({"itemIdentifier": record.get("messageId", "")})
                 _event("job_error", message_id=record.get("messageId"),
@@ -162,39 +166,49 @@ class Worker:
                 self._retry_later(record)
         return {"batchItemFailures": failures}
 
-    def process(self, record: dict[str, Any], remaining_ms: Callable[[], int] | None) -> None:
+    def process(self, record: dict[str, Any], check: Callable[[], None] | None = None) -> None:
         job = Job.from_message(record.get("body", ""))
         attempts = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
         started = self.clock()
         expires = int(epoch(job.created_at)) + TTL_SECONDS
-        if not self.store.claim(job, iso(started), expires, attempts):
-            _event("job_already_done", job_id=job.job_id)
+        stale_before = iso(started - self.settings.worker_timeout_seconds)
+        if not self.store.claim(job, iso(started), expires, attempts, stale_before):
+            _event("job_skipped", job_id=job.job_id, why="ended or running elsewhere")
             return
         try:
             chunks = self.source.open(job)
-            statistics = summarize_chunks(chunks, gzip_hint=is_gzip_name(job.key),
-                                          check=self._deadline(remaining_ms))
+            statistics = summarize_chunks(chunks, gzip_hint=is_gzip_name(job.key), check=check)
             result = completed_record(job, statistics, started, self.clock(), attempts)
         except JobRejected as rejection:
             result = failed_record(job, rejection, started, self.clock(), attempts)
         except Exception as exc:
-            self.store.note_error(job.job_id, f"{type(exc).__name__}: {exc}")
+            self.store.release(job.job_id, f"{type(exc).__name__}: {exc}")
             raise
         self.store.finish(result)
         _event("job_done", job_id=job.job_id, status=result["status"],
                lines=result["line_count"], ms=result["processing_time_ms"],
                reason=result.get("failure_reason"))
 
-    def _deadline(self, remaining_ms: Callable[[], int] | None) -> Callable[[], None] | None:
-        if remaining_ms is None:
+    def _deadline(self, remaining_ms: Callable[[], int] | None,
+                  budget_ms: float | None) -> Callable[[], None] | None:
+        """A check that stops a job before the invocation runs out of time.
+
+        A job that had (nearly) the whole invocation to itself and still ran out is too
+        large; one that started late in a batch is retried in a fresh invocation.
+        """
+        if remaining_ms is None or budget_ms is None:
             return None
-        margin = max(2000, self.settings.worker_timeout_seconds * 100)
+        margin = max(500.0, budget_ms * 0.05)
+        had_whole_budget = remaining_ms() >= budget_ms * 0.9
 
         def check() -> None:
-            if remaining_ms() < margin:
+            if remaining_ms() >= margin:
+                return
+            if had_whole_budget:
                 raise JobRejected(
                     "too_large", f"processing did not finish within the worker's "
-                    f"{self.settings.worker_timeout_seconds} s time limit")
+                    f"{round(budget_ms / 1000)} s time limit")
+            raise TimeoutError("the invocation ran out of time; retrying in a fresh one")
         return check
 
     def _retry_later(self, record: dict[str, Any]) -> None:
