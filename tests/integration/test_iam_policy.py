@@ -1,0 +1,147 @@
+"""The shipped IAM policy of each stage covers every AWS call the handlers make, and no more.
+
+The handlers run through the scenarios that reach every code path, with every botocore
+call recorded; each call becomes an IAM action on a resource ARN, and the stage's policy
+must allow it. Lambda's SQS poller uses the function's role too, so its calls are added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib
+import json
+import sys
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from logctl.provision import provision
+from logctl.stage import PROJECT_ROOT, load_stage
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ESM_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
+
+def load_policy(stage: str) -> dict[str, Any]:
+    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    name = config["stages"][stage]["iam_policy_file"]
+    assert config["stages"][stage]["autogen_policy"] is False
+    return json.loads((PROJECT_ROOT / ".chalice" / name).read_text())
+
+
+def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [
+            statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
+            statement["Resource"]]
+        if any(fnmatchcase(action, a) for a in actions) and any(
+                fnmatchcase(resource, r) for r in resources):
+            return True
+    return False
+
+
+def to_permission(service: str, operation: str, params: dict[str, Any]) -> tuple[str, str]:
+    if service == "s3":
+        action = "s3:GetObjectVersion" if operation == "GetObject" and params.get(
+            "VersionId") else f"s3:{operation}"
+        return action, f"arn:aws:s3:::{params['Bucket']}/{params.get('Key', '')}"
+    if service == "sqs":
+        name = params.get("QueueName") or params["QueueUrl"].rsplit("/", 1)[-1]
+        return f"sqs:{operation}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    if service == "dynamodb":
+        assert "TableName" in params, f"dynamodb:{operation} {params}"
+        return (f"dynamodb:{operation}",
+                f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}")
+    raise AssertionError(f"handlers call an unexpected service: {service}")
+
+
+@pytest.fixture(params=["local", "aws"])
+def recorded_calls(request, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    stage = dataclasses.replace(load_stage(request.param), endpoint_url=None)
+    for key, value in stage.environment.items():
+        monkeypatch.setenv(key, value)
+    calls: list[tuple[str, str]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.append(to_permission(model.service_model.endpoint_prefix, model.name, params))
+
+    with mock_aws():
+        provision(stage)
+        sys.modules.pop("app", None)
+        app_module = importlib.import_module("app")
+        for client in (app_module.s3, app_module.sqs, app_module.dynamodb):
+            client.meta.events.register("before-parameter-build", record)
+        _drive_every_path(app_module, stage)
+        sys.modules.pop("app", None)
+    return request.param, stage, calls
+
+
+def _drive_every_path(app_module: Any, stage: Any) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    line = json.dumps({"timestamp": "2024-05-01T00:00:00Z", "level": "INFO", "endpoint": "/a",
+                       "response_time_ms": 1, "status_code": 200, "user_id": "u"}).encode()
+    uploads = {"logs/ok.ndjson": line + b"\n", "logs/z.ndjson.gz": gzip.compress(line)[:-4],
+               "logs/skip.png": b"x"}
+    with Client(app_module.app) as client:
+        for key, body in uploads.items():
+            etag = s3.put_object(Bucket=stage.bucket, Key=key, Body=body)["ETag"]
+            event = client.events.generate_s3_event(stage.bucket, quote_plus(key))
+            event["Records"][0]["s3"]["object"].update(size=len(body), eTag=etag.strip('"'))
+            client.lambda_.invoke("trigger", event)
+            client.lambda_.invoke("trigger", event)
+        url = sqs.get_queue_url(QueueName=stage.jobs_queue)["QueueUrl"]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                       AttributeNames=["All"])["Messages"]
+        records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"], "attributes": m["Attributes"]} for m in messages]
+        records.append(dict(records[0], messageId="poison", body="{}"))
+        gone = json.loads(records[0]["body"]) | {"key": "logs/gone.ndjson", "job_id": "g" * 32,
+                                                 "version_id": "v1"}
+        records.append(dict(records[0], messageId="gone", body=json.dumps(gone)))
+        client.lambda_.invoke("worker", {"Records": records})
+
+
+def test_policy_covers_every_call_the_handlers_make(recorded_calls) -> None:
+    stage_name, stage, calls = recorded_calls
+    policy = load_policy(stage_name)
+    jobs_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stage.jobs_queue}"
+    needed = set(calls) | {(action, jobs_arn) for action in ESM_ACTIONS}
+    operations = {action for action, _ in calls}
+    assert {"s3:GetObject", "s3:GetObjectVersion", "sqs:SendMessage",
+            "sqs:ChangeMessageVisibility", "dynamodb:PutItem",
+            "dynamodb:UpdateItem", "dynamodb:GetItem"} <= operations
+    missing = sorted(p for p in needed if not allowed(policy, *p))
+    assert missing == []
+
+
+def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
+    stage_name, stage, calls = recorded_calls
+    policy = load_policy(stage_name)
+    granted = {a for s in policy["Statement"] for a in s["Action"]}
+    used = {action for action, _ in calls} | set(ESM_ACTIONS)
+    logs = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+    assert granted - used - logs == set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert all("*" not in action for action in statement["Action"])
+        assert all(resource != "*" and stage_name in resource
+                   for resource in statement["Resource"])
+    assert not allowed(policy, "s3:GetObject", f"arn:aws:s3:::{stage.bucket}/other/x.ndjson")
+    assert not allowed(policy, "dynamodb:DeleteTable",
+                       f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}")
