@@ -1,0 +1,1 @@
+"""Analysis of load-test results: statistics, charts, cost, and docs/report.md."""

@@ -1,0 +1,44 @@
+"""Build docs/report.md and docs/charts/*.png from the raw CSVs in results/.
+
+    python -m analysis [--results results] [--docs docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from analysis.charts import draw_all
+from analysis.dataset import DatasetError, latest_runs
+from analysis.report import render, summary_rows
+from analysis.series import build
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="results", help="directory of raw CSVs")
+    parser.add_argument("--docs", default="docs", help="where report.md and charts/ go")
+    args = parser.parse_args(argv)
+    results, docs = Path(args.results), Path(args.docs)
+    if not results.is_dir():
+        print(f"analysis: no results directory {results}", file=sys.stderr)
+        return 2
+    try:
+        runs = latest_runs(results)
+    except (DatasetError, OSError, ValueError) as exc:
+        print(f"analysis: {exc}", file=sys.stderr)
+        return 2
+    comparison = build(runs)
+    columns, rows = summary_rows(comparison)
+    charts = draw_all(comparison, docs / "charts", rows, columns)
+    report = docs / "report.md"
+    report.write_text(render(comparison, charts_rel="charts"))
+    used = ", ".join(run.path.name for run in runs.values()) or "none (no runs yet)"
+    print(f"analysis: {report} and {len(charts)} charts in {docs / 'charts'} from {used}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

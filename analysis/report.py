@@ -1,0 +1,359 @@
+"""docs/report.md: the measured figures, the charts, and the comparison with the Go seed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from analysis import cost, stats
+from analysis.seed import SEED_HOST, SEED_POLL_INTERVAL_MS, SEED_PROTOCOL
+from analysis.series import (
+    TARGET_LINES,
+    TARGET_USERS,
+    Comparison,
+    Series,
+    TargetCheck,
+    check_targets,
+    target_samples,
+)
+from loadtest.host import describe_host
+from loadtest.probe import Backoff
+from logctl.stage import StageError, load_stage
+
+CHART_TITLES = {
+    "latency_comparison.png": "Latency distribution",
+    "percentile_comparison.png": "Percentiles",
+    "latency_by_filesize.png": "Latency by file size",
+    "component_breakdown.png": "Component breakdown",
+    "latency_timeline.png": "Latency timeline",
+    "summary_table.png": "Summary table",
+    "throughput_error_comparison.png": "Throughput and errors",
+    "throughput_vs_concurrency.png": "Throughput vs concurrency",
+}
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> str:
+    if not numerator or not denominator:
+        return "n/a"
+    return f"{numerator / denominator:,.1f}x"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _chart(name: str, charts_rel: str) -> str:
+    return f"![{CHART_TITLES[name]}]({charts_rel}/{name})"
+
+
+def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The summary table (also drawn as summary_table.png)."""
+    columns = ["metric"] + [f"seed: {s.label}" for s in comparison.seed.values()]
+    ours = [s for s in comparison.series.values() if s.samples]
+    columns += [s.name for s in ours]
+    seeds = list(comparison.seed.values())
+
+    def row(name: str, seed_values: list[str], our_values: list[str]) -> list[str]:
+        return [name, *seed_values, *our_values]
+
+    summaries = [s.summary for s in ours]
+    rows = [
+        row("files measured", [str(s.tests) for s in seeds], [str(len(s.samples)) for s in ours]),
+        row("P50", [ms(s.p50) for s in seeds], [ms(x.p50 if x else None) for x in summaries]),
+        row("P95", [ms(s.p95) for s in seeds], [ms(x.p95 if x else None) for x in summaries]),
+        row("P99", [ms(s.p99) for s in seeds], [ms(x.p99 if x else None) for x in summaries]),
+        row("mean", [ms(s.mean) for s in seeds], [ms(x.mean if x else None) for x in summaries]),
+        row("throughput (files/s)", [f"{s.throughput:.2f}" for s in seeds],
+            [f"{s.throughput:.2f}" for s in ours]),
+        row("failed", [str(s.failures) for s in seeds], [str(s.failures) for s in ours]),
+        row("S3 upload (mean)", [ms(s.upload_ms) for s in seeds],
+            [ms(b.mean["upload"]) if (b := s.breakdown) else "n/a" for s in ours]),
+        row("worker processing (mean)", [ms(s.lambda_ms) for s in seeds],
+            [ms(b.processing_ms) if (b := s.breakdown) else "n/a" for s in ours]),
+    ]
+    return columns, rows
+
+
+def _targets_section(checks: list[TargetCheck], comparison: Comparison) -> list[str]:
+    out = ["## Targets", "",
+           f"Local runtime, {TARGET_USERS} concurrent users, {TARGET_LINES:,}-line files "
+           "(`make loadtest`).", ""]
+    verdict = {True: "met", False: "**missed**", None: "not measured"}
+    out.append(table(["target", "goal", "measured", "verdict"],
+                     [[c.name, c.target, c.measured, verdict[c.met]] for c in checks]))
+    out.append("")
+    if any(c.met is False for c in checks):
+        breakdown = stats.breakdown(target_samples(comparison))
+        if breakdown is not None:
+            biggest = max(breakdown.mean, key=lambda k: breakdown.mean[k])
+            share = breakdown.mean[biggest] / breakdown.total
+            out += [f"Where the time goes under that load: the largest component is "
+                    f"**{biggest}** ({stats.COMPONENT_HELP[biggest]}), "
+                    f"{ms(breakdown.mean[biggest])} of {ms(breakdown.total)} on average "
+                    f"({share:.0%}); see section 2.6.", ""]
+    return out
+
+
+def _comparison_table(comparison: Comparison) -> list[str]:
+    local = comparison.get("protocol-local")
+    aws = comparison.get("protocol-aws")
+    seed_local, seed_aws = comparison.seed["local"], comparison.seed["aws"]
+    header = ["metric", "seed: LocalStack", "this: local runtime", "seed ÷ this",
+              "seed: AWS", "this: AWS", "seed ÷ this"]
+
+    def side(series: Series | None, pick: str) -> float | None:
+        if series is None or series.summary is None:
+            return None
+        value: float = getattr(series.summary, pick)
+        return value
+
+    rows = []
+    for label, pick in (("P50", "p50"), ("P95", "p95"), ("P99", "p99"), ("mean", "mean")):
+        ours_l, ours_a = side(local, pick), side(aws, pick)
+        seed_l, seed_a = getattr(seed_local, pick), getattr(seed_aws, pick)
+        rows.append([label, ms(seed_l), ms(ours_l), ratio(seed_l, ours_l),
+                     ms(seed_a), ms(ours_a), ratio(seed_a, ours_a)])
+    tl = local.throughput if local else None
+    ta = aws.throughput if aws else None
+    rows.append(["throughput (files/s, this ÷ seed)", f"{seed_local.throughput:.2f}",
+                 f"{tl:.2f}" if tl else "n/a", ratio(tl, seed_local.throughput),
+                 f"{seed_aws.throughput:.2f}", f"{ta:.2f}" if ta else "n/a",
+                 ratio(ta, seed_aws.throughput)])
+    rows.append(["failed files", f"{seed_local.failures} of {seed_local.tests}",
+                 f"{local.failures} of {len(local.samples)}" if local else "n/a", "",
+                 f"{seed_aws.failures} of {seed_aws.tests}",
+                 f"{aws.failures} of {len(aws.samples)}" if aws else "n/a", ""])
+    return [table(header, rows), ""]
+
+
+def _breakdown_table(comparison: Comparison) -> list[str]:
+    rows = []
+    for s in comparison.series.values():
+        b = s.breakdown
+        if b is None:
+            continue
+        rows.append([s.name, *[f"{ms(b.mean[k])} / {ms(b.median[k])}" for k in stats.COMPONENTS],
+                     ms(b.total), ms(b.processing_ms)])
+    if not rows:
+        return ["No result records with timestamps yet.", ""]
+    header = ["run", *[f"{k} (mean / median)" for k in stats.COMPONENTS], "sum (mean)",
+              "processing_time_ms (mean)"]
+    seed_rows = [[f"seed: {seed.label}", ms(seed.upload_ms), "(in SQS + overhead)",
+                  f"SQS + overhead {ms(seed.sqs_overhead_ms)}", ms(seed.lambda_ms), "(polled "
+                  f"every {SEED_POLL_INTERVAL_MS} ms)", ms(seed.component_total_ms),
+                  ms(seed.lambda_ms)] for seed in comparison.seed.values()]
+    return [table(header, seed_rows + rows), ""]
+
+
+def _size_table(comparison: Comparison) -> list[str]:
+    rows = []
+    for s in comparison.series.values():
+        for lines, group in stats.by_size(s.samples).items():
+            values = stats.e2e_values(group)
+            if not values:
+                continue
+            summary = stats.summarize(values)
+            processing = [x.processing_time_ms for x in group
+                          if x.ok and x.processing_time_ms is not None]
+            size = round(sum(x.bytes for x in group) / len(group))
+            rows.append([s.name, f"{lines:,}", f"{size:,}",
+                         str(summary.count), ms(summary.p50), ms(summary.p95), ms(summary.p99),
+                         ms(sum(processing) / len(processing)) if processing else "n/a"])
+    if not rows:
+        return ["No runs yet.", ""]
+    return [table(["run", "lines", "bytes", "files", "P50", "P95", "P99", "worker (mean)"],
+                  rows), ""]
+
+
+def _concurrency_section(comparison: Comparison) -> list[str]:
+    if comparison.sweep is None:
+        return ["No concurrency sweep yet: `make concurrency-sweep`.", ""]
+    points = stats.concurrency_curve(comparison.sweep.measured)
+    rows = [[str(p.users), str(p.files), str(p.failures), f"{p.throughput:.1f}", ms(p.p50),
+             ms(p.p99)] for p in points]
+    best = max(points, key=lambda p: p.throughput)
+    sizes = sorted({s.lines for s in comparison.sweep.samples})
+    return [f"Run `{comparison.sweep.path.name}`; file sizes {', '.join(map(str, sizes))} lines. "
+            "Each step's throughput is its completed files over the step's window "
+            "(first upload to last result).", "",
+            table(["users", "files", "failed", "files/s", "P50", "P99"], rows), "",
+            f"Peak: {best.throughput:.1f} files/s at {best.users} users.", ""]
+
+
+def _cost_section(comparison: Comparison) -> list[str]:
+    source = next((comparison.get(k) for k in ("protocol-aws", "protocol-local", "load-local")
+                   if comparison.get(k) is not None), None)
+    try:
+        aws = load_stage("aws")
+        trigger_mb, worker_mb = aws.function_memory("trigger"), aws.function_memory("worker")
+    except StageError as exc:
+        return [f"No cost estimate: {exc}.", ""]
+    if source is None:
+        return ["No runs yet, so no measured durations to price.", ""]
+    p = cost.PRICES
+    out = [f"Prices: {p.region}, on-demand list prices taken {p.taken} from {p.source} "
+           f"(no free tier): Lambda x86 ${p.lambda_gb_second:.10f}/GB-s and "
+           f"${p.lambda_request * 1e6:.2f}/M requests; SQS standard "
+           f"${p.sqs_request * 1e6:.2f}/M requests; S3 PUT ${p.s3_put * 1000:.4f}/1k, "
+           f"GET ${p.s3_get * 1000:.4f}/1k; DynamoDB on-demand "
+           f"${p.ddb_write_unit * 1e6:.3f}/M write units, "
+           f"${p.ddb_read_unit * 1e6:.3f}/M read units.",
+           "",
+           f"Durations measured in `{source.source}` ({source.name}); memory from "
+           f".chalice/config.json stage `aws`: trigger {trigger_mb} MB, worker {worker_mb} MB. "
+           "Per file: 2 Lambda invocations (trigger, worker; batching up to 10 files per "
+           "worker call would lower this), 3 SQS requests (send, receive, delete), 1 S3 PUT "
+           "and 1 GET, DynamoDB writes: job created (1 WRU), claimed (1 WRU), result stored "
+           "(item size / 1 KB). The trigger's duration is an upper bound (it includes S3 event "
+           "delivery). The test client's result polling is not counted.", ""]
+    rows = []
+    detail: cost.CostEstimate | None = None
+    for lines, group in stats.by_size(source.samples).items():
+        usage = cost.usage_from_samples(group, trigger_memory_mb=trigger_mb,
+                                        worker_memory_mb=worker_mb)
+        if usage is None:
+            continue
+        estimate = cost.estimate(usage)
+        if lines == TARGET_LINES or detail is None:
+            detail = estimate
+        rows.append([f"{lines:,}", f"{usage.file_bytes:,}", f"{usage.record_bytes:,}",
+                     f"{usage.trigger_ms:.0f} ms", f"{usage.worker_ms:.0f} ms",
+                     f"${estimate.per_million:,.2f}", f"${estimate.storage_per_million:,.2f}",
+                     ratio(1e6 * 0.00002, estimate.per_million)])
+    if not rows or detail is None:
+        return [*out, "No completed files with timestamps to price.", ""]
+    out += [table(["lines", "file bytes", "record bytes", "trigger (billed)", "worker (billed)",
+                   "per million files", "+ storage", "seed's $20/M ÷ this"], rows), "",
+            "Itemised, for the 1,000-line files:", "",
+            table(["item", "quantity per million files", "unit price", "cost"],
+                  [[line.item, f"{line.quantity:,.1f} {line.unit}", f"${line.unit_price:.10f}",
+                    f"${line.cost:,.4f}"] for line in (*detail.lines, *detail.storage)]),
+            "", "The seed priced a file at about $0.00002 ($20 per million), counting 2 s of "
+            "256 MB Lambda time per file (its end-to-end latency, not its Lambda duration).", ""]
+    return out
+
+
+def _aws_section(comparison: Comparison) -> list[str]:
+    if comparison.get("protocol-aws") or comparison.get("load-aws"):
+        return ["AWS runs are included in the tables and charts above.", ""]
+    return ["**No AWS data.** No run against a deployed stack is in `results/` "
+            "(`make run-tests-aws` needs AWS credentials and the stack deployed with "
+            "`chalice deploy --stage aws`). The AWS columns above show the seed's published "
+            "figures only; nothing here estimates this project's AWS latency.", ""]
+
+
+def _host_lines(comparison: Comparison) -> list[str]:
+    hosts = [(run.path.name, run.host) for run in comparison.runs.values() if run.host]
+    current = describe_host()
+    host: dict[str, Any] = hosts[-1][1] if hosts else current
+    out = [f"- Machine: {host.get('cpu_model')}, {host.get('cores')} cores "
+           f"(`nproc`: {os.cpu_count()} here), {host.get('memory_gib')} GiB RAM, "
+           f"{host.get('os')}; Python {host.get('python')}, boto3 {host.get('boto3')}, "
+           f"Locust {host.get('locust')}, moto {host.get('moto')}; commit {host.get('commit')}.",
+           f"- Seed machine: {SEED_HOST}."]
+    for name, info in hosts:
+        if "runtime_mean_cores" in info:
+            out.append(f"- `{name}` (measured {info.get('date')}): the local runtime used "
+                       f"{info['runtime_mean_cores']:.2f} cores on average (peak "
+                       f"{info['runtime_peak_cores']:.2f}), the load generator "
+                       f"{info['loadgen_mean_cores']:.2f} (peak {info['loadgen_peak_cores']:.2f}),"
+                       f" of {info.get('cores')}.")
+        else:
+            out.append(f"- `{name}` measured {info.get('date')} against {info.get('endpoint')}.")
+    return out
+
+
+def render(comparison: Comparison, charts_rel: str = "charts",
+           now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    checks = check_targets(comparison)
+    backoff = Backoff()
+    out = ["# Performance report: the log pipeline on Chalice", "",
+           f"Generated {now:%Y-%m-%d %H:%M} UTC by `make report` (`python -m analysis`) from the "
+           "raw CSVs in `results/`; regenerate it, do not edit it.", ""]
+    out += _targets_section(checks, comparison)
+    out += ["## 1. Set-up", ""]
+    out += _host_lines(comparison)
+    out += [
+        f"- Protocol, as in the seed's report: {SEED_PROTOCOL} (`make run-tests-local`, "
+        "`make run-tests-aws`); warm-up files are drawn in the timeline, not counted in the "
+        "statistics.",
+        "- Load: Locust (`loadtest/upload.py`), closed loop: every user uploads a file under "
+        "`logs/`, waits for its result record, and uploads the next (`make loadtest`, "
+        "`make concurrency-sweep`).",
+        "- End-to-end latency: from the start of the S3 PutObject call to the client's first "
+        "read of the record with status `completed`, DynamoDB GetItem (consistent) polled "
+        f"after {backoff.initial * 1000:g} ms, growing x{backoff.factor:g} per poll up to "
+        f"{backoff.cap * 1000:g} ms (the seed polled every {SEED_POLL_INTERVAL_MS} ms, "
+        "which alone adds up to 250 ms per file).",
+        "- Components come from the result record's own timestamps (`uploaded_at`, "
+        "`created_at`, `started_at`, `completed_at`, `processing_time_ms`) and the client's "
+        "clock, so the breakdown is measured and sums to the end-to-end time.",
+        "- Percentiles are exact nearest-rank over completed files; throughput of a "
+        "sequential run uses the seed's formula (files / sum of their latencies), of a "
+        "concurrent run the wall clock (files / first upload to last result).", ""]
+    out += ["## 2. Results", "", "### 2.1 Latency distribution", "",
+            _chart("latency_comparison.png", charts_rel), "",
+            "### 2.2 Percentiles, against the seed's published figures", "",
+            _chart("percentile_comparison.png", charts_rel), ""]
+    out += _comparison_table(comparison)
+    load = comparison.get("load-local")
+    if load is not None and load.summary is not None:
+        summary = load.summary
+        seed = comparison.seed["local"]
+        out += [f"Under load ({load.name}, `{load.source}`, {len(load.samples)} files): "
+                f"P50 {ms(summary.p50)}, P95 {ms(summary.p95)}, P99 {ms(summary.p99)}, "
+                f"{load.throughput:.1f} files/s, {load.failures} failed: "
+                f"{ratio(load.throughput, seed.throughput)} the seed's LocalStack throughput "
+                f"with P99 {ratio(seed.p99, summary.p99)} lower than its sequential P99.", ""]
+    out += ["### 2.3 Throughput and errors", "",
+            _chart("throughput_error_comparison.png", charts_rel), "",
+            "### 2.4 Latency by file size", "", _chart("latency_by_filesize.png", charts_rel), ""]
+    out += _size_table(comparison)
+    out += ["### 2.5 Timeline and cold start", "", _chart("latency_timeline.png", charts_rel), ""]
+    out += _warmup_lines(comparison)
+    out += ["### 2.6 Component breakdown", "", _chart("component_breakdown.png", charts_rel), ""]
+    out += [f"- **{k}**: {stats.COMPONENT_HELP[k]}" for k in stats.COMPONENTS] + [""]
+    out += _breakdown_table(comparison)
+    out += ["### 2.7 Throughput vs concurrency", "",
+            _chart("throughput_vs_concurrency.png", charts_rel), ""]
+    out += _concurrency_section(comparison)
+    out += ["### 2.8 Summary table", "", _chart("summary_table.png", charts_rel), ""]
+    out += ["## 3. Cost per million files", ""]
+    out += _cost_section(comparison)
+    out += ["## 4. AWS", ""]
+    out += _aws_section(comparison)
+    out += ["## 5. Caveats", "",
+            "- The local runtime and the load generator share this machine's cores; the "
+            "CPU figures in section 1 show how much each used.",
+            "- `trigger` and `observe` cross between the client's clock and the pipeline's; on "
+            "one machine that is one clock, on AWS any offset moves time between them (their "
+            "sum, like the total, stays exact).",
+            "- The seed's figures come from its report (another machine, LocalStack in "
+            "Docker, Go Lambdas); ratios compare published numbers with ours, not runs on one "
+            "machine.", "",
+            "## Raw data", ""]
+    out += [f"- `{run.path.name}`: {len(run.samples)} rows ({run.kind}, {run.env})"
+            for run in comparison.runs.values()] or ["- none"]
+    return "\n".join(out) + "\n"
+
+
+def _warmup_lines(comparison: Comparison) -> list[str]:
+    out = []
+    for s in comparison.series.values():
+        if s.warmups and s.summary is not None:
+            warm = ", ".join(ms(w.e2e_ms) for w in s.warmups)
+            out.append(f"- {s.name}: warm-up files {warm}; measured files P50 {ms(s.summary.p50)}.")
+    return [*out, ""] if out else []
+

@@ -1,0 +1,127 @@
+"""The data sets the report compares: this project's runs and the seed's published figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analysis import stats
+from analysis.dataset import Run, Sample
+from analysis.seed import SEED, SeedFigures
+
+TARGET_USERS = 8
+TARGET_LINES = 1000
+TARGET_THROUGHPUT = 20.0
+TARGET_P99_MS = 300.0
+
+
+@dataclass(frozen=True)
+class Series:
+    """One of this project's runs, reduced to what the charts and tables need."""
+
+    name: str
+    env: str
+    kind: str
+    samples: tuple[Sample, ...]
+    warmups: tuple[Sample, ...]
+    source: str
+
+    @property
+    def ok_latencies(self) -> list[float]:
+        return stats.e2e_values(self.samples)
+
+    @property
+    def summary(self) -> stats.LatencySummary | None:
+        values = self.ok_latencies
+        return stats.summarize(values) if values else None
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for s in self.samples if not s.ok)
+
+    @property
+    def throughput(self) -> float:
+        """Sequential runs use the seed's formula; concurrent runs the wall-clock window."""
+        if self.kind == "protocol":
+            return stats.sequential_throughput(self.samples)
+        return stats.wall_throughput(self.samples)
+
+    @property
+    def breakdown(self) -> stats.Breakdown | None:
+        return stats.breakdown(self.samples)
+
+    @property
+    def users(self) -> int:
+        return max((s.users for s in self.samples), default=1)
+
+    @property
+    def sizes(self) -> list[int]:
+        return sorted({s.lines for s in self.samples})
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything the report draws: our series (by key) and the seed's figures."""
+
+    series: dict[str, Series]
+    sweep: Run | None
+    runs: dict[tuple[str, str], Run]
+    seed: dict[str, SeedFigures]
+
+    def get(self, key: str) -> Series | None:
+        return self.series.get(key)
+
+
+def _series(name: str, run: Run, samples: list[Sample] | None = None) -> Series:
+    chosen = samples if samples is not None else run.measured
+    return Series(name=name, env=run.env, kind=run.kind, samples=tuple(chosen),
+                  warmups=tuple(s for s in run.samples if not s.measured),
+                  source=run.path.name)
+
+
+def build(runs: dict[tuple[str, str], Run]) -> Comparison:
+    series: dict[str, Series] = {}
+    for env, where in (("local", "local runtime"), ("aws", "AWS")):
+        protocol = runs.get(("protocol", env))
+        if protocol is not None:
+            series[f"protocol-{env}"] = _series(f"Chalice, {where}, sequential", protocol)
+        load = runs.get(("load", env))
+        if load is not None:
+            users = max((s.users for s in load.samples), default=1)
+            series[f"load-{env}"] = _series(f"Chalice, {where}, {users} users", load)
+    return Comparison(series=series, sweep=runs.get(("sweep", "local")), runs=runs, seed=SEED)
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    target: str
+    measured: str
+    met: bool | None
+
+
+def target_samples(comparison: Comparison) -> list[Sample]:
+    """The local load run's 1,000-line files at the target user count."""
+    load = comparison.get("load-local")
+    if load is None:
+        return []
+    return [s for s in load.samples if s.lines == TARGET_LINES and s.users == TARGET_USERS]
+
+
+def check_targets(comparison: Comparison) -> list[TargetCheck]:
+    samples = target_samples(comparison)
+    if not samples:
+        missing = "no local load run at 8 users with 1,000-line files (run `make loadtest`)"
+        return [TargetCheck("throughput", f">= {TARGET_THROUGHPUT:g} files/s", missing, None),
+                TargetCheck("P99 latency", f"<= {TARGET_P99_MS:g} ms", missing, None),
+                TargetCheck("failures", "0", missing, None)]
+    throughput = stats.wall_throughput(samples)
+    ok = stats.e2e_values(samples)
+    p99 = stats.percentile(ok, 99) if ok else float("inf")
+    failures = sum(1 for s in samples if not s.ok)
+    return [
+        TargetCheck("throughput", f">= {TARGET_THROUGHPUT:g} files/s",
+                    f"{throughput:.1f} files/s", throughput >= TARGET_THROUGHPUT),
+        TargetCheck("P99 latency", f"<= {TARGET_P99_MS:g} ms", f"{p99:.0f} ms",
+                    p99 <= TARGET_P99_MS),
+        TargetCheck("failures", "0", f"{failures} of {len(samples)}", failures == 0),
+    ]
