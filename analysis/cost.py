@@ -100,8 +100,12 @@ class CostEstimate:
 
 
 def billed_ms(durations: Iterable[float]) -> float:
-    """Mean Lambda-billed duration: each invocation rounds up to a whole millisecond."""
-    values = [max(1, math.ceil(d)) for d in durations]
+    """Mean Lambda-billed duration: each invocation rounds up to a whole millisecond.
+
+    Durations computed from epoch timestamps carry float noise far below 1 µs; it is
+    ignored so that an exact 6 ms is billed as 6, not 7.
+    """
+    values = [max(1, math.ceil(d - 1e-3)) for d in durations]
     if not values:
         raise ValueError("no durations to bill")
     return sum(values) / len(values)

@@ -1,0 +1,144 @@
+"""`python -m analysis` on small CSV fixtures: report text, comparison table, chart files."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from analysis.__main__ import main
+from analysis.charts import CHARTS
+from analysis.dataset import latest_runs
+from loadtest.samples import FIELDS
+
+T0 = 1_800_000_000.0
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def row(kind: str, seq: int, e2e_ms: float, *, start: float, lines: int = 1000, users: int = 1,
+        phase: str = "measure", outcome: str = "completed") -> dict[str, object]:
+    """A file whose time splits as upload 10%, trigger 10%, queue 20%, worker 40%, rest observe."""
+    uploaded = start + e2e_ms * 0.1 / 1000
+    created = uploaded + e2e_ms * 0.1 / 1000
+    started = created + e2e_ms * 0.2 / 1000
+    completed = started + e2e_ms * 0.4 / 1000
+    done = outcome == "completed"
+    return {
+        "run_id": "fixture", "kind": kind, "env": "local", "phase": phase, "users": users,
+        "seq": seq, "size_label": f"{lines} lines", "lines": lines, "bytes": lines * 160,
+        "key": f"logs/{seq}.ndjson", "job_id": f"job{seq}", "outcome": outcome,
+        "reason": "" if done else "no final result after 30s (last: queued)",
+        "start_epoch": f"{start:.6f}", "upload_ms": f"{e2e_ms * 0.1:.3f}",
+        "e2e_ms": f"{e2e_ms:.3f}", "polls": 4, "status": "completed" if done else "queued",
+        "uploaded_at": iso(uploaded), "created_at": iso(created),
+        "started_at": iso(started) if done else "", "completed_at": iso(completed) if done else "",
+        "processing_time_ms": f"{e2e_ms * 0.4:.3f}" if done else "", "attempts": 1,
+        "line_count": lines if done else "", "record_bytes": 2200 if done else "",
+    }
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    directory = tmp_path / "results"
+    directory.mkdir()
+    protocol = [row("protocol", 1, 400.0, start=T0, lines=100, phase="warmup"),
+                row("protocol", 2, 300.0, start=T0 + 1, lines=100, phase="warmup")]
+    latencies = [100.0 + i for i in range(30)]  # P50 114, P95 128, P99 129
+    for i, e2e in enumerate(latencies):
+        protocol.append(row("protocol", i + 3, e2e, start=T0 + 2 + i,
+                            lines=(100, 500, 1000)[i % 3]))
+    write_csv(directory / "protocol-local-20260101T000000Z.csv", protocol)
+    # 8 users, 1,000-line files: 100 files over 4 s = 25 files/s, P99 150 ms
+    load = [row("load", i, 150.0 if i % 50 == 0 else 80.0, start=T0 + 100 + i * 0.0385,
+                users=8) for i in range(100)]
+    write_csv(directory / "load-local-20260101T000100Z.csv", load)
+    sweep = [row("sweep", i, 50.0, start=T0 + 200 + i * 0.05, users=1) for i in range(10)]
+    sweep += [row("sweep", 100 + i, 90.0, start=T0 + 300 + i * 0.02, users=4) for i in range(40)]
+    sweep.append(row("sweep", 999, 30000.0, start=T0 + 300, users=4, outcome="timeout"))
+    write_csv(directory / "sweep-local-20260101T000200Z.csv", sweep)
+    return directory
+
+
+def test_report_compares_with_the_seed_and_checks_the_targets(results: Path,
+                                                              tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+
+    assert main(["--results", str(results), "--docs", str(docs)]) == 0
+
+    report = (docs / "report.md").read_text()
+    assert ("| metric | seed: LocalStack | this: local runtime | seed ÷ this | seed: AWS | "
+            "this: AWS | seed ÷ this |") in report
+    assert "| P50 | 1,114 ms | 114 ms | 9.8x | 1,954 ms | n/a | n/a |" in report
+    assert "| P99 | 1,389 ms | 129 ms | 10.8x | 2,867 ms | n/a | n/a |" in report
+    assert "| throughput | >= 20 files/s |" in report
+    assert "| P99 latency | <= 300 ms | 150 ms | met |" in report
+    assert "| failures | 0 | 0 of 100 | met |" in report
+    assert "**No AWS data.**" in report
+    assert "## 3. Cost per million files" in report and "per million files" in report
+    assert "| 4 | 41 | 1 |" in report
+    for name in CHARTS:
+        assert f"(charts/{name})" in report
+
+
+def test_every_chart_is_a_non_empty_png(results: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+
+    assert main(["--results", str(results), "--docs", str(docs)]) == 0
+
+    for name in CHARTS:
+        data = (docs / "charts" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert len(data) > 5_000, name
+
+
+def test_charts_and_report_without_any_runs(tmp_path: Path) -> None:
+    empty = tmp_path / "results"
+    empty.mkdir()
+    docs = tmp_path / "docs"
+
+    assert main(["--results", str(empty), "--docs", str(docs)]) == 0
+
+    report = (docs / "report.md").read_text()
+    assert "not measured" in report
+    assert all((docs / "charts" / name).stat().st_size > 0 for name in CHARTS)
+
+
+def test_the_newest_run_of_each_kind_is_used(results: Path) -> None:
+    write_csv(results / "protocol-local-20250101T000000Z.csv",
+              [row("protocol", 1, 999.0, start=T0)])
+    write_csv(results / "protocol-local-20270101T000000Z.csv", [])
+
+    runs = latest_runs(results)
+
+    assert runs[("protocol", "local")].path.name == "protocol-local-20260101T000000Z.csv"
+    assert set(runs) == {("protocol", "local"), ("load", "local"), ("sweep", "local")}
+
+
+def test_a_broken_csv_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "load-local-20260101T000000Z.csv").write_text("run_id,e2e_ms\nx,1\n")
+
+    assert main(["--results", str(results), "--docs", str(tmp_path / "docs")]) == 2
+
+    assert "missing columns" in capsys.readouterr().err
+
+
+def test_a_missing_results_directory_is_a_clear_error(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--results", str(tmp_path / "nope"), "--docs", str(tmp_path / "docs")]) == 2
+    assert "no results directory" in capsys.readouterr().err
