@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from logctl_support import fresh_stage, moto_server
 
 from logctl import dlq
 from logctl.stage import Stage, client
+from tests.integration.logctl_support import fresh_stage, moto_server
 
 ATTRIBUTES = {
     "attempt": {"DataType": "Number", "StringValue": "5"},

@@ -7,10 +7,16 @@ import time
 from typing import Any
 
 import pytest
-from logctl_support import DAY, fresh_stage, moto_server, put_record, result_record
 
 from logctl import results
 from logctl.stage import Stage, client
+from tests.integration.logctl_support import (
+    DAY,
+    fresh_stage,
+    moto_server,
+    put_record,
+    result_record,
+)
 
 
 @pytest.fixture(scope="module")

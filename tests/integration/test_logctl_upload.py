@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from logctl_support import fresh_stage, moto_server, put_record, result_record
 
 from chalicelib.jobs import job_id_for
 from logctl import upload
 from logctl.generate import write_log_file
 from logctl.stage import Stage, client
+from tests.integration.logctl_support import fresh_stage, moto_server, put_record, result_record
 
 
 @pytest.fixture(scope="module")
