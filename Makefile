@@ -39,3 +39,37 @@ format: install ## ruff --fix and format
 clean: ## remove caches, generated data and results
 	rm -rf .pytest_cache .ruff_cache .hypothesis .bench-cache demo-data
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
+
+# ---- load test and performance report ------------------------------------------------
+USERS ?= 8
+DURATION ?= 60s
+SIZES ?= 1000
+STEPS ?= 1,2,4,8,16,32
+STEP_SECONDS ?= 20
+LOCUST := $(BIN)/locust
+LOCUST_COMMON := --headless --sizes $(SIZES) --stop-timeout 30 --csv {output_stem}-locust
+.PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report full-analysis
+
+loadtest: install ## Locust vs a local runtime it starts: USERS=8 DURATION=60s SIZES=1000
+	$(PYTHON) -m loadtest.runtime --kind load -- $(LOCUST) -f loadtest/upload.py \
+		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
+
+concurrency-sweep: install ## throughput vs users: STEPS=1,2,4,8,16,32 STEP_SECONDS=20 SIZES=1000
+	$(PYTHON) -m loadtest.runtime --kind sweep -- $(LOCUST) -f loadtest/sweep.py \
+		$(LOCUST_COMMON) --steps $(STEPS) --step-seconds $(STEP_SECONDS)
+
+run-tests-local: install ## the seed's protocol (2 warm-up, 10 x 100/500/1000 lines) on a local runtime
+	$(PYTHON) -m loadtest.runtime --kind protocol -- $(PYTHON) -m loadtest.protocol --stage local
+
+run-tests-aws: install ## the same protocol against the deployed `aws` stage (needs credentials)
+	$(PYTHON) -m loadtest.protocol --stage aws
+
+report: install ## docs/report.md and docs/charts/*.png from the CSVs in results/
+	$(PYTHON) -m analysis --results results --docs docs
+
+full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if available, then report
+	-$(MAKE) run-tests-local
+	-$(MAKE) loadtest
+	-$(MAKE) concurrency-sweep
+	-$(PYTHON) -m loadtest.protocol --stage aws --optional
+	$(MAKE) report
