@@ -65,7 +65,7 @@ run-tests-aws: install ## the same protocol against the deployed `aws` stage (ne
 	$(PYTHON) -m loadtest.protocol --stage aws
 
 report: install ## docs/report.md and docs/charts/*.png from the CSVs in results/
-	$(PYTHON) -m analysis --results results --docs docs
+	$(PYTHON) -m analysis --results results --docs docs --readme README.md
 
 full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if available, then report
 	-$(MAKE) run-tests-local

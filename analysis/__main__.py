@@ -11,7 +11,7 @@ from pathlib import Path
 
 from analysis.charts import draw_all
 from analysis.dataset import DatasetError, latest_runs
-from analysis.report import render, summary_rows
+from analysis.report import readme_summary, render, summary_rows, update_readme
 from analysis.series import build
 
 
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results", help="directory of raw CSVs")
     parser.add_argument("--docs", default="docs", help="where report.md and charts/ go")
+    parser.add_argument("--readme", default="",
+                        help="also refresh the figures between the report markers in this file")
     args = parser.parse_args(argv)
     results, docs = Path(args.results), Path(args.docs)
     if not results.is_dir():
@@ -37,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     report.write_text(render(comparison, charts_rel="charts"))
     used = ", ".join(run.path.name for run in runs.values()) or "none (no runs yet)"
     print(f"analysis: {report} and {len(charts)} charts in {docs / 'charts'} from {used}")
+    if args.readme:
+        readme = Path(args.readme)
+        if not readme.exists() or not update_readme(readme, readme_summary(comparison)):
+            print(f"analysis: {readme} has no report markers; left unchanged", file=sys.stderr)
+        else:
+            print(f"analysis: figures refreshed in {readme}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from analysis import cost, stats
@@ -357,3 +358,47 @@ def _warmup_lines(comparison: Comparison) -> list[str]:
             out.append(f"- {s.name}: warm-up files {warm}; measured files P50 {ms(s.summary.p50)}.")
     return [*out, ""] if out else []
 
+
+
+README_BEGIN = "<!-- report:begin (written by `make report`) -->"
+README_END = "<!-- report:end -->"
+
+
+def readme_summary(comparison: Comparison, now: datetime | None = None) -> str:
+    """The few figures the README quotes, with where and when they were measured."""
+    now = now or datetime.now(UTC)
+    hosts = [run.host for run in comparison.runs.values() if run.host]
+    host = hosts[-1] if hosts else describe_host()
+    dates = ", ".join(sorted({str(h.get("date", "?"))[:10] for h in hosts})) or "never"
+    out = [f"Figures from `make report` on {now:%Y-%m-%d}: {host.get('cpu_model')}, "
+           f"{host.get('cores')} cores, {host.get('memory_gib')} GiB RAM (runs measured "
+           f"{dates}); details in [docs/report.md](docs/report.md).", ""]
+    rows = []
+    seed = comparison.seed["local"]
+    for key in ("protocol-local", "load-local", "protocol-aws"):
+        s = comparison.get(key)
+        if s is None or s.summary is None:
+            continue
+        summary = s.summary
+        rows.append([s.name, ms(summary.p50), ms(summary.p95), ms(summary.p99),
+                     f"{s.throughput:.2f}", f"{s.failures} of {len(s.samples)}"])
+    rows.append([f"seed: {seed.label} (published)", ms(seed.p50), ms(seed.p95), ms(seed.p99),
+                 f"{seed.throughput:.2f}", f"{seed.failures} of {seed.tests}"])
+    out += [table(["run", "P50", "P95", "P99", "files/s", "failed"], rows), ""]
+    verdict = {True: "met", False: "missed", None: "not measured"}
+    out.append("Targets at 8 users, 1,000-line files: " + "; ".join(
+        f"{c.name} {c.target}: {c.measured} ({verdict[c.met]})" for c in check_targets(comparison))
+        + ".")
+    if comparison.get("protocol-aws") is None:
+        out.append("No AWS run yet (`make run-tests-aws`).")
+    return "\n".join(out)
+
+
+def update_readme(path: Path, summary: str) -> bool:
+    """Replace the text between the report markers; False when the markers are missing."""
+    text = path.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    path.write_text(text[:start + len(README_BEGIN)] + "\n" + summary + "\n" + text[end:])
+    return True

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for each file's final result")
     parser.add_argument("-o", "--output", default=os.environ.get("LOADTEST_OUTPUT", ""),
                         help="raw CSV (default results/protocol-<stage>-<stamp>.csv)")
+    parser.add_argument("--optional", action="store_true",
+                        help="exit 0, saying why, when the stage cannot be measured")
     args = parser.parse_args(argv)
     if args.iterations < 1 or args.warmup < 0 or args.timeout <= 0:
         parser.error("--iterations must be >= 1, --warmup >= 0 and --timeout > 0")
@@ -98,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes = parse_sizes(args.sizes)
         stage = load_stage(args.stage)
         check_target(stage)
-    except (SizeSpecError, StageError, TargetError) as exc:
+    except TargetError as exc:
+        skipped = "skipped: " if args.optional else ""
+        print(f"protocol[{args.stage}]: {skipped}{exc}", file=sys.stderr)
+        return 0 if args.optional else 2
+    except (SizeSpecError, StageError) as exc:
         print(f"protocol[{args.stage}]: {exc}", file=sys.stderr)
         return 2
     out = Path(args.output) if args.output else results_path(Path("results"), "protocol",

@@ -11,6 +11,7 @@ import pytest
 from analysis.__main__ import main
 from analysis.charts import CHARTS
 from analysis.dataset import latest_runs
+from analysis.report import README_BEGIN, README_END
 from loadtest.samples import FIELDS
 
 T0 = 1_800_000_000.0
@@ -142,3 +143,33 @@ def test_a_missing_results_directory_is_a_clear_error(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--results", str(tmp_path / "nope"), "--docs", str(tmp_path / "docs")]) == 2
     assert "no results directory" in capsys.readouterr().err
+
+
+def test_readme_figures_are_refreshed_between_the_markers_only(results: Path,
+                                                               tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# log-pipeline\n\nintro\n\n{README_BEGIN}\nold figures\n{README_END}\n"
+                      "\n## Layout\n")
+
+    assert main(["--results", str(results), "--docs", str(tmp_path / "docs"),
+                 "--readme", str(readme)]) == 0
+
+    text = readme.read_text()
+    assert "old figures" not in text
+    assert text.startswith("# log-pipeline\n\nintro\n\n") and text.endswith("\n## Layout\n")
+    block = text[text.index(README_BEGIN):text.index(README_END)]
+    assert "| Chalice, local runtime, sequential | 114 ms | 128 ms | 129 ms | 8.73 | 0 of 30 |" \
+        in block
+    assert "P99 latency <= 300 ms: 150 ms (met)" in block
+
+
+def test_readme_without_markers_is_left_alone(results: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# log-pipeline\n")
+
+    assert main(["--results", str(results), "--docs", str(tmp_path / "docs"),
+                 "--readme", str(readme)]) == 0
+
+    assert readme.read_text() == "# log-pipeline\n"
+    assert "no report markers" in capsys.readouterr().err
