@@ -64,6 +64,8 @@ def wait_for_record(ddb: Any, table: str, job_id: str, *, timeout: float,
     record: dict[str, Any] | None = None
     polls = 0
     while True:
+        # The first read waits one delay too: a file is never done the moment it lands.
+        sleep(max(0.0, min(next(delays), deadline - clock())))
         item = ddb.get_item(TableName=table, Key={"job_id": {"S": job_id}},
                             ConsistentRead=True, **_PROJECTION).get("Item")
         polls += 1
@@ -71,10 +73,8 @@ def wait_for_record(ddb: Any, table: str, job_id: str, *, timeout: float,
             record = from_item(item)
             if record.get("status") in TERMINAL_STATUSES:
                 return WaitOutcome(record, polls, timed_out=False)
-        remaining = deadline - clock()
-        if remaining <= 0:
+        if clock() >= deadline:
             return WaitOutcome(record, polls, timed_out=True)
-        sleep(min(next(delays), remaining))
 
 
 @dataclass(frozen=True)
