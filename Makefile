@@ -73,3 +73,8 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 	-$(MAKE) concurrency-sweep
 	-$(PYTHON) -m loadtest.protocol --stage aws --optional
 	$(MAKE) report
+
+# ---- worker benchmark -----------------------------------------------------------------
+.PHONY: bench
+bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (throughput, peak RSS)
+	$(PYTHON) bench/bench_worker.py
