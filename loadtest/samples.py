@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from loadtest.probe import Measurement
 
@@ -61,26 +61,45 @@ def sample_row(ctx: RunContext, m: Measurement, *, label: str, phase: str = "mea
 
 
 class SampleWriter:
-    """Appends rows to a CSV file, flushing each so a crashed run keeps its data."""
+    """Appends rows to a CSV file, flushing each so a crashed run keeps its data.
+
+    The file is created with its header on the first row, so a run that never measures
+    anything leaves no file behind.
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        new = not path.exists() or path.stat().st_size == 0
-        self._file = path.open("a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=FIELDS)
+        self._file: TextIO | None = None
+        self._writer: csv.DictWriter[str] | None = None
         self._lock = threading.Lock()
+
+    def _open(self) -> csv.DictWriter[str]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._file = self.path.open("a", newline="")
+        writer = csv.DictWriter(self._file, fieldnames=FIELDS)
         if new:
-            self._writer.writeheader()
-            self._file.flush()
+            writer.writeheader()
+        return writer
 
     def write(self, row: dict[str, Any]) -> None:
         with self._lock:
+            if self._writer is None:
+                self._writer = self._open()
             self._writer.writerow(row)
+            assert self._file is not None
             self._file.flush()
 
+    @property
+    def rows_written(self) -> bool:
+        return self._writer is not None
+
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+            self._file = None
+            self._writer = None
 
     def __enter__(self) -> SampleWriter:
         return self

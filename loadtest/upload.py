@@ -113,8 +113,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     if _run is not None:
+        wrote = _run.writer.rows_written
         _run.writer.close()
-        print(f"loadtest: raw results in {_run.writer.path}", flush=True)
+        print(f"loadtest: raw results in {_run.writer.path}" if wrote
+              else "loadtest: no file was measured", flush=True)
 
 
 class UploadUser(User):
