@@ -9,9 +9,16 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from analysis import stats
-from analysis.series import TARGET_THROUGHPUT, TARGET_USERS, Comparison, Series
+from analysis.series import (
+    TARGET_P99_MS,
+    TARGET_THROUGHPUT,
+    TARGET_USERS,
+    Comparison,
+    Series,
+)
 
 CHARTS = (
     "latency_comparison.png", "percentile_comparison.png", "latency_by_filesize.png",
@@ -30,6 +37,16 @@ def _figure(width: float = 10, height: float = 5.5) -> Figure:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _log_axis(ax: Axes, axis: str = "y") -> None:
+    """Log scale with plain numbers (1,000 rather than 10^3) on the ticks."""
+    plain = FuncFormatter(lambda value, _: f"{value:,.4g}")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target.set_major_formatter(plain)
+    target.set_minor_formatter(FuncFormatter(
+        lambda value, _: f"{value:,.4g}" if str(f"{value:.1g}")[0] in "25" else ""))
 
 
 def _no_data(ax: Axes, message: str) -> None:
@@ -62,7 +79,7 @@ def latency_comparison(comparison: Comparison, path: Path) -> None:
         positions.append(offset)
         labels.append(f"seed: {seed.label}\n(published P50-P99)")
     ax.set_xticks(positions, labels, fontsize=8)
-    ax.set_yscale("log")
+    _log_axis(ax)
     ax.set_ylabel("end-to-end latency (ms, log scale)")
     ax.set_title("End-to-end latency, upload to result record "
                  "(boxes: P25-P75, whiskers P1-P99)")
@@ -92,10 +109,11 @@ def percentile_comparison(comparison: Comparison, path: Path) -> None:
         bars = ax.bar(xs, values, width=width, label=name, color=color)
         _bar_labels(ax, bars)
     ax.set_xticks(range(3), ["P50", "P95", "P99"])
-    ax.set_yscale("log")
+    _log_axis(ax)
+    ax.set_ylim(top=max(v for _, values, _ in groups for v in values) * 4)
     ax.set_ylabel("end-to-end latency (ms, log scale)")
     ax.set_title("Latency percentiles (nearest rank): this pipeline vs the Go seed")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", ncols=2)
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.savefig(path)
 
@@ -122,8 +140,8 @@ def latency_by_filesize(comparison: Comparison, path: Path) -> None:
         if len(worker) == len(sizes):
             ax.plot(sizes, worker, marker="s", linestyle=":", color=color,
                     label=f"{s.name}: worker processing (mean)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_axis(ax, "x")
+    _log_axis(ax)
     ax.set_xlabel("file size (lines, log scale)")
     ax.set_ylabel("ms (log scale)")
     ax.set_title("Latency by file size")
@@ -257,7 +275,7 @@ def throughput_error_comparison(comparison: Comparison, path: Path) -> None:
     bars = left.bar(range(len(names)), throughput, color=colors)
     _bar_labels(left, bars, "{:,.2f}")
     left.set_xticks(range(len(names)), names, fontsize=7)
-    left.set_yscale("log")
+    _log_axis(left)
     left.set_ylabel("files/s (log scale)")
     left.set_title("Throughput (sequential: seed formula; concurrent: wall clock)", fontsize=9)
     bars = right.bar(range(len(names)), errors, color=colors)
@@ -289,7 +307,11 @@ def throughput_vs_concurrency(comparison: Comparison, path: Path) -> None:
     right = ax.twinx()
     right.plot(users, [p.p50 for p in points], marker="s", color="#2ca02c", label="P50 (ms)")
     right.plot(users, [p.p99 for p in points], marker="^", color="#d62728", label="P99 (ms)")
+    right.axhline(TARGET_P99_MS, color="#d62728", linestyle=":", linewidth=1,
+                  label=f"target: P99 <= {TARGET_P99_MS:g} ms")
     right.set_ylabel("end-to-end latency (ms)")
+    right.set_ylim(bottom=0)
+    ax.set_ylim(bottom=0)
     handles = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
     ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper left")
