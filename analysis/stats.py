@@ -14,8 +14,8 @@ COMPONENT_HELP = {
     "upload": "client PutObject call (start -> response)",
     "trigger": "S3 event delivery + trigger handler (PutObject response -> job created_at)",
     "queue": "SQS delivery to the worker (created_at -> started_at)",
-    "worker": "worker: read, parse, aggregate, store (started_at -> completed_at)",
-    "observe": "result visible to the client (completed_at -> poll saw it)",
+    "worker": "worker claims the job, reads, parses, aggregates (started_at -> completed_at)",
+    "observe": "result write, then the client's next poll (completed_at -> client saw it)",
 }
 
 
