@@ -1,0 +1,100 @@
+"""Run the app locally: an AWS endpoint on 127.0.0.1:4566 and the handlers behind it.
+
+    python -m localruntime [--port 4566] [--stage local] [--set KEY=VALUE ...]
+                           [--timeout FUNCTION=SECONDS ...] [--concurrency FUNCTION=N ...]
+                           [--no-reload] [--no-status] [--project DIR]
+
+Starts moto's server as the endpoint (AWS_ENDPOINT_URL=http://HOST:PORT sets host and
+port too), provisions the stage, reads the app's S3 and SQS event sources, and runs each
+handler in warm processes fed the way Lambda would feed them. Edits to app.py,
+chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from localruntime.console import Console
+from localruntime.runtime import Runtime, RuntimeStartError
+from localruntime.settings import (
+    RuntimeSettings,
+    SettingsError,
+    endpoint_from_environment,
+    parse_assignment,
+    parse_positive,
+)
+from localruntime.sources import DiscoveryError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_project() -> Path:
+    cwd = Path.cwd()
+    if (cwd / "app.py").is_file() and (cwd / ".chalice" / "config.json").is_file():
+        return cwd
+    return PACKAGE_ROOT
+
+
+def parse_settings(argv: list[str] | None) -> RuntimeSettings:
+    parser = argparse.ArgumentParser(prog="python -m localruntime", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", default=None, help="port to listen on (default 4566)")
+    parser.add_argument("--stage", default="local", help="stage in .chalice/config.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a stage environment variable")
+    parser.add_argument("--timeout", action="append", default=[], metavar="FUNCTION=SECONDS",
+                        help="override a function's lambda_timeout")
+    parser.add_argument("--concurrency", action="append", default=[], metavar="FUNCTION=N",
+                        help="warm processes (and pollers) for a function (default 2)")
+    parser.add_argument("--no-reload", action="store_true", help="do not watch for edits")
+    parser.add_argument("--no-status", action="store_true", help="no live status line")
+    parser.add_argument("--project", type=Path, default=None,
+                        help="directory with app.py and .chalice/ (default: this project)")
+    args = parser.parse_args(argv)
+
+    host, port = endpoint_from_environment()
+    if args.port is not None:
+        port = parse_positive(args.port, "--port", int)
+        if port > 65535:
+            raise SettingsError(f"--port: {port} is not a TCP port")
+    project = (args.project or default_project()).resolve()
+    if not (project / "app.py").is_file():
+        raise SettingsError(f"{project} has no app.py")
+    timeouts = {}
+    for item in args.timeout:
+        name, value = parse_assignment(item, "--timeout")
+        timeouts[name] = parse_positive(value, f"--timeout {name}", float)
+    concurrency = {}
+    for item in args.concurrency:
+        name, value = parse_assignment(item, "--concurrency")
+        concurrency[name] = parse_positive(value, f"--concurrency {name}", int)
+    return RuntimeSettings(
+        project=project, stage_name=args.stage, host=args.host or host, port=port,
+        overrides=dict(parse_assignment(item, "--set") for item in args.overrides),
+        timeouts=timeouts, concurrency=concurrency, reload=not args.no_reload,
+        status_line=not args.no_status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = parse_settings(argv)
+    except SettingsError as exc:
+        print(f"localruntime: {exc}", file=sys.stderr)
+        return 2
+    console = Console(status_line=settings.status_line)
+    runtime = Runtime(settings, console)
+    try:
+        return runtime.run()
+    except (SettingsError, RuntimeStartError, DiscoveryError) as exc:
+        console.info(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        runtime.stop()
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

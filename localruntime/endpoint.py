@@ -1,0 +1,68 @@
+"""The AWS endpoint: moto's server, adjusted by `localruntime.motopatches`.
+
+    python -m localruntime.endpoint [--host 127.0.0.1] [--port 4566]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from localruntime import motopatches
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
+
+
+def _exit_when_parent_goes() -> None:
+    """Stdin is a pipe from the runtime: end of file means the runtime is gone."""
+    while os.read(0, 4096):
+        continue
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="moto server for the local runtime")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="exit when stdin (a pipe from the runtime) closes")
+    args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
+
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    motopatches.apply()
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    from localruntime.fastserver import KeepAliveRequestHandler
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
+    application = DomainDispatcherApplication(create_backend_app)
+    try:
+        server = make_server(args.host, args.port, application, threaded=True,
+                             request_handler=KeepAliveRequestHandler)
+    except OSError as exc:
+        print(f"endpoint: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    print(f"endpoint: listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Warm handler processes, a bounded number per function, like reserved concurrency.
+
+Each process imports the app once (the cold start, timed) and then serves invocations
+over a pipe. An invocation that outlives the function's timeout has its process killed
+by pid and counts as failed; a dead process is replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localruntime.console import Console
+from localruntime.settings import FunctionSettings
+
+INIT_TIMEOUT_SECONDS = 30.0
+STOP_GRACE_SECONDS = 5.0
+MAX_RESPAWN_DELAY_SECONDS = 5.0
+
+
+class InvocationFailed(Exception):
+    """The invocation produced no answer: timeout, crash, or a failed init."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class Invocation:
+    ok: bool
+    result: Any
+    error: dict[str, Any] | None
+    duration_ms: float
+    cold_start: bool
+    init_ms: float | None
+    pid: int
+
+
+class HandlerProcess:
+    """One warm process running one function's handler."""
+
+    def __init__(self, function: FunctionSettings, handler: str, project: Path,
+                 env: dict[str, str], console: Console) -> None:
+        self.function = function
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "localruntime.worker", "--function", function.name,
+             "--handler", handler, "--timeout", str(function.timeout_seconds),
+             "--memory", str(function.memory_mb)],
+            cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True)
+        self.pid = self.process.pid
+        self._buffer = b""
+        self.init_ms: float | None = None
+        self.invocations = 0
+        threading.Thread(target=self._forward_log, args=(console,), daemon=True,
+                         name=f"log-{function.name}-{self.pid}").start()
+
+    def _forward_log(self, console: Console) -> None:
+        stderr = self.process.stderr
+        assert stderr is not None
+        with stderr:
+            for line in stderr:
+                console.raw(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def _read_line(self, deadline: float) -> dict[str, Any] | None:
+        """The next protocol line, or None on timeout; raises EOFError if the process died."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        fd = stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def ensure_ready(self) -> None:
+        if self.init_ms is not None:
+            return
+        try:
+            hello = self._read_line(time.monotonic() + INIT_TIMEOUT_SECONDS)
+        except EOFError:
+            raise InvocationFailed("init_error", f"{self.function.name}: the handler process "
+                                   f"exited during init (status {self.process.wait()})") from None
+        if hello is None:
+            self.kill()
+            raise InvocationFailed("init_error", f"{self.function.name}: init took longer "
+                                   f"than {INIT_TIMEOUT_SECONDS:g} s")
+        if not hello.get("ready"):
+            self.kill()
+            error = hello.get("error", {})
+            raise InvocationFailed("init_error", f"{self.function.name}: init failed: "
+                                   f"{error.get('errorType')}: {error.get('errorMessage')}")
+        self.init_ms = float(hello["init_ms"])
+
+    def invoke(self, request_id: str, event: dict[str, Any]) -> Invocation:
+        self.ensure_ready()
+        cold = self.invocations == 0
+        self.invocations += 1
+        stdin = self.process.stdin
+        assert stdin is not None
+        started = time.monotonic()
+        try:
+            stdin.write(json.dumps({"request_id": request_id, "event": event}).encode() + b"\n")
+            stdin.flush()
+            reply = self._read_line(started + self.function.timeout_seconds)
+        except (EOFError, BrokenPipeError):
+            status = self.process.wait()
+            raise InvocationFailed("crash", f"the handler process {self.pid} exited "
+                                   f"(status {status}) during the invocation") from None
+        duration_ms = (time.monotonic() - started) * 1000
+        if reply is None:
+            self.kill()
+            raise InvocationFailed("timeout", f"Task timed out after "
+                                   f"{self.function.timeout_seconds:g} seconds")
+        return Invocation(ok=bool(reply.get("ok")), result=reply.get("result"),
+                          error=reply.get("error"), duration_ms=duration_ms, cold_start=cold,
+                          init_ms=self.init_ms if cold else None, pid=self.pid)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Close stdin (the process exits after its current invocation); kill after `grace`."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+class FunctionPool:
+    """Up to `concurrency` warm processes for one function; one generation of the code."""
+
+    def __init__(self, function: FunctionSettings, handler: str, project: Path,
+                 env: dict[str, str], console: Console, generation: int) -> None:
+        self.function = function
+        self.handler = handler
+        self.project = project
+        self.env = env
+        self.console = console
+        self.generation = generation
+        self._idle: queue.Queue[HandlerProcess] = queue.Queue()
+        self._lock = threading.Lock()
+        self._members: set[HandlerProcess] = set()
+        self._retired = False
+        self._init_failures = 0
+        for _ in range(function.concurrency):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        process = HandlerProcess(self.function, self.handler, self.project, self.env,
+                                 self.console)
+        with self._lock:
+            self._members.add(process)
+        self._idle.put(process)
+
+    def warm(self) -> list[float]:
+        """Wait for the idle processes to finish importing the app; their init times."""
+        taken: list[tuple[HandlerProcess, bool]] = []
+        times: list[float] = []
+        while True:
+            try:
+                process = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                process.ensure_ready()
+                times.append(process.init_ms or 0.0)
+                taken.append((process, False))
+            except InvocationFailed:
+                taken.append((process, True))
+        for process, failed in taken:
+            self.release(process, init_failed=failed)
+        return times
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for p in self._members if p.alive]
+
+    def acquire(self, timeout: float) -> HandlerProcess | None:
+        """An idle process, or None after `timeout` (or at once when the pool is retired)."""
+        if self._retired:
+            return None
+        try:
+            return self._idle.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def release(self, process: HandlerProcess, *, init_failed: bool = False) -> None:
+        """Return a process after an invocation; a dead one is replaced (after a back-off
+        when the app keeps failing to import)."""
+        if process.alive and not self._retired:
+            self._init_failures = 0
+            self._idle.put(process)
+            return
+        with self._lock:
+            self._members.discard(process)
+        if process.alive:
+            process.stop()
+            return
+        process.kill()
+        if self._retired:
+            return
+        self._init_failures = self._init_failures + 1 if init_failed else 0
+        if self._init_failures:
+            delay = min(MAX_RESPAWN_DELAY_SECONDS, 0.25 * 2 ** (self._init_failures - 1))
+            timer = threading.Timer(delay, self._respawn_unless_retired)
+            timer.daemon = True
+            timer.start()
+        else:
+            self._spawn()
+
+    def _respawn_unless_retired(self) -> None:
+        if not self._retired:
+            self._spawn()
+
+    def retire(self) -> None:
+        """Stop idle processes now; busy ones stop when their invocation returns."""
+        self._retired = True
+        while True:
+            try:
+                process = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                self._members.discard(process)
+            process.stop()
+
+    def kill_all(self) -> None:
+        self._retired = True
+        with self._lock:
+            members = list(self._members)
+            self._members.clear()
+        for process in members:
+            process.kill()

@@ -1,0 +1,306 @@
+"""The runtime: endpoint, provisioning, event sources, handler pools, reload and shutdown."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from localruntime.console import Console
+from localruntime.invoker import Invoker
+from localruntime.pollers import S3NotificationPoller, SqsPoller, _Poller
+from localruntime.pool import FunctionPool
+from localruntime.reload import SourceWatcher
+from localruntime.settings import FunctionSettings, RuntimeSettings
+from localruntime.sources import AppDescription, S3Source, Source, SqsSource, discover
+from localruntime.status import StatusBoard
+from localruntime.wiring import (
+    connect_s3_source,
+    disconnect_s3_source,
+    resolve_sqs_source,
+)
+from logctl.provision import provision
+from logctl.stage import Stage
+
+READY_TIMEOUT_SECONDS = 30.0
+READY_POLL_SECONDS = 0.05
+STOP_GRACE_SECONDS = 10.0
+RELOAD_POLL_SECONDS = 1.0
+RELOAD_SETTLE_SECONDS = 0.3
+
+
+class RuntimeStartError(Exception):
+    """The runtime cannot start or keep running; the message says why."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _forward(stream: IO[bytes], console: Console) -> None:
+    with stream:
+        for line in stream:
+            console.raw(line.decode("utf-8", "replace").rstrip("\n"))
+
+
+@dataclass
+class _Running:
+    """A source being served: its poller, and what it was built from."""
+
+    source: Source
+    function: FunctionSettings
+    poller: _Poller
+
+
+class Runtime:
+    def __init__(self, settings: RuntimeSettings, console: Console) -> None:
+        self.settings = settings
+        self.console = console
+        self.shutdown = threading.Event()
+        self.invoker = Invoker(console)
+        self.endpoint: subprocess.Popen[bytes] | None = None
+        self.stage: Stage | None = None
+        self.generation = 0
+        self.running: dict[str, _Running] = {}
+        self.retired: list[FunctionPool] = []
+        self._clients: dict[str, Any] = {}
+        self._reload_lock = threading.Lock()
+
+    # ---- AWS clients against the endpoint ------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.session.Session(
+                aws_access_key_id="test", aws_secret_access_key="test",
+                region_name=self.stage.region,
+            ).client(service, endpoint_url=self.settings.endpoint_url, config=Config(
+                retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=64,
+                read_timeout=60, connect_timeout=5, tcp_keepalive=True))
+        return self._clients[service]
+
+    # ---- endpoint --------------------------------------------------------------------
+
+    def start_endpoint(self) -> None:
+        host, port = self.settings.host, self.settings.port
+        if port_in_use(host, port):
+            raise RuntimeStartError(
+                f"{host}:{port} is already in use (another local runtime, or LocalStack?): "
+                "stop it, or pick another port with --port")
+        self.endpoint = subprocess.Popen(
+            [sys.executable, "-m", "localruntime.endpoint", "--host", host, "--port", str(port),
+             "--exit-with-parent"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        assert self.endpoint.stdout is not None
+        threading.Thread(target=_forward, args=(self.endpoint.stdout, self.console),
+                         daemon=True, name="endpoint-log").start()
+        self._wait_for_endpoint()
+
+    def _wait_for_endpoint(self) -> None:
+        assert self.endpoint is not None
+        probe = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1",
+        ).client("sqs", endpoint_url=self.settings.endpoint_url, config=Config(
+            retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5))
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while True:
+            if self.endpoint.poll() is not None:
+                raise RuntimeStartError(
+                    f"the endpoint exited with status {self.endpoint.returncode}")
+            try:
+                probe.list_queues()
+                return
+            except (BotoCoreError, ClientError):
+                if time.monotonic() > deadline:
+                    raise RuntimeStartError(f"the endpoint did not answer on "
+                                        f"{self.settings.endpoint_url} within "
+                                        f"{READY_TIMEOUT_SECONDS:g} s") from None
+                time.sleep(READY_POLL_SECONDS)
+
+    def stop_endpoint(self) -> None:
+        if self.endpoint is None or self.endpoint.poll() is not None:
+            return
+        self.endpoint.terminate()
+        try:
+            self.endpoint.wait(5)
+        except subprocess.TimeoutExpired:
+            self.endpoint.kill()
+            self.endpoint.wait()
+
+    # ---- event sources and handler pools ---------------------------------------------
+
+    def load(self) -> None:
+        """Read the stage and the app, then serve every event source it declares."""
+        stage = self.settings.stage()
+        description = discover(self.settings.project, self.settings.app_environment(stage))
+        self.stage = stage
+        self._apply(description, stage)
+
+    def _apply(self, description: AppDescription, stage: Stage) -> None:
+        self.generation += 1
+        for name in description.unsupported:
+            self.console.info(f"event source {name} is not run by the local runtime")
+        wanted: dict[str, tuple[Source, FunctionSettings]] = {}
+        for source in description.sources:
+            declared = source.maximum_concurrency if isinstance(source, SqsSource) else None
+            function = self.settings.function(source.function, stage, declared)
+            wanted[function.name] = (source, function)
+            self._replace_pool(description.app_name, stage, source, function)
+        for name in list(self.running):
+            current = self.running[name]
+            if name in wanted and wanted[name] == (current.source, current.function):
+                continue
+            current.poller.stop()
+            del self.running[name]
+            if name not in wanted and isinstance(current.source, S3Source):
+                disconnect_s3_source(self.client("s3"), current.source)
+            if name not in wanted:
+                pool = self.invoker.remove_pool(name)
+                if pool is not None:
+                    self._retire(pool)
+                self.console.info(f"{name}: removed")
+        for name, (source, function) in wanted.items():
+            if name not in self.running:
+                self.running[name] = _Running(source, function, self._start_poller(source,
+                                                                                  function))
+
+    def _replace_pool(self, app_name: str, stage: Stage, source: Source,
+                      function: FunctionSettings) -> None:
+        env = self.settings.handler_environment(stage, function, app_name)
+        pool = FunctionPool(function, source.handler, self.settings.project, env, self.console,
+                            self.generation)
+        init_times = pool.warm()
+        previous = self.invoker.set_pool(function.name, pool)
+        if previous is not None:
+            self._retire(previous)
+        cold = ", ".join(f"{t:.0f}" for t in init_times) or "none ready"
+        self.console.info(f"{function.name}: {function.concurrency} warm process(es), "
+                          f"pids {', '.join(map(str, pool.pids()))}; cold start (import) ms: "
+                          f"{cold}")
+
+    def _retire(self, pool: FunctionPool) -> None:
+        self.retired.append(pool)
+        threading.Thread(target=pool.retire, daemon=True, name="retire").start()
+
+    def _start_poller(self, source: Source, function: FunctionSettings) -> _Poller:
+        sqs = self.client("sqs")
+        common: dict[str, Any] = {"region": self.stage.region, "lanes": function.concurrency,
+                                  "invoker": self.invoker, "console": self.console,
+                                  "shutdown": self.shutdown}
+        poller: _Poller
+        if isinstance(source, S3Source):
+            queue = connect_s3_source(self.client("s3"), sqs, source, function.timeout_seconds,
+                                      self.stage.region)
+            poller = S3NotificationPoller(function.name, sqs, queue, **common)
+            what = (f"s3://{source.bucket}/{source.prefix or ''}*{source.suffix or ''} "
+                    f"{','.join(source.events)} via {queue.url}")
+        else:
+            queue = resolve_sqs_source(sqs, source)
+            poller = SqsPoller(function.name, sqs, queue, **common,
+                               batch_size=source.batch_size,
+                               batching_window_seconds=source.batching_window_seconds)
+            what = (f"sqs {queue.url} (batch {source.batch_size}, window "
+                    f"{source.batching_window_seconds} s)")
+        poller.start()
+        self.console.info(f"{function.name}: {source.handler} <- {what}; concurrency "
+                          f"{function.concurrency}, timeout {function.timeout_seconds:g} s")
+        return poller
+
+    # ---- hot reload ------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        watcher = SourceWatcher(self.settings.project)
+        while not self.shutdown.wait(RELOAD_POLL_SECONDS):
+            changed = watcher.changes()
+            if not changed:
+                continue
+            self.shutdown.wait(RELOAD_SETTLE_SECONDS)
+            changed = sorted({*changed, *watcher.changes()})
+            self.reload(changed)
+
+    def reload(self, changed: list[str]) -> None:
+        with self._reload_lock:
+            if self.shutdown.is_set():
+                return
+            self.console.info(f"reloading: {', '.join(changed)} changed")
+            try:
+                stage = self.settings.stage()
+                description = discover(self.settings.project,
+                                       self.settings.app_environment(stage))
+            except Exception as exc:  # noqa: BLE001 - a broken edit must not stop the runtime
+                self.console.info(f"reload failed, still running the previous code: {exc}")
+                return
+            self.stage = stage
+            self._apply(description, stage)
+            self.console.info("reloaded")
+
+    # ---- run and stop ------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.shutdown.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            self.start_endpoint()
+            self.stage = self.settings.stage()
+            provisioned = provision(self.stage)
+            for action in provisioned.actions:
+                self.console.info(f"provision[{self.stage.name}]: {action}")
+            self.load()
+        except Exception:
+            self.stop()
+            raise
+        if self.settings.reload:
+            threading.Thread(target=self._watch, daemon=True, name="reload").start()
+        if self.console.interactive:
+            StatusBoard(self.console, self.invoker, self.client("sqs"), self.client("dynamodb"),
+                        table=self.stage.results_table,
+                        dead_letter_url=provisioned.dead_letter_queue_url,
+                        stop=self.shutdown).start()
+        self.console.info(f"ready on {self.settings.endpoint_url} (stage {self.stage.name}; "
+                          f"Ctrl-C stops everything)")
+        status = 0
+        assert self.endpoint is not None
+        while not self.shutdown.wait(0.2):
+            if self.endpoint.poll() is not None:
+                self.console.info(f"the endpoint exited (status {self.endpoint.returncode}); "
+                                  "stopping")
+                status = 1
+                break
+        self.stop()
+        return status
+
+    def stop(self) -> None:
+        """Stop receiving, let in-flight invocations finish, then stop every process."""
+        self.shutdown.set()
+        self.console.clear_status()
+        for running in self.running.values():
+            running.poller.stop()
+        if not self.invoker.wait_idle(STOP_GRACE_SECONDS):
+            self.console.info(f"{self.invoker.in_flight} invocation(s) still running after "
+                              f"{STOP_GRACE_SECONDS:g} s; killing them")
+        pools = [*self.invoker.pools().values(), *self.retired]
+        for pool in pools:
+            pool.retire()
+        for pool in pools:
+            pool.kill_all()
+        self.stop_endpoint()
+        self.console.info("stopped")

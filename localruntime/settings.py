@@ -1,0 +1,159 @@
+"""What the runtime runs: the project, its stage from `.chalice/config.json`, and overrides."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from logctl.stage import Stage, StageError, load_stage
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+DEFAULT_CONCURRENCY = 2
+DEFAULT_TIMEOUT_SECONDS = 60
+DEFAULT_MEMORY_MB = 128
+REGION = "us-east-1"
+
+
+class SettingsError(Exception):
+    """The command line or the project configuration is unusable."""
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    name: str
+    timeout_seconds: float
+    memory_mb: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    project: Path
+    stage_name: str
+    host: str
+    port: int
+    overrides: dict[str, str] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+    concurrency: dict[str, int] = field(default_factory=dict)
+    reload: bool = True
+    status_line: bool = True
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.project / ".chalice" / "config.json"
+
+    def read_config(self) -> dict[str, Any]:
+        """The project's Chalice config with the command line's overrides applied."""
+        try:
+            config = json.loads(self.config_path.read_text())
+        except OSError as exc:
+            raise SettingsError(f"cannot read {self.config_path}: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise SettingsError(f"{self.config_path} is not valid JSON: {exc}") from exc
+        config = copy.deepcopy(config)
+        stages = config.get("stages", {})
+        if self.stage_name not in stages:
+            raise SettingsError(f"stage {self.stage_name!r} is not in {self.config_path} "
+                                f"(have: {', '.join(sorted(stages)) or 'none'})")
+        stage = stages[self.stage_name]
+        stage.setdefault("environment_variables", {}).update(self.overrides)
+        functions = stage.setdefault("lambda_functions", {})
+        for name, seconds in self.timeouts.items():
+            functions.setdefault(name, {})["lambda_timeout"] = seconds
+        return config
+
+    def stage(self) -> Stage:
+        try:
+            return load_stage(self.stage_name, endpoint_url=self.endpoint_url,
+                              config=self.read_config())
+        except StageError as exc:
+            raise SettingsError(str(exc)) from exc
+
+    def function(self, name: str, stage: Stage,
+                 declared_concurrency: int | None = None) -> FunctionSettings:
+        configured = stage.functions.get(name, {})
+        concurrency = (self.concurrency.get(name) or configured.get("reserved_concurrency")
+                       or declared_concurrency or DEFAULT_CONCURRENCY)
+        return FunctionSettings(
+            name=name,
+            timeout_seconds=float(configured.get("lambda_timeout", DEFAULT_TIMEOUT_SECONDS)),
+            memory_mb=int(configured.get("lambda_memory_size", DEFAULT_MEMORY_MB)),
+            concurrency=max(1, int(concurrency)),
+        )
+
+    def app_environment(self, stage: Stage) -> dict[str, str]:
+        """What app code sees: the stage's variables, the endpoint, stand-in credentials."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "LOCALSTACK_"))}
+        env.update(stage.environment)
+        env.update({
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": stage.region,
+            "AWS_REGION": stage.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "PYTHONPATH": os.pathsep.join(
+                [str(self.project), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def handler_environment(self, stage: Stage, function: FunctionSettings,
+                            app_name: str) -> dict[str, str]:
+        """The app environment plus the variables Lambda sets for a function."""
+        return {
+            **self.app_environment(stage),
+            "AWS_LAMBDA_FUNCTION_NAME": deployed_name(app_name, self.stage_name, function.name),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(function.timeout_seconds)),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        }
+
+
+def deployed_name(app_name: str, stage_name: str, function: str) -> str:
+    """The function name `chalice deploy` gives a handler."""
+    return f"{app_name}-{stage_name}-{function}"
+
+
+def parse_assignment(text: str, what: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise SettingsError(f"{what} must look like NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def parse_positive(text: str, name: str, kind: type[int] | type[float]) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SettingsError(f"{name}: not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name}: must be a positive number, got {text!r}")
+    return value
+
+
+def endpoint_from_environment() -> tuple[str, int]:
+    """Host and port from AWS_ENDPOINT_URL, as other AWS tools would read it."""
+    url = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    if not url:
+        return DEFAULT_HOST, DEFAULT_PORT
+    parts = urlsplit(url if "//" in url else f"http://{url}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise SettingsError(f"AWS_ENDPOINT_URL={url!r}: the local runtime serves plain "
+                            "http://HOST:PORT")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError as exc:
+        raise SettingsError(f"AWS_ENDPOINT_URL={url!r}: {exc}") from None
+    return parts.hostname, port

@@ -1,0 +1,129 @@
+"""The app's event sources, read from the Chalice app object itself.
+
+The app is imported in a child process (with the stage's environment) so a broken app
+never takes the runtime down, and a reload sees the code as it is on disk now:
+
+    python -m localruntime.sources      # prints the event sources as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+DISCOVERY_TIMEOUT_SECONDS = 60
+
+
+class DiscoveryError(Exception):
+    """The app could not be imported, or declares nothing the runtime can run."""
+
+
+@dataclass(frozen=True)
+class S3Source:
+    function: str
+    handler: str
+    bucket: str
+    events: tuple[str, ...]
+    prefix: str | None
+    suffix: str | None
+
+    kind = "s3"
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    function: str
+    handler: str
+    queue: str | None
+    queue_arn: str | None
+    batch_size: int
+    batching_window_seconds: int
+    maximum_concurrency: int | None
+
+    kind = "sqs"
+
+
+Source = S3Source | SqsSource
+
+
+@dataclass(frozen=True)
+class AppDescription:
+    app_name: str
+    sources: tuple[Source, ...]
+    unsupported: tuple[str, ...]
+
+
+def describe(app: Any) -> dict[str, Any]:
+    """The event sources of a Chalice app, as plain data."""
+    from chalice.app import S3EventConfig, SQSEventConfig
+
+    sources: list[dict[str, Any]] = []
+    unsupported: list[str] = []
+    for source in app.event_sources:
+        if isinstance(source, S3EventConfig):
+            sources.append({"kind": "s3", **asdict(S3Source(
+                function=source.name, handler=source.handler_string, bucket=source.bucket,
+                events=tuple(source.events), prefix=source.prefix, suffix=source.suffix))})
+        elif isinstance(source, SQSEventConfig):
+            sources.append({"kind": "sqs", **asdict(SqsSource(
+                function=source.name, handler=source.handler_string, queue=source.queue,
+                queue_arn=source.queue_arn, batch_size=source.batch_size,
+                batching_window_seconds=source.maximum_batching_window_in_seconds,
+                maximum_concurrency=source.maximum_concurrency))})
+        else:
+            unsupported.append(f"{source.name} ({type(source).__name__})")
+    return {"app_name": app.app_name, "sources": sources, "unsupported": unsupported}
+
+
+def parse(data: dict[str, Any]) -> AppDescription:
+    sources: list[Source] = []
+    for item in data["sources"]:
+        fields = {k: v for k, v in item.items() if k != "kind"}
+        if item["kind"] == "s3":
+            fields["events"] = tuple(fields["events"])
+            sources.append(S3Source(**fields))
+        else:
+            sources.append(SqsSource(**fields))
+    return AppDescription(data["app_name"], tuple(sources), tuple(data["unsupported"]))
+
+
+def discover(project: Path, env: dict[str, str]) -> AppDescription:
+    """Import `app.py` from `project` in a child process and read its event sources."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "localruntime.sources"], cwd=project, env=env,
+            capture_output=True, text=True, timeout=DISCOVERY_TIMEOUT_SECONDS,
+            stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DiscoveryError(f"importing {project / 'app.py'} took longer than "
+                             f"{DISCOVERY_TIMEOUT_SECONDS} s") from None
+    if done.returncode != 0:
+        detail = done.stderr.strip() or f"exit status {done.returncode}"
+        raise DiscoveryError(f"cannot import {project / 'app.py'}:\n{detail}")
+    try:
+        description = parse(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DiscoveryError(f"unexpected event source listing: {exc}") from exc
+    if not description.sources:
+        raise DiscoveryError(f"{project / 'app.py'} declares no S3 or SQS event handler")
+    return description
+
+
+def main() -> int:
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        from app import app
+    except BaseException:  # noqa: BLE001 - any import failure is reported, not raised
+        traceback.print_exc()
+        return 1
+    print(json.dumps(describe(app)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

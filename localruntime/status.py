@@ -1,0 +1,62 @@
+"""The live status line: files queued / processing / done / failed, and the DLQ depth."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from localruntime.console import Console
+from localruntime.invoker import Invoker
+
+REFRESH_SECONDS = 1.0
+
+
+def _depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
+
+
+def _statuses(ddb: Any, table: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    kwargs: dict[str, Any] = {"TableName": table, "ProjectionExpression": "#s",
+                              "ExpressionAttributeNames": {"#s": "status"}}
+    while True:
+        page = ddb.scan(**kwargs)
+        counts.update(item.get("status", {}).get("S", "?") for item in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return counts
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class StatusBoard(threading.Thread):
+    """Redraws the status line once a second; only on a terminal."""
+
+    def __init__(self, console: Console, invoker: Invoker, sqs: Any, ddb: Any, *,
+                 table: str, dead_letter_url: str, stop: threading.Event) -> None:
+        super().__init__(daemon=True, name="status")
+        self.console = console
+        self.invoker = invoker
+        self.sqs = sqs
+        self.ddb = ddb
+        self.table = table
+        self.dead_letter_url = dead_letter_url
+        self.stop_event = stop
+
+    def line(self) -> str:
+        files = _statuses(self.ddb, self.table)
+        dlq = _depth(self.sqs, self.dead_letter_url)
+        totals = self.invoker.totals
+        return (f"files queued {files['queued']} | processing {files['processing']} | "
+                f"done {files['completed']} | failed {files['failed']} | DLQ {dlq} || "
+                f"invocations {totals['invocations']} ({totals['errors']} failed, "
+                f"{totals['cold_starts']} cold) | in flight {self.invoker.in_flight}")
+
+    def run(self) -> None:
+        while not self.stop_event.wait(REFRESH_SECONDS):
+            try:
+                self.console.status(self.line())
+            except Exception:  # noqa: BLE001 - the endpoint may be stopping; try again
+                continue
+        self.console.clear_status()
