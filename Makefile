@@ -40,6 +40,33 @@ clean: ## remove caches, generated data and results
 	rm -rf .pytest_cache .ruff_cache .hypothesis .bench-cache demo-data
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
+# ---- operate: generate, upload, results, dead-letter queue -----------------------------
+LINES ?= 1000
+ERRORS ?= 0.05
+MALFORMED ?= 0
+GZIP ?=
+SEED ?=
+OUT ?= demo-data/logs-$(LINES).ndjson$(if $(GZIP),.gz)
+TIMEOUT ?= 60
+.PHONY: generate upload results dlq redrive
+
+generate: install ## write a log file: LINES=1000 ERRORS=0.05 MALFORMED=0 GZIP=1 SEED=7 OUT=path
+	$(PYTHON) -m logctl.generate --lines $(LINES) --error-rate $(ERRORS) \
+		--malformed-rate $(MALFORMED) $(if $(GZIP),--gzip) $(if $(SEED),--seed $(SEED)) -o $(OUT)
+
+upload: install ## upload FILE=path (or FILE="a b") to STAGE, wait up to TIMEOUT=60 s for results
+	@test -n "$(FILE)" || { echo "usage: make upload FILE=path [STAGE=local] [TIMEOUT=60]" >&2; exit 2; }
+	$(PYTHON) -m logctl.upload --stage $(STAGE) --wait --timeout $(TIMEOUT) $(FILE)
+
+results: install ## newest result records on STAGE (JOB=id: that record as JSON)
+	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB))
+
+dlq: install ## dead-letter queue depth and a peek at its messages on STAGE
+	$(PYTHON) -m logctl.dlq show --stage $(STAGE)
+
+redrive: install ## move dead-letter messages back to the jobs queue on STAGE
+	$(PYTHON) -m logctl.dlq redrive --stage $(STAGE)
+
 # ---- load test and performance report ------------------------------------------------
 USERS ?= 8
 DURATION ?= 60s

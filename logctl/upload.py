@@ -32,6 +32,14 @@ MAX_POLL_SECONDS = 0.5
 class WaitTimeout(LogctlError):
     """A job did not reach `completed` or `failed` in time."""
 
+    def __init__(self, job_id: str, timeout: float, status: str | None) -> None:
+        self.job_id, self.timeout, self.last_status = job_id, timeout, status
+        super().__init__(f"job {job_id} did not finish within {timeout:g}s ({self.seen})")
+
+    @property
+    def seen(self) -> str:
+        return f"status {self.last_status}" if self.last_status else "no record yet"
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -101,8 +109,7 @@ def wait_for_result(stage: Stage, job_id: str, timeout: float = 60.0,
                 return record
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            seen = f"status {status}" if status else "no record yet"
-            raise WaitTimeout(f"job {job_id} did not finish within {timeout:g}s ({seen})")
+            raise WaitTimeout(job_id, timeout, status)
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, MAX_POLL_SECONDS)
 
@@ -154,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 record = wait_for_result(stage, upload.job_id, remaining, client=ddb)
             except WaitTimeout as exc:
-                raise WaitTimeout(f"{upload.key}: {exc}; --timeout {args.timeout:g}s "
-                                  "covers all files") from None
+                raise LogctlError(f"{upload.key}: job {exc.job_id} did not finish within "
+                                  f"--timeout {args.timeout:g}s ({exc.seen})") from None
             print(outcome(upload.key, record), flush=True)
             failed += record.get("status") == "failed"
         if failed:

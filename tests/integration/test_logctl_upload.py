@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chalicelib.jobs import job_id_for
+from chalicelib.jobs import job_id_for, jobs_from_s3_event
 from logctl import upload
 from logctl.generate import write_log_file
 from logctl.stage import Stage, client
@@ -86,6 +87,23 @@ def test_versioned_bucket_job_id_uses_the_version_and_changes_per_upload(
     assert first.job_id == job_id_for(stage.bucket, first.key, etag=first.etag,
                                       version_id=first.version_id)
     assert first.job_id != second.job_id
+
+
+def test_job_id_equals_the_one_the_trigger_derives_from_the_s3_event(
+        stage: Stage, log_file: Path) -> None:
+    s3, sqs = client(stage, "s3"), client(stage, "sqs")
+    events = sqs.create_queue(QueueName="s3-events")["QueueUrl"]
+    events_arn = sqs.get_queue_attributes(
+        QueueUrl=events, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=stage.bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": events_arn, "Events": ["s3:ObjectCreated:*"]}]})
+
+    done = upload.upload_file(stage, log_file, key="logs/with space+plus.ndjson")
+
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(
+        QueueUrl=events, MaxNumberOfMessages=10, WaitTimeSeconds=5).get("Messages", [])]
+    jobs = [job for body in bodies for job in jobs_from_s3_event(body, "2030-01-01T00:00:00Z")]
+    assert [(job.key, job.job_id) for job in jobs] == [(done.key, done.job_id)]
 
 
 def test_gzip_file_is_uploaded_byte_for_byte(stage: Stage, tmp_path: Path) -> None:
@@ -172,8 +190,8 @@ def test_cli_wait_timeout_exits_1_with_a_message(stage: Stage, log_file: Path,
     assert cli(stage, str(log_file), "--wait", "--timeout", "0.2") == 1
 
     err = capsys.readouterr().err
-    assert "logs/app.ndjson" in err
-    assert "did not finish" in err
+    assert ("logs/app.ndjson: job " + expected_job_id(stage, "logs/app.ndjson", log_file)
+            + " did not finish within --timeout 0.2s (no record yet)") in err
     assert "Traceback" not in err
 
 
