@@ -2,7 +2,12 @@
 
 - S3 accepts notification filter rule names in any case (`Prefix`, as Chalice sends them).
 - S3 events carry `versionId` (versioned buckets) and a `sequencer`, as AWS sends them.
-- The list of moto's service modules, read from disk on every request, is read once.
+- Work moto repeats on every request is done once: the list of its service modules
+  (read from disk), each response class's method names (found by introspection),
+  CamelCase-to-snake_case names, and the parse of an UpdateExpression (twice per
+  UpdateItem; the tree is only read: the validator works on its own copy). A DynamoDB
+  projection of top-level attributes copies just those attributes instead of converting
+  the whole item once per projected path.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing. The local runtime runs the
   handlers itself, from queues it polls.
@@ -10,9 +15,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
+import sys
 import time
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -86,15 +94,51 @@ def _patch_lambda_invocations() -> None:
     LambdaBackend.create_event_source_mapping = create_event_source_mapping
 
 
-def _patch_module_listing() -> None:
+def _share_cached(module: ModuleType, name: str) -> None:
+    """Memoise a pure function for every moto module that uses it, loaded now or later."""
+    original = getattr(module, name)
+    cached = functools.lru_cache(maxsize=4096)(original)
+    for loaded in list(sys.modules.values()):
+        if (getattr(loaded, "__name__", "").startswith("moto")
+                and getattr(loaded, name, None) is original):
+            setattr(loaded, name, cached)
+
+
+def _patch_repeated_work() -> None:
     from moto import backends
+    from moto.core import responses, utils
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.parsing import expressions
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+    _share_cached(utils, "camelcase_to_underscores")
+
+    item_class = dynamo_type.Item
+
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        if all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
+            # Top-level attributes only: the projection is read, never changed.
+            return item_class(hash_key=self.hash_key, range_key=self.range_key,
+                              attrs={path[0]: self.attrs[path[0]]
+                                     for path in projection_expressions
+                                     if path[0] in self.attrs})
+        regular = self.to_regular_json()
+        result: dict[str, Any] = {}
+        for expression in projection_expressions:
+            dynamo_type.merge_dicts(result, dynamo_type.find_nested_key(expression, regular))
+        return item_class(hash_key=self.hash_key, range_key=self.range_key,
+                          attrs=dynamo_type.serializer.serialize(result)["M"])
+
+    item_class.project = project
+
+    parser = expressions.UpdateExpressionParser
+    parser.make = classmethod(functools.lru_cache(maxsize=512)(parser.make.__func__))
 
 
 def apply() -> None:
-    _patch_module_listing()
+    _patch_repeated_work()
     _patch_notification_filters()
     _patch_s3_event_shape()
     _patch_lambda_invocations()

@@ -1,0 +1,254 @@
+"""End-to-end latency on the local runtime: upload start to result visible in DynamoDB.
+
+    python bench/bench_e2e.py [--files 100] [--lines 1000] [--warmup 5]   (or: make bench-e2e)
+    python bench/bench_e2e.py --endpoint http://127.0.0.1:4566            (a running runtime)
+
+Without --endpoint it starts `python -m localruntime` on a free port and stops it at the
+end. Files are uploaded one after another; each job's status is polled with GetItem
+(after 5 ms, then backing off by 15% a poll up to 50 ms) until it is completed. Prints
+P50/P95/P99/mean and where the time goes (from the record's uploaded_at / created_at /
+started_at / completed_at), and writes every measurement to results/bench_e2e.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.adapters import from_item
+from chalicelib.jobs import job_id_for
+from logctl.generate import write_log_file
+from logctl.stage import Stage, client, load_stage
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_SECONDS = 60.0
+RESULT_TIMEOUT_SECONDS = 30.0
+FIRST_POLL_SECONDS = 0.005
+POLL_GROWTH = 1.15
+MAX_POLL_SECONDS = 0.05
+FINAL_STATUSES = ("completed", "failed")
+TARGETS_MS = {"p50": 50.0, "p99": 150.0}
+
+
+class BenchError(Exception):
+    """The benchmark could not run; the message says why."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    index: int
+    key: str
+    total_ms: float
+    upload_ms: float
+    s3_to_trigger_ms: float
+    trigger_to_worker_ms: float
+    worker_ms: float
+    result_seen_ms: float
+    processing_time_ms: float
+    polls: int
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def nearest_rank(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalRuntime:
+    """`python -m localruntime` on a free port, stopped by pid."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "localruntime", "--port", str(self.port),
+                 "--no-reload", "--no-status"],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"the runtime exited ({self.process.returncode}); see "
+                                 f"{self.log_path}")
+            if b"localruntime: ready on" in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        raise BenchError(f"the runtime was not ready within {timeout:g} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_for_status(ddb: Any, table: str, job_id: str) -> tuple[str | None, int]:
+    """Poll the job's status (one attribute per read) until it is final; (status, polls)."""
+    deadline = time.monotonic() + RESULT_TIMEOUT_SECONDS
+    delay = FIRST_POLL_SECONDS
+    polls = 0
+    status = None
+    while time.monotonic() < deadline:
+        time.sleep(delay)
+        item = ddb.get_item(TableName=table, Key={"job_id": {"S": job_id}},
+                            ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"},
+                            ConsistentRead=True).get("Item")
+        polls += 1
+        status = item["status"]["S"] if item else None
+        if status in FINAL_STATUSES:
+            break
+        delay = min(delay * POLL_GROWTH, MAX_POLL_SECONDS)
+    return status, polls
+
+
+def measure(stage: Stage, s3: Any, ddb: Any, body: bytes, key: str, index: int) -> Sample:
+    started = time.time()
+    response = s3.put_object(Bucket=stage.bucket, Key=key, Body=body)
+    uploaded = time.time()
+    job_id = job_id_for(stage.bucket, key, etag=response["ETag"],
+                        version_id=response.get("VersionId"))
+    status, polls = wait_for_status(ddb, stage.results_table, job_id)
+    seen = time.time()
+    if status != "completed":
+        raise BenchError(f"{key}: not completed within {RESULT_TIMEOUT_SECONDS:g} s "
+                         f"({status or 'no record'})")
+    record = from_item(ddb.get_item(TableName=stage.results_table,
+                                    Key={"job_id": {"S": job_id}})["Item"])
+    at = {name: epoch(record[name]) for name in
+          ("uploaded_at", "created_at", "started_at", "completed_at")}
+    return Sample(
+        index=index, key=key,
+        total_ms=(seen - started) * 1000,
+        upload_ms=(uploaded - started) * 1000,
+        s3_to_trigger_ms=(at["created_at"] - at["uploaded_at"]) * 1000,
+        trigger_to_worker_ms=(at["started_at"] - at["created_at"]) * 1000,
+        worker_ms=(at["completed_at"] - at["started_at"]) * 1000,
+        result_seen_ms=(seen - at["completed_at"]) * 1000,
+        processing_time_ms=float(record["processing_time_ms"]),
+        polls=polls,
+    )
+
+
+def summarize(samples: list[Sample]) -> list[str]:
+    totals = [s.total_ms for s in samples]
+    lines = [
+        f"end to end, {len(samples)} files: P50 {nearest_rank(totals, 50):.1f} ms, "
+        f"P95 {nearest_rank(totals, 95):.1f} ms, P99 {nearest_rank(totals, 99):.1f} ms, "
+        f"mean {statistics.fmean(totals):.1f} ms, max {max(totals):.1f} ms",
+        "where the time goes (median / mean ms):",
+    ]
+    parts = (("upload (PutObject)", "upload_ms"),
+             ("S3 event -> trigger wrote the job", "s3_to_trigger_ms"),
+             ("job queued -> worker started", "trigger_to_worker_ms"),
+             ("worker: read, parse, write result", "worker_ms"),
+             ("  of which processing_time_ms", "processing_time_ms"),
+             ("result written -> seen by the client", "result_seen_ms"))
+    for label, name in parts:
+        values = [getattr(s, name) for s in samples]
+        lines.append(f"  {label:<38} {statistics.median(values):7.1f} / "
+                     f"{statistics.fmean(values):7.1f}")
+    lines.append(f"  GetItem polls per file (mean)          "
+                 f"{statistics.fmean(s.polls for s in samples):7.1f}")
+    verdict = ", ".join(
+        f"{name.upper()} {nearest_rank(totals, float(name[1:])):.1f} ms "
+        f"{'<=' if nearest_rank(totals, float(name[1:])) <= limit else '>'} {limit:g} ms"
+        for name, limit in TARGETS_MS.items())
+    lines.append(f"targets: {verdict}")
+    return lines
+
+
+def write_csv(path: Path, samples: list[Sample]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(samples[0])))
+        writer.writeheader()
+        writer.writerows(asdict(s) for s in samples)
+
+
+def run(args: argparse.Namespace) -> int:
+    runtime = None if args.endpoint else LocalRuntime(Path(args.out).with_suffix(".runtime.log"))
+    try:
+        if runtime is not None:
+            print(f"bench: starting the local runtime on {runtime.endpoint}", flush=True)
+            runtime.wait_ready(READY_TIMEOUT_SECONDS)
+        stage = load_stage("local", endpoint_url=args.endpoint or runtime.endpoint)
+        s3, ddb = client(stage, "s3"), client(stage, "dynamodb")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_log_file(Path(tmp) / "bench.ndjson", args.lines, seed=7)
+            body = path.read_bytes()
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        for i in range(args.warmup):
+            measure(stage, s3, ddb, body, f"logs/bench/{run_id}/warmup-{i}.ndjson", i)
+        samples = [measure(stage, s3, ddb, body, f"logs/bench/{run_id}/{i:04d}.ndjson", i)
+                   for i in range(args.files)]
+    except (BotoCoreError, ClientError) as exc:
+        raise BenchError(f"AWS call failed: {exc}") from exc
+    finally:
+        if runtime is not None:
+            runtime.stop()
+    print(f"bench: {args.files} files of {args.lines} lines ({len(body)} bytes), one after "
+          f"another, after {args.warmup} warm-up files; {platform.node()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    for line in summarize(samples):
+        print(line)
+    write_csv(Path(args.out), samples)
+    print(f"bench: raw numbers in {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--lines", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--endpoint", default=None,
+                        help="a running local runtime (default: start one on a free port)")
+    parser.add_argument("--out", default=str(ROOT / "results" / "bench_e2e.csv"))
+    args = parser.parse_args(argv)
+    if args.files < 1 or args.lines < 1 or args.warmup < 0:
+        parser.error("--files and --lines must be at least 1, --warmup at least 0")
+    try:
+        return run(args)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
