@@ -140,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         for path in args.files:
             check_file(path)
+        keys = [key_for(path, args.prefix) for path in args.files]
+        if shared := sorted({key for key in keys if keys.count(key) > 1}):
+            raise LogctlError(f"files with the same name would overwrite each other: "
+                              f"{', '.join(shared)}", status=2)
         stage = stage_from(args)
         s3 = make_client(stage, "s3")
         uploads = []
-        for path in args.files:
-            upload = upload_file(stage, path, key_for(path, args.prefix), client=s3)
+        for path, key in zip(args.files, keys, strict=True):
+            upload = upload_file(stage, path, key, client=s3)
             uploads.append(upload)
             print(f"{upload.key}  {upload.job_id}  "
                   f"({path.stat().st_size} bytes in {upload.seconds * 1000:.0f} ms)", flush=True)

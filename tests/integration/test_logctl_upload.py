@@ -204,6 +204,18 @@ def test_cli_missing_file_exits_2_and_uploads_nothing(stage: Stage, log_file: Pa
     assert listed.get("KeyCount", 0) == 0
 
 
+def test_cli_refuses_two_files_that_would_share_a_key(
+        stage: Stage, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = write_log_file(tmp_path / "a" / "app.ndjson", 5, seed=1)
+    second = write_log_file(tmp_path / "b" / "app.ndjson", 5, seed=2)
+
+    assert cli(stage, str(first), str(second)) == 2
+
+    assert "would overwrite each other: logs/app.ndjson" in capsys.readouterr().err
+    listed = client(stage, "s3").list_objects_v2(Bucket=stage.bucket)
+    assert listed.get("KeyCount", 0) == 0
+
+
 def test_cli_directory_is_refused(stage: Stage, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(stage, str(tmp_path)) == 2
