@@ -146,11 +146,13 @@ DEFAULT_RECORD_BYTES = 2048
 
 
 def usage_from_samples(samples: Sequence[Sample], *, trigger_memory_mb: int,
-                       worker_memory_mb: int) -> FileUsage | None:
+                       worker_memory_mb: int,
+                       trigger_durations: Sequence[float] = ()) -> FileUsage | None:
     """Per-file usage from measured runs of one file size; None without completed files.
 
-    Worker duration: the record's processing_time_ms. Trigger duration: the measured
-    upload-to-job-created gap, an upper bound (it includes S3's event delivery).
+    Worker duration: the record's processing_time_ms. Trigger duration: the trigger's
+    logged invocation durations when given, else the upload-to-job-created gap, an
+    upper bound (it includes S3's event delivery).
     """
     ok = [s for s in samples if s.ok and s.processing_time_ms is not None]
     parts = [c for s in ok if (c := components(s)) is not None]
@@ -158,7 +160,7 @@ def usage_from_samples(samples: Sequence[Sample], *, trigger_memory_mb: int,
         return None
     sizes = [s.record_bytes for s in ok if s.record_bytes]
     return FileUsage(
-        trigger_ms=billed_ms(max(0.0, c["trigger"]) for c in parts),
+        trigger_ms=billed_ms(trigger_durations or [max(0.0, c["trigger"]) for c in parts]),
         worker_ms=billed_ms(s.processing_time_ms or 0.0 for s in ok),
         trigger_memory_mb=trigger_memory_mb,
         worker_memory_mb=worker_memory_mb,

@@ -57,8 +57,19 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Invocation:
+    """One handler invocation, as the local runtime logged it."""
+
+    function: str
+    duration_ms: float
+    batch_size: int
+    cold_start: bool
+    outcome: str
+
+
+@dataclass(frozen=True)
 class Run:
-    """One results file: its samples and, when the runner wrote one, its host sidecar."""
+    """One results file: its samples and, when present, its host sidecar and runtime log."""
 
     path: Path
     kind: str
@@ -66,6 +77,10 @@ class Run:
     stamp: str
     samples: tuple[Sample, ...]
     host: dict[str, Any]
+    invocations: tuple[Invocation, ...] = ()
+
+    def invocations_of(self, function: str) -> list[Invocation]:
+        return [i for i in self.invocations if i.function == function]
 
     @property
     def measured(self) -> list[Sample]:
@@ -135,14 +150,39 @@ def host_path(csv_path: Path) -> Path:
     return csv_path.with_suffix(".host.json")
 
 
+def runtime_log_path(csv_path: Path) -> Path:
+    return csv_path.with_suffix(".runtime.log")
+
+
+def read_invocations(path: Path) -> list[Invocation]:
+    """The invocation records in a local runtime log; every other line is skipped."""
+    invocations = []
+    with path.open(errors="replace") as f:
+        for line in f:
+            if '"type": "invocation"' not in line:
+                continue
+            try:
+                data = json.loads(line[line.index("{"):])
+                invocations.append(Invocation(
+                    function=str(data["function"]), duration_ms=float(data["duration_ms"]),
+                    batch_size=int(data.get("batch_size", 1)),
+                    cold_start=bool(data.get("cold_start", False)),
+                    outcome=str(data.get("outcome", ""))))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return invocations
+
+
 def read_run(path: Path) -> Run:
     match = RUN_FILE.match(path.stem)
     if not match:
         raise DatasetError(f"{path.name}: expected <protocol|load|sweep>-<env>-<stamp>.csv")
     sidecar = host_path(path)
     host = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    log = runtime_log_path(path)
+    invocations = tuple(read_invocations(log)) if log.exists() else ()
     return Run(path=path, kind=match["kind"], env=match["env"], stamp=match["stamp"],
-               samples=tuple(read_samples(path)), host=host)
+               samples=tuple(read_samples(path)), host=host, invocations=invocations)
 
 
 def latest_runs(directory: Path) -> dict[tuple[str, str], Run]:

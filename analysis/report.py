@@ -157,6 +157,27 @@ def _breakdown_table(comparison: Comparison) -> list[str]:
     return [table(header, seed_rows + rows), ""]
 
 
+def _invocation_table(comparison: Comparison) -> list[str]:
+    """Handler invocations as the local runtime logged them (the seed's "Lambda" time)."""
+    rows = []
+    for run in comparison.runs.values():
+        for function in sorted({i.function for i in run.invocations}):
+            calls = run.invocations_of(function)
+            durations = [i.duration_ms for i in calls]
+            files = sum(i.batch_size for i in calls)
+            rows.append([f"`{run.path.name}`", function, str(len(calls)),
+                         f"{files / len(calls):.2f}", ms(sum(durations) / len(durations)),
+                         ms(stats.percentile(durations, 50)), ms(stats.percentile(durations, 99)),
+                         str(sum(1 for i in calls if i.cold_start)),
+                         str(sum(1 for i in calls if i.outcome != "ok"))])
+    if not rows:
+        return []
+    return ["Handler invocations, from the local runtime's log (the seed's \"Lambda\" time; a "
+            "worker invocation handles a batch of files):", "",
+            table(["run", "function", "invocations", "files per call", "mean", "P50", "P99",
+                   "cold starts", "not ok"], rows), ""]
+
+
 def _size_table(comparison: Comparison) -> list[str]:
     rows = []
     for s in comparison.series.values():
@@ -202,6 +223,12 @@ def _cost_section(comparison: Comparison) -> list[str]:
         return [f"No cost estimate: {exc}.", ""]
     if source is None:
         return ["No runs yet, so no measured durations to price.", ""]
+    run = comparison.runs.get((source.kind, source.env))
+    trigger_durations = [i.duration_ms for i in run.invocations_of("trigger")] if run else []
+    trigger_note = (f"The trigger's duration is its mean logged invocation time in that run "
+                    f"({len(trigger_durations)} invocations)." if trigger_durations else
+                    "The trigger's duration is an upper bound (upload response to job "
+                    "created, which includes S3 event delivery).")
     p = cost.PRICES
     out = [f"Prices: {p.region}, on-demand list prices taken {p.taken} from {p.source} "
            f"(no free tier): Lambda x86 ${p.lambda_gb_second:.10f}/GB-s and "
@@ -216,13 +243,14 @@ def _cost_section(comparison: Comparison) -> list[str]:
            "Per file: 2 Lambda invocations (trigger, worker; batching up to 10 files per "
            "worker call would lower this), 3 SQS requests (send, receive, delete), 1 S3 PUT "
            "and 1 GET, DynamoDB writes: job created (1 WRU), claimed (1 WRU), result stored "
-           "(item size / 1 KB). The trigger's duration is an upper bound (it includes S3 event "
-           "delivery). The test client's result polling is not counted.", ""]
+           f"(item size / 1 KB). {trigger_note} The test client's result polling is not "
+           "counted.", ""]
     rows = []
     detail: cost.CostEstimate | None = None
     for lines, group in stats.by_size(source.samples).items():
         usage = cost.usage_from_samples(group, trigger_memory_mb=trigger_mb,
-                                        worker_memory_mb=worker_mb)
+                                        worker_memory_mb=worker_mb,
+                                        trigger_durations=trigger_durations)
         if usage is None:
             continue
         estimate = cost.estimate(usage)
@@ -327,6 +355,7 @@ def render(comparison: Comparison, charts_rel: str = "charts",
     out += ["### 2.6 Component breakdown", "", _chart("component_breakdown.png", charts_rel), ""]
     out += [f"- **{k}**: {stats.COMPONENT_HELP[k]}" for k in stats.COMPONENTS] + [""]
     out += _breakdown_table(comparison)
+    out += _invocation_table(comparison)
     out += ["### 2.7 Throughput vs concurrency", "",
             _chart("throughput_vs_concurrency.png", charts_rel), ""]
     out += _concurrency_section(comparison)

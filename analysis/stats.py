@@ -12,8 +12,10 @@ from analysis.dataset import Sample
 COMPONENTS = ("upload", "trigger", "queue", "worker", "observe")
 COMPONENT_HELP = {
     "upload": "client PutObject call (start -> response)",
-    "trigger": "S3 event delivery + trigger handler (PutObject response -> job created_at)",
-    "queue": "SQS delivery to the worker (created_at -> started_at)",
+    "trigger": "S3 event delivery to the trigger (PutObject response -> trigger starts, "
+               "created_at)",
+    "queue": "trigger stores the job and enqueues it, SQS delivers it to a worker "
+             "(created_at -> started_at)",
     "worker": "worker claims the job, reads, parses, aggregates (started_at -> completed_at)",
     "observe": "result write, then the client's next poll (completed_at -> client saw it)",
 }

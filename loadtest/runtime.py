@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 from botocore.exceptions import BotoCoreError, ClientError
@@ -47,11 +49,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_runtime(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_runtime(port: int, log_path: Path,
+                  extra_args: list[str] | None = None) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "localruntime", "--port", str(port)],
+            [sys.executable, "-m", "localruntime", "--port", str(port), "--no-reload",
+             "--no-status", *(extra_args or [])],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -117,12 +121,25 @@ def stop_process_tree(process: subprocess.Popen[bytes]) -> None:
             child.kill()
 
 
+def process_role(cmdline: list[str]) -> str:
+    """Name a runtime process by what it runs: the endpoint, a function's handler, or the rest."""
+    if "localruntime.endpoint" in cmdline:
+        return "endpoint"
+    if "localruntime.worker" in cmdline and "--function" in cmdline:
+        index = cmdline.index("--function") + 1
+        if index < len(cmdline):
+            return f"handler {cmdline[index]}"
+    return "runtime"
+
+
 @dataclass
 class _Tree:
-    """CPU seconds used by a process and its descendants since the first sample."""
+    """CPU seconds used by a process and its descendants since the first sample, by role."""
 
     root: int
     seen: dict[int, float] = field(default_factory=dict)
+    roles: dict[int, str] = field(default_factory=dict)
+    by_role: dict[str, float] = field(default_factory=dict)
     cpu_seconds: float = 0.0
     peak_cores: float = 0.0
 
@@ -136,7 +153,9 @@ class _Tree:
         for proc in processes:
             try:
                 times = proc.cpu_times()
-            except psutil.NoSuchProcess:
+                if proc.pid not in self.roles:
+                    self.roles[proc.pid] = process_role(proc.cmdline())
+            except psutil.Error:
                 continue
             totals[proc.pid] = times.user + times.system
         return totals
@@ -146,14 +165,25 @@ class _Tree:
 
     def sample(self, interval: float) -> None:
         totals = self._totals()
-        used = sum(total - self.seen.get(pid, 0.0) for pid, total in totals.items())
+        used = 0.0
+        for pid, total in totals.items():
+            delta = total - self.seen.get(pid, 0.0)
+            role = self.roles.get(pid, "runtime")
+            self.by_role[role] = self.by_role.get(role, 0.0) + delta
+            used += delta
         self.seen.update(totals)
         self.cpu_seconds += used
         self.peak_cores = max(self.peak_cores, used / interval)
 
 
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every core, every process)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 class CpuSampler(threading.Thread):
-    """Samples, once a second, the CPU time used by two process trees."""
+    """Samples, once a second, the CPU time used by process trees and by the machine."""
 
     def __init__(self, trees: dict[str, int], interval: float = 1.0) -> None:
         super().__init__(daemon=True)
@@ -161,6 +191,7 @@ class CpuSampler(threading.Thread):
         self.interval = interval
         self._stop_event = threading.Event()
         self.started_at = time.monotonic()
+        self.machine_busy_at_start = _busy_seconds()
         for tree in self.trees.values():
             tree.baseline()
 
@@ -172,17 +203,25 @@ class CpuSampler(threading.Thread):
                 tree.sample(now - last)
             last = now
 
-    def finish(self) -> dict[str, float]:
+    def finish(self) -> dict[str, Any]:
         self._stop_event.set()
         self.join()
         for tree in self.trees.values():
             tree.sample(max(time.monotonic() - self.started_at, 1e-6))
         wall = time.monotonic() - self.started_at
-        report: dict[str, float] = {"cpu_window_seconds": round(wall, 3)}
+        report: dict[str, Any] = {"cpu_window_seconds": round(wall, 3)}
         for name, tree in self.trees.items():
             report[f"{name}_cpu_seconds"] = round(tree.cpu_seconds, 3)
             report[f"{name}_mean_cores"] = round(tree.cpu_seconds / wall, 3) if wall else 0.0
             report[f"{name}_peak_cores"] = round(tree.peak_cores, 3)
+        runtime = self.trees.get("runtime")
+        if runtime is not None and wall:
+            report["runtime_roles_mean_cores"] = {
+                role: round(seconds / wall, 3) for role, seconds in sorted(runtime.by_role.items())}
+        busy = _busy_seconds() - self.machine_busy_at_start
+        ours = sum(tree.cpu_seconds for tree in self.trees.values())
+        report["machine_mean_cores"] = round(busy / wall, 3) if wall else 0.0
+        report["other_mean_cores"] = round(max(0.0, busy - ours) / wall, 3) if wall else 0.0
         return report
 
 
@@ -193,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="runtime port (default: a free one)")
     parser.add_argument("--ready-timeout", type=float, default=90.0)
     parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--runtime-args", default="",
+                        help="extra arguments for python -m localruntime, e.g. "
+                        "'--concurrency worker=4'")
     parser.add_argument("command", nargs=argparse.REMAINDER,
                         help="-- then the command to run against the runtime")
     args = parser.parse_args(argv)
@@ -207,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
     print(f"runtime: starting the local runtime on {endpoint} (log: {log_path})", flush=True)
-    runtime = start_runtime(port, log_path)
+    runtime = start_runtime(port, log_path, shlex.split(args.runtime_args))
     try:
         ready_after = wait_until_ready(endpoint, runtime, log_path, args.ready_timeout)
         print(f"runtime: pipeline ready after {ready_after:.1f}s; running: {' '.join(command)}",
@@ -228,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
             code = child.wait()
         usage = sampler.finish()
         if output.exists():
-            update_host_file(output, {"stage": "local", "endpoint": endpoint, **usage})
+            update_host_file(output, {"stage": "local", "endpoint": endpoint,
+                                      "runtime_args": args.runtime_args, **usage})
         print(f"runtime: CPU while measuring: runtime {usage['runtime_mean_cores']:.2f} cores, "
-              f"load generator {usage['loadgen_mean_cores']:.2f} cores "
-              f"(of {os.cpu_count()})", flush=True)
+              f"load generator {usage['loadgen_mean_cores']:.2f}, other processes "
+              f"{usage['other_mean_cores']:.2f} (of {os.cpu_count()})", flush=True)
         return code
     except RuntimeStartError as exc:
         print(f"runtime: {exc}", file=sys.stderr)
