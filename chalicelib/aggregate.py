@@ -1,29 +1,27 @@
 """Exact statistics over valid records, accumulated block by block.
 
-Everything is counted in hash tables keyed by distinct values (endpoint x response time,
-status code, level, user), so memory grows with the number of distinct values, not lines.
-Percentiles are exact nearest-rank over the response-time histogram.
+Each statistic is gathered over a whole block by one C-level pass (`map` over an
+attribute getter feeding a Counter, a set, min or max), never by a Python loop per
+record. Response times are kept as one histogram per endpoint, so memory grows with
+the number of distinct values, not of lines; percentiles are exact nearest-rank
+over the merged histogram and sums follow math.fsum exactly.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from itertools import chain, compress, repeat
-from operator import attrgetter
+from fractions import Fraction
+from itertools import compress
 from typing import Any
 
 from chalicelib.records import LogRecord, normalize_level
 from chalicelib.reference import MAX_SAMPLES, TOP_ENDPOINTS, iso_utc
 
-_level = attrgetter("level")
-_endpoint = attrgetter("endpoint")
-_time = attrgetter("response_time_ms")
-_status = attrgetter("status_code")
-_user = attrgetter("user_id")
-_timestamp = attrgetter("timestamp")
+_append = list.append
+_EXACT_INT = 2**53
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -45,10 +43,11 @@ class Aggregator:
         self.line_count = 0
         self.malformed_count = 0
         self.samples: list[dict[str, Any]] = []
-        self._levels: Counter[str] = Counter()
         self._level_names: dict[str, str] = {}
-        self._endpoint_times: Counter[tuple[str, Any]] = Counter()
-        self._endpoint_errors: Counter[str] = Counter()
+        self._levels: Counter[str] = Counter()
+        self._histogram: Counter[Any] = Counter()
+        self._totals: dict[str, _Total] = {}
+        self._errors: Counter[str] = Counter()
         self._status: Counter[int] = Counter()
         self._users: set[str] = set()
         self._first: datetime | None = None
@@ -71,7 +70,7 @@ class Aggregator:
         """Add a batch of decoded records; False (and nothing added) if a level is invalid."""
         if not records:
             return True
-        levels = list(map(_level, records))
+        levels = [r.level for r in records]
         level_counts = Counter(levels)
         error_forms = set()
         for raw in level_counts:
@@ -81,15 +80,22 @@ class Aggregator:
             if name == "ERROR":
                 error_forms.add(raw)
         self._levels.update(level_counts)
-        endpoints = list(map(_endpoint, records))
-        self._endpoint_times.update(zip(endpoints, map(_time, records), strict=True))
+        endpoints = [r.endpoint for r in records]
+        times = [r.response_time_ms for r in records]
+        self._histogram.update(times)
+        groups: defaultdict[str, list[Any]] = defaultdict(list)
+        deque(map(_append, map(groups.__getitem__, endpoints), times), maxlen=0)
+        totals = self._totals
+        for endpoint, values in groups.items():
+            total = totals.get(endpoint)
+            if total is None:
+                total = totals[endpoint] = _Total()
+            total.add(values)
         if error_forms:
-            self._endpoint_errors.update(
-                compress(endpoints, map(error_forms.__contains__, levels)))
-        self._status.update(map(_status, records))
-        self._users.update(map(_user, records))
-        first, last = _extremes(list(map(_timestamp, records)))
-        self._merge_extremes(first, last)
+            self._errors.update(compress(endpoints, map(error_forms.__contains__, levels)))
+        self._status.update([r.status_code for r in records])
+        self._users.update([r.user_id for r in records])
+        self._merge_extremes(*_extremes([r.timestamp for r in records]))
         return True
 
     def _merge_extremes(self, first: datetime, last: datetime) -> None:
@@ -107,14 +113,10 @@ class Aggregator:
         levels: Counter[str] = Counter()
         for raw, count in self._levels.items():
             levels[self._level_names[raw]] += count
-        histogram: Counter[Any] = Counter()
-        per_endpoint: dict[str, list[tuple[Any, int]]] = {}
-        for (endpoint, value), count in self._endpoint_times.items():
-            histogram[value] += count
-            per_endpoint.setdefault(endpoint, []).append((value, count))
-        n = sum(histogram.values())
-        counts = {e: sum(c for _, c in pairs) for e, pairs in per_endpoint.items()}
-        top = sorted(counts, key=lambda e: (-counts[e], e))[:TOP_ENDPOINTS]
+        histogram = self._histogram
+        totals = self._totals
+        n = sum(total.count for total in totals.values())
+        top = sorted(totals, key=lambda e: (-totals[e].count, e))[:TOP_ENDPOINTS]
         p50 = p95 = p99 = None
         if n:
             p50, p95, p99 = _percentiles(histogram, n, (50, 95, 99))
@@ -126,20 +128,20 @@ class Aggregator:
             "warn_count": levels["WARN"],
             "error_count": levels["ERROR"],
             "debug_count": levels["DEBUG"],
-            "avg_response_time_ms": round(_total(histogram.items()) / n, 3) if n else None,
+            "avg_response_time_ms": round(_Total.merged(totals.values()).mean(), 3) if n else None,
             "max_response_time_ms": max(histogram) if n else None,
             "p50_response_time_ms": p50,
             "p95_response_time_ms": p95,
             "p99_response_time_ms": p99,
             "unique_users": len(self._users),
-            "unique_endpoints": len(per_endpoint),
+            "unique_endpoints": len(totals),
             "status_codes": {str(code): c for code, c in sorted(self._status.items())},
             "top_endpoints": [
                 {
                     "endpoint": e,
-                    "count": counts[e],
-                    "error_count": self._endpoint_errors[e],
-                    "avg_response_time_ms": round(_total(per_endpoint[e]) / counts[e], 3),
+                    "count": totals[e].count,
+                    "error_count": self._errors[e],
+                    "avg_response_time_ms": round(totals[e].mean(), 3),
                 }
                 for e in top
             ],
@@ -148,17 +150,86 @@ class Aggregator:
         }
 
 
-def _total(pairs: Any) -> float:
-    """Correctly rounded sum of every value counted (the same as math.fsum over all of them)."""
-    pairs = list(pairs)
-    if all(type(v) is int for v, _ in pairs):
-        return float(sum(v * c for v, c in pairs)) if _exact_in_float(pairs) else math.fsum(
-            chain.from_iterable(repeat(v, c) for v, c in pairs))
-    return math.fsum(chain.from_iterable(repeat(v, c) for v, c in pairs))
+class _Total:
+    """The exact sum of the response times added, read out as reference.mean does.
+
+    Integers are summed as integers while they are exact as doubles; other values are
+    kept as a few floats whose exact sum is the exact sum of the values as doubles,
+    which math.fsum then rounds once.
+    """
+
+    __slots__ = ("count", "floats", "huge", "ints")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ints = 0
+        self.floats: list[float] = []
+        self.huge: Fraction | None = None  # the exact sum, once the float sum overflowed
+
+    def add(self, values: list[Any]) -> None:
+        self.count += len(values)
+        total = sum(values)
+        if type(total) is int and total <= _EXACT_INT:
+            self.ints += total
+        else:
+            self._add_floats(values)
+
+    def _add_floats(self, values: list[Any]) -> None:
+        if self.huge is None:
+            try:
+                self.floats = _exact_partials([*self.floats, *values])
+                return
+            except OverflowError:
+                self._go_exact()
+        self.huge = self._go_exact() + sum(map(Fraction, map(float, values)), Fraction(0))
+
+    def _go_exact(self) -> Fraction:
+        if self.huge is None:
+            self.huge = sum(map(Fraction, self.floats), Fraction(0))
+            self.floats = []
+        return self.huge
+
+    def mean(self) -> float:
+        if self.huge is None:
+            try:
+                return math.fsum([*self.floats, *_int_pieces(self.ints)]) / self.count
+            except OverflowError:
+                pass
+        return float((self._go_exact() + self.ints) / self.count)
+
+    @classmethod
+    def merged(cls, totals: Iterable[_Total]) -> _Total:
+        out = cls()
+        for total in totals:
+            out.count += total.count
+            out.ints += total.ints
+            if total.huge is None:
+                out._add_floats(total.floats)
+            else:
+                out.huge = out._go_exact() + total.huge
+        return out
 
 
-def _exact_in_float(pairs: list[tuple[int, int]]) -> bool:
-    return all(abs(v) < 2**53 for v, _ in pairs) and sum(v * c for v, c in pairs) < 2**53
+def _exact_partials(values: list[Any]) -> list[float]:
+    """Floats whose exact sum is that of float(v) over values: fsum, then fsum of residues."""
+    rest = list(values)
+    partials: list[float] = []
+    while True:
+        total = math.fsum(rest)
+        if total == 0.0:
+            return partials
+        partials.append(total)
+        rest.append(-total)
+
+
+def _int_pieces(value: int) -> list[float]:
+    """Floats that add up exactly to an integer (OverflowError beyond the doubles' range)."""
+    pieces: list[float] = []
+    while value:
+        piece = float(value)
+        pieces.append(piece)
+        value -= int(piece)
+    return pieces
 
 
 def _percentiles(histogram: Counter[Any], n: int, ps: tuple[int, ...]) -> list[Any]:

@@ -1,31 +1,34 @@
 """Turn a stream of raw byte chunks into blocks of complete lines, in constant memory.
 
-A block is `bytes` holding whole lines, each ending in b"\\n". Lines longer than
-MAX_LINE_BYTES are never buffered whole: they are reported as `TooLong` and skipped.
+A block is `bytes` holding whole lines, each ending in b"\\n", at most about twice
+BLOCK_BYTES long whatever the size of the incoming chunks. A line longer than
+MAX_LINE_BYTES is never buffered whole: it is reported as TOO_LONG, in its place
+among the blocks, and skipped.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from chalicelib.errors import Unreadable
 from chalicelib.records import MAX_LINE_BYTES
 from chalicelib.reference import BOM, GZIP_MAGIC
 
 GUNZIP_OUTPUT_LIMIT = 256 * 1024
+BLOCK_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
-    first_line: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class TooLong:
-    line: int
+    """Marks one line that was longer than the limit."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TOO_LONG"
+
+
+TOO_LONG = TooLong()
 
 
 def decoded_chunks(raw: Iterable[bytes], *, gzip_hint: bool = False) -> Iterator[bytes]:
@@ -51,21 +54,28 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Decompress one or more concatenated gzip members, with bounded output per step."""
+    """Decompress one or more concatenated gzip members, with bounded output per step.
+
+    Zero bytes between or after members are padding, as for the gzip tool.
+    """
     decomp = zlib.decompressobj(wbits=31)
-    in_member = False
+    in_member = after_member = False
     try:
         for chunk in chunks:
             data = chunk
             while data:
-                in_member = True
+                if after_member:
+                    data = data.lstrip(b"\0")
+                    if not data:
+                        break
+                in_member, after_member = True, False
                 out = decomp.decompress(data, GUNZIP_OUTPUT_LIMIT)
                 if out:
                     yield out
                 if decomp.eof:
                     data = decomp.unused_data
                     decomp = zlib.decompressobj(wbits=31)
-                    in_member = False
+                    in_member, after_member = False, True
                 elif decomp.unconsumed_tail:
                     data = decomp.unconsumed_tail
                 else:
@@ -76,8 +86,9 @@ def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
                             break
                         yield out
                     if decomp.eof:
+                        data = decomp.unused_data
                         decomp = zlib.decompressobj(wbits=31)
-                        in_member = False
+                        in_member, after_member = False, True
     except zlib.error as exc:
         raise Unreadable(f"corrupt gzip data ({exc})") from exc
     if in_member:
@@ -85,42 +96,87 @@ def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def line_blocks(content: Iterable[bytes], max_line: int = MAX_LINE_BYTES,
-                ) -> Iterator[Block | TooLong]:
-    """Split content into Blocks of whole lines; strip a leading UTF-8 BOM."""
-    line_no = 1
-    pending = b""
-    skipping = False
-    at_start = True
-    for chunk in content:
-        if at_start:
-            pending += chunk
-            if len(pending) < len(BOM) and BOM.startswith(pending):
-                continue
-            chunk, pending, at_start = pending, b"", False
-            if chunk.startswith(BOM):
-                chunk = chunk[len(BOM):]
-        if skipping:
-            newline = chunk.find(b"\n")
-            if newline < 0:
-                continue
-            chunk, skipping = chunk[newline + 1:], False
-            line_no += 1
-        buf = pending + chunk if pending else chunk
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            pending = buf
+                block_bytes: int = BLOCK_BYTES) -> Iterator[bytes | TooLong]:
+    """Split content into blocks of whole lines; strip a leading UTF-8 BOM.
+
+    Input is regrouped into batches of at least `step` new bytes and less than twice that,
+    with step <= max_line / 2: a line that lies inside one batch is then never too long, so
+    only the line continued from the previous batch needs its length checked.
+    """
+    step = max(1, min(block_bytes, max_line // 2))
+    splitter = _LineSplitter(max_line)
+    batch: list[bytes] = []
+    size = 0
+    for piece in _pieces(_without_bom(content), step):
+        batch.append(piece)
+        size += len(piece)
+        if size >= step:
+            yield from splitter.feed(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        yield from splitter.feed(b"".join(batch))
+    yield from splitter.finish()
+
+
+def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    rest = iter(chunks)
+    head = b""
+    for chunk in rest:
+        head += chunk
+        if len(head) >= len(BOM) or not BOM.startswith(head):
+            break
+    if head.startswith(BOM):
+        head = head[len(BOM):]
+    if head:
+        yield head
+    yield from rest
+
+
+def _pieces(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    for chunk in chunks:
+        if len(chunk) <= size:
+            yield chunk
         else:
-            block, pending = buf[:cut], buf[cut:]
-            first_end = block.find(b"\n")
-            if first_end > max_line:
-                yield TooLong(line_no)
-                line_no += 1
-                block = block[first_end + 1:]
-            if block:
-                yield Block(line_no, block)
-                line_no += block.count(b"\n")
-        if len(pending) > max_line:
-            yield TooLong(line_no)
-            pending, skipping = b"", True
-    if pending:
-        yield Block(line_no, pending + b"\n")
+            for start in range(0, len(chunk), size):
+                yield chunk[start:start + size]
+
+
+class _LineSplitter:
+    """Cuts successive batches at their last newline and carries the unfinished line over."""
+
+    def __init__(self, max_line: int) -> None:
+        self.max_line = max_line
+        self.carry = b""
+        self.skipping = False  # inside a line already reported as too long
+
+    def feed(self, data: bytes) -> Iterator[bytes | TooLong]:
+        if self.skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                return
+            data = data[newline + 1:]
+            self.skipping = False
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            self.carry += data
+        else:
+            first = data.find(b"\n")
+            if len(self.carry) + first > self.max_line:
+                yield TOO_LONG
+                body = data[first + 1:cut]
+            elif self.carry:
+                body = b"".join((self.carry, memoryview(data)[:cut]))
+            else:
+                body = data if cut == len(data) else data[:cut]
+            self.carry = data[cut:]
+            if body:
+                yield body
+        if len(self.carry) > self.max_line:
+            yield TOO_LONG
+            self.carry = b""
+            self.skipping = True
+
+    def finish(self) -> Iterator[bytes]:
+        if self.carry:
+            yield self.carry + b"\n"
+            self.carry = b""

@@ -13,7 +13,9 @@ _LEVEL_NAMES = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WA
                 "ERROR": "ERROR"}
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-ResponseTime = Annotated[int, msgspec.Meta(ge=0)] | Annotated[float, msgspec.Meta(ge=0)]
+# Larger integers fall back to the reference check (finite as a double) on the slow path.
+ResponseTime = (Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+                | Annotated[float, msgspec.Meta(ge=0)])
 StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)]
 
 

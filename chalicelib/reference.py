@@ -12,8 +12,10 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from chalicelib.records import MAX_LINE_BYTES
@@ -84,7 +86,38 @@ def parse_timestamp(value: str) -> datetime | None:
 
 
 def _is_number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+    if type(value) not in (int, float):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:  # an integer too large for a double is not a finite number
+        return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """True if a string anywhere in the decoded value holds a lone surrogate (from an escape)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def mean(values: Sequence[Any]) -> float:
+    """math.fsum(values) / len(values); when that sum overflows, the exact mean of the doubles."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:
+        return float(sum(map(Fraction, map(float, values))) / len(values))
 
 
 def _is_text(value: Any) -> bool:
@@ -101,8 +134,9 @@ def classify_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, REASON_UTF8
     try:
         obj = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")  # lone surrogate escapes
-    except (ValueError, RecursionError, UnicodeEncodeError):
+    except (ValueError, RecursionError):
+        return None, REASON_JSON
+    if _has_lone_surrogate(obj):
         return None, REASON_JSON
     if not isinstance(obj, dict):
         return None, REASON_OBJECT
@@ -185,7 +219,7 @@ def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
         "warn_count": levels["WARN"],
         "error_count": levels["ERROR"],
         "debug_count": levels["DEBUG"],
-        "avg_response_time_ms": round(math.fsum(times) / len(times), 3) if has_data else None,
+        "avg_response_time_ms": round(mean(times), 3) if has_data else None,
         "max_response_time_ms": max(times) if has_data else None,
         "p50_response_time_ms": nearest_rank(ordered, 50) if has_data else None,
         "p95_response_time_ms": nearest_rank(ordered, 95) if has_data else None,
@@ -199,7 +233,7 @@ def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
                 "endpoint": endpoint,
                 "count": len(values),
                 "error_count": errors[endpoint],
-                "avg_response_time_ms": round(math.fsum(values) / len(values), 3),
+                "avg_response_time_ms": round(mean(values), 3),
             }
             for endpoint, values in top
         ],
