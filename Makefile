@@ -74,19 +74,21 @@ SIZES ?= 1000
 STEPS ?= 1,2,4,8,16,32
 STEP_SECONDS ?= 20
 LOCUST := $(BIN)/locust
+RUNTIME_ARGS ?=
 LOCUST_COMMON := --headless --sizes $(SIZES) --stop-timeout 30 --csv {output_stem}-locust
+WITH_RUNTIME = $(PYTHON) -m loadtest.runtime --runtime-args "$(RUNTIME_ARGS)"
 .PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report full-analysis
 
 loadtest: install ## Locust vs a local runtime it starts: USERS=8 DURATION=60s SIZES=1000
-	$(PYTHON) -m loadtest.runtime --kind load -- $(LOCUST) -f loadtest/upload.py \
+	$(WITH_RUNTIME) --kind load -- $(LOCUST) -f loadtest/upload.py \
 		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
 
 concurrency-sweep: install ## throughput vs users: STEPS=1,2,4,8,16,32 STEP_SECONDS=20 SIZES=1000
-	$(PYTHON) -m loadtest.runtime --kind sweep -- $(LOCUST) -f loadtest/sweep.py \
+	$(WITH_RUNTIME) --kind sweep -- $(LOCUST) -f loadtest/sweep.py \
 		$(LOCUST_COMMON) --steps $(STEPS) --step-seconds $(STEP_SECONDS)
 
 run-tests-local: install ## the seed's protocol (2 warm-up, 10 x 100/500/1000 lines) on a local runtime
-	$(PYTHON) -m loadtest.runtime --kind protocol -- $(PYTHON) -m loadtest.protocol --stage local
+	$(WITH_RUNTIME) --kind protocol -- $(PYTHON) -m loadtest.protocol --stage local
 
 run-tests-aws: install ## the same protocol against the deployed `aws` stage (needs credentials)
 	$(PYTHON) -m loadtest.protocol --stage aws

@@ -189,13 +189,47 @@ def _size_table(comparison: Comparison) -> list[str]:
             processing = [x.processing_time_ms for x in group
                           if x.ok and x.processing_time_ms is not None]
             size = round(sum(x.bytes for x in group) / len(group))
+            polls = sum(x.polls for x in group) / len(group)
             rows.append([s.name, f"{lines:,}", f"{size:,}",
                          str(summary.count), ms(summary.p50), ms(summary.p95), ms(summary.p99),
-                         ms(sum(processing) / len(processing)) if processing else "n/a"])
+                         ms(sum(processing) / len(processing)) if processing else "n/a",
+                         f"{polls:.1f}"])
     if not rows:
         return ["No runs yet.", ""]
-    return [table(["run", "lines", "bytes", "files", "P50", "P95", "P99", "worker (mean)"],
-                  rows), ""]
+    return [table(["run", "lines", "bytes", "files", "P50", "P95", "P99", "worker (mean)",
+                   "result polls per file"], rows), ""]
+
+
+def _cpu_table(comparison: Comparison) -> list[str]:
+    """CPU each part of the local set-up spent per file in the load run, from its host sidecar."""
+    series = comparison.get("load-local")
+    run = comparison.runs.get(("load", "local"))
+    if series is None or run is None or "runtime_roles_mean_cores" not in run.host:
+        return []
+    throughput = series.throughput
+    if throughput <= 0:
+        return []
+    host = run.host
+    parts: dict[str, float] = dict(host["runtime_roles_mean_cores"])
+    parts["load generator (Locust)"] = float(host.get("loadgen_mean_cores", 0.0))
+    rows = [[role, f"{cores:.2f}", ms(cores / throughput * 1000)] for role, cores in parts.items()]
+    total = sum(parts.values())
+    rows.append(["**all of the above**", f"{total:.2f}", ms(total / throughput * 1000)])
+    other = float(host.get("other_mean_cores", 0.0))
+    rows.append(["other processes on the machine", f"{other:.2f}", ""])
+    cores = host.get("cores") or os.cpu_count() or 1
+    endpoint = parts.get("endpoint", 0.0)
+    out = [f"CPU while the load run measured ({series.name}, {throughput:.1f} files/s; "
+           f"{cores} cores; sampled once a second by `loadtest.runtime`):", "",
+           table(["process", "cores (mean)", "CPU per file"], rows), ""]
+    if total > 0:
+        out.append(f"At that cost per file, {cores} dedicated cores would carry at most "
+                   f"{cores / (total / throughput):.0f} files/s"
+                   + (f"; the endpoint alone, one Python process, at most "
+                      f"{throughput / endpoint:.0f} files/s on one core" if endpoint else "")
+                   + ".")
+        out.append("")
+    return out
 
 
 def _concurrency_section(comparison: Comparison) -> list[str]:
@@ -356,6 +390,7 @@ def render(comparison: Comparison, charts_rel: str = "charts",
     out += [f"- **{k}**: {stats.COMPONENT_HELP[k]}" for k in stats.COMPONENTS] + [""]
     out += _breakdown_table(comparison)
     out += _invocation_table(comparison)
+    out += _cpu_table(comparison)
     out += ["### 2.7 Throughput vs concurrency", "",
             _chart("throughput_vs_concurrency.png", charts_rel), ""]
     out += _concurrency_section(comparison)
