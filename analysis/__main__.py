@@ -32,12 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, OSError, ValueError) as exc:
         print(f"analysis: {exc}", file=sys.stderr)
         return 2
+    if not runs:
+        print(f"analysis: no runs in {results}/ (run `make run-tests-local`, `make loadtest` "
+              "or `make concurrency-sweep` first); the report was left as it is", file=sys.stderr)
+        return 2
     comparison = build(runs)
     columns, rows = summary_rows(comparison)
     charts = draw_all(comparison, docs / "charts", rows, columns)
     report = docs / "report.md"
     report.write_text(render(comparison, charts_rel="charts"))
-    used = ", ".join(run.path.name for run in runs.values()) or "none (no runs yet)"
+    used = ", ".join(run.path.name for run in runs.values())
     print(f"analysis: {report} and {len(charts)} charts in {docs / 'charts'} from {used}")
     if args.readme:
         readme = Path(args.readme)

@@ -106,15 +106,31 @@ def test_every_chart_is_a_non_empty_png(results: Path, tmp_path: Path) -> None:
         assert len(data) > 5_000, name
 
 
-def test_charts_and_report_without_any_runs(tmp_path: Path) -> None:
+def test_no_runs_leaves_the_report_alone(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "results"
     empty.mkdir()
     docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "report.md").write_text("kept")
 
-    assert main(["--results", str(empty), "--docs", str(docs)]) == 0
+    assert main(["--results", str(empty), "--docs", str(docs)]) == 2
+
+    assert (docs / "report.md").read_text() == "kept"
+    assert "no runs in" in capsys.readouterr().err
+
+
+def test_charts_and_report_with_only_a_sequential_run(results: Path, tmp_path: Path) -> None:
+    for path in results.glob("[ls]*-local-*.csv"):
+        path.unlink()
+    docs = tmp_path / "docs"
+
+    assert main(["--results", str(results), "--docs", str(docs)]) == 0
 
     report = (docs / "report.md").read_text()
+    assert "| throughput | >= 20 files/s | no local load run" in report
     assert "not measured" in report
+    assert "No concurrency sweep yet" in report
     assert all((docs / "charts" / name).stat().st_size > 0 for name in CHARTS)
 
 
