@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localruntime.console import Console
-from localruntime.pool import FunctionPool, InvocationFailed
+from localruntime.pool import FunctionPool, Invocation, InvocationFailed
 
 ACQUIRE_POLL_SECONDS = 0.5
 
@@ -80,55 +80,64 @@ class Invoker:
             if process is not None:
                 return pool, process
 
+    def _run(self, function: str, request_id: str, event: dict[str, Any],
+             fields: dict[str, Any]) -> Invocation:
+        pool, process = self._acquire(function)
+        fields["pid"] = process.pid
+        init_failed = False
+        try:
+            return process.invoke(request_id, event)
+        except InvocationFailed as failure:
+            init_failed = failure.outcome == "init_error"
+            raise
+        finally:
+            pool.release(process, init_failed=init_failed)
+
     def invoke(self, function: str, event: dict[str, Any], *, batch_size: int,
                source: str, judge: Judge | None = None) -> Outcome:
-        """Run one invocation; `judge` reads a returned result's failed items."""
+        """Run one invocation and log it; `judge` reads a result's failed batch items."""
         request_id = str(uuid.uuid4())
+        fields: dict[str, Any] = {}
+        cold = False
         with self._lock:
             self._in_flight += 1
         started = time.monotonic()
-        fields: dict[str, Any] = {}
         try:
-            pool, process = self._acquire(function)
-            init_failed = False
-            try:
-                invocation = process.invoke(request_id, event)
-            except InvocationFailed as failure:
-                init_failed = failure.outcome == "init_error"
-                raise
-            finally:
-                pool.release(process, init_failed=init_failed)
-            fields = {"pid": invocation.pid, "cold_start": invocation.cold_start}
-            if invocation.cold_start:
-                fields["init_ms"] = invocation.init_ms
-            if invocation.ok:
-                failed = judge(invocation.result) if judge else []
-                if failed is None:
-                    label = "invalid_response"
-                    fields["error"] = f"unusable batch response: {invocation.result!r:.300}"
-                else:
-                    label = "partial" if failed else "ok"
-                    if failed:
-                        fields["failed_items"] = len(failed)
-                outcome = Outcome(True, invocation.result, label, request_id, failed)
-            else:
-                error = invocation.error or {}
-                fields["error"] = f"{error.get('errorType')}: {error.get('errorMessage')}"
-                outcome = Outcome(False, None, "error", request_id, None)
-            duration_ms = invocation.duration_ms
+            invocation = self._run(function, request_id, event, fields)
         except InvocationFailed as failure:
             fields["error"] = str(failure)
             outcome = Outcome(False, None, failure.outcome, request_id, None)
             duration_ms = (time.monotonic() - started) * 1000
+        else:
+            outcome = self._judge(invocation, request_id, judge, fields)
+            duration_ms = invocation.duration_ms
+            cold = invocation.cold_start
+            if cold:
+                fields["init_ms"] = invocation.init_ms
         finally:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
         self.totals["invocations"] += 1
         self.totals["errors"] += 0 if outcome.outcome in ("ok", "partial") else 1
-        self.totals["cold_starts"] += 1 if fields.get("cold_start") else 0
+        self.totals["cold_starts"] += 1 if cold else 0
         self.console.record(
             type="invocation", function=function, request_id=request_id, source=source,
-            duration_ms=round(duration_ms, 3), outcome=outcome.outcome,
-            cold_start=bool(fields.pop("cold_start", False)), batch_size=batch_size, **fields)
+            duration_ms=round(duration_ms, 3), outcome=outcome.outcome, cold_start=cold,
+            batch_size=batch_size, **fields)
         return outcome
+
+    @staticmethod
+    def _judge(invocation: Invocation, request_id: str, judge: Judge | None,
+               fields: dict[str, Any]) -> Outcome:
+        if not invocation.ok:
+            error = invocation.error or {}
+            fields["error"] = f"{error.get('errorType')}: {error.get('errorMessage')}"
+            return Outcome(False, None, "error", request_id, None)
+        failed = judge(invocation.result) if judge else []
+        if failed is None:
+            fields["error"] = f"unusable batch response: {invocation.result!r:.300}"
+            return Outcome(True, invocation.result, "invalid_response", request_id, None)
+        if failed:
+            fields["failed_items"] = len(failed)
+        return Outcome(True, invocation.result, "partial" if failed else "ok", request_id, failed)

@@ -123,7 +123,7 @@ class HandlerProcess:
             stdin.write(json.dumps({"request_id": request_id, "event": event}).encode() + b"\n")
             stdin.flush()
             reply = self._read_line(started + self.function.timeout_seconds)
-        except (EOFError, BrokenPipeError):
+        except (EOFError, OSError):
             status = self.process.wait()
             raise InvocationFailed("crash", f"the handler process {self.pid} exited "
                                    f"(status {status}) during the invocation") from None
@@ -210,12 +210,16 @@ class FunctionPool:
 
     def acquire(self, timeout: float) -> HandlerProcess | None:
         """An idle process, or None after `timeout` (or at once when the pool is retired)."""
-        if self._retired:
-            return None
-        try:
-            return self._idle.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        deadline = time.monotonic() + timeout
+        while not self._retired:
+            try:
+                process = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            if process.alive:
+                return process
+            self.release(process)
+        return None
 
     def release(self, process: HandlerProcess, *, init_failed: bool = False) -> None:
         """Return a process after an invocation; a dead one is replaced (after a back-off
