@@ -8,6 +8,7 @@
   UpdateItem; the tree is only read: the validator works on its own copy). A DynamoDB
   projection of top-level attributes copies just those attributes instead of converting
   the whole item once per projected path.
+- Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing. The local runtime runs the
   handlers itself, from queues it polls.
@@ -39,6 +40,13 @@ def normalise_filter_rule_names(body: str | bytes) -> str | bytes:
 def next_sequencer() -> str:
     """A hex string that sorts after every earlier one, like S3's `sequencer`."""
     return f"{time.time_ns():016X}{next(_sequence) % 0x10000:04X}"
+
+
+def function_name_of(name_or_arn: str) -> str:
+    """`name` from `name`, `arn:...:function:name` or `arn:...:function:name:qualifier`."""
+    if ":function:" in name_or_arn:
+        return name_or_arn.split(":function:", 1)[1].split(":", 1)[0]
+    return name_or_arn
 
 
 def _patch_notification_filters() -> None:
@@ -92,6 +100,18 @@ def _patch_lambda_invocations() -> None:
         return esm
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+    original_list = LambdaBackend.list_event_source_mappings
+
+    def list_event_source_mappings(self: Any, event_source_arn: str,
+                                   function_name: str) -> list[Any]:
+        mappings = original_list(self, event_source_arn, None)
+        if not function_name:
+            return list(mappings)
+        wanted = function_name_of(function_name)
+        return [m for m in mappings if function_name_of(m.function_arn) == wanted]
+
+    LambdaBackend.list_event_source_mappings = list_event_source_mappings
 
 
 def _share_cached(module: ModuleType, name: str) -> None:
