@@ -94,6 +94,11 @@ def _targets_section(checks: list[TargetCheck], comparison: Comparison) -> list[
     out.append(table(["target", "goal", "measured", "verdict"],
                      [[c.name, c.target, c.measured, verdict[c.met]] for c in checks]))
     out.append("")
+    run = comparison.runs.get(("load", "local"))
+    if run is not None and "other_mean_cores" in run.host:
+        out += [f"During that run, processes outside the test (the machine is shared) used "
+                f"{run.host['other_mean_cores']:.2f} of its {run.host.get('cores')} cores on "
+                "average; see the CPU table in section 2.6.", ""]
     if any(c.met is False for c in checks):
         breakdown = stats.breakdown(target_samples(comparison))
         if breakdown is not None:
