@@ -41,8 +41,8 @@ def check_target(stage: Stage) -> None:
     where = stage.endpoint_url or f"AWS account {account} in {stage.region}"
     s3: Any = session.client("s3", endpoint_url=stage.endpoint_url, config=QUICK)
     ddb: Any = session.client("dynamodb", endpoint_url=stage.endpoint_url, config=QUICK)
-    hint = ("start it with `python -m localruntime` (or use `make run-tests-local`, "
-            "which starts and stops it)") if stage.is_local else DEPLOY_HINT
+    hint = ("start it with `python -m localruntime`, or use `make run-tests-local` or "
+            "`make loadtest`, which start and stop one") if stage.is_local else DEPLOY_HINT
     try:
         s3.head_bucket(Bucket=stage.bucket)
         ddb.describe_table(TableName=stage.results_table)

@@ -32,7 +32,8 @@ from typing import Any
 from locust import User, constant, events, task
 from locust.env import Environment
 
-from loadtest.payloads import DEFAULT_SIZES, Payload, SizeSpecError, build_payloads, parse_sizes
+from loadtest.payloads import DEFAULT_SIZES, Payload, build_payloads, parse_sizes
+from loadtest.preflight import TargetError, check_target
 from loadtest.probe import Backoff, PipelineProbe
 from loadtest.samples import RunContext, SampleWriter, results_path, sample_row
 from logctl.stage import Stage, StageError, client, load_stage, session_for
@@ -69,6 +70,9 @@ class _Run:
 
     def __init__(self, options: Any) -> None:
         self.stage: Stage = load_stage(options.stage)
+        if options.result_timeout <= 0:
+            raise ValueError("--result-timeout must be a positive number of seconds")
+        check_target(self.stage)
         sizes = parse_sizes(options.sizes, large=options.large)
         self.payloads: list[Payload] = list(
             build_payloads(sizes, gzip=options.gzip_files).values())
@@ -102,7 +106,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         return
     try:
         _run = _Run(environment.parsed_options)
-    except (StageError, SizeSpecError, OSError) as exc:
+    except (StageError, TargetError, ValueError, OSError) as exc:
         print(f"loadtest: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     sizes = ", ".join(f"{p.label} ({len(p.body):,} B)" for p in _run.payloads)
