@@ -143,6 +143,22 @@ def _comparison_table(comparison: Comparison) -> list[str]:
     return [table(header, rows), ""]
 
 
+def _pipeline_only(comparison: Comparison) -> list[str]:
+    """Latency up to the record's completed_at: the end-to-end time minus the observe step."""
+    rows = []
+    for s in comparison.series.values():
+        values = [sum(v for k, v in parts.items() if k != "observe")
+                  for x in s.samples if (parts := stats.components(x)) is not None]
+        if values:
+            summary = stats.summarize(values)
+            rows.append([s.name, ms(summary.p50), ms(summary.p95), ms(summary.p99)])
+    if not rows:
+        return []
+    return ["Without the last step (the result write and the client's next poll), from upload "
+            "start to the record's `completed_at`:", "",
+            table(["run", "P50", "P95", "P99"], rows), ""]
+
+
 def _breakdown_table(comparison: Comparison) -> list[str]:
     rows = []
     for s in comparison.series.values():
@@ -376,6 +392,7 @@ def render(comparison: Comparison, charts_rel: str = "charts",
             "### 2.2 Percentiles, against the seed's published figures", "",
             _chart("percentile_comparison.png", charts_rel), ""]
     out += _comparison_table(comparison)
+    out += _pipeline_only(comparison)
     load = comparison.get("load-local")
     if load is not None and load.summary is not None:
         summary = load.summary
