@@ -1,16 +1,14 @@
 """The fast path: decode and validate whole blocks of lines at once with msgspec.
 
-A block's newlines are turned into commas and the block is decoded in one call as a
-JSON array of records: that succeeds only if every line holds exactly one valid
-record, or if some line holds two records separated by a comma, which the count of
-lines tells apart. Such blocks (the common case) go straight to the aggregator.
-Otherwise the block is split into smaller pieces, and a piece that still fails is
-checked line by line, where the reference decides: malformed lines cost extra work
-only near where they are.
+A block is decoded in one call. When every line is one valid record (the common case)
+its records go straight to the aggregator. Otherwise the block is split into smaller
+pieces, and a piece that still fails is checked line by line, where the reference
+decides: malformed lines cost extra work only near where they are.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,9 +21,13 @@ from chalicelib.reference import REASON_TOO_LONG, classify_line, parse_timestamp
 
 PIECE_BYTES = 16 * 1024
 
-_decode_array = msgspec.json.Decoder(list[LogRecord]).decode
-_decode = msgspec.json.Decoder(LogRecord).decode
+_decoder = msgspec.json.Decoder(LogRecord)
+_decode_lines = _decoder.decode_lines
+_decode = _decoder.decode
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
+# Every value is an object, so two values on one line show a "}" then a "{" between
+# newlines (or inside a string, which only costs a needless slow path).
+_SHARED_LINE = re.compile(rb"\}[ \t\r]*\{")
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -38,20 +40,29 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _all_valid(data: bytes, lines: int) -> list[LogRecord] | None:
-    """Records of `data` if each of its `lines` lines is one valid record, else None.
+def _all_valid(data: bytes) -> list[LogRecord] | None:
+    """The records of `data` if each of its lines is one valid record, else None.
 
-    As array elements, a blank line is an empty element and a value spanning lines
-    gets a comma inside it: both fail to decode.
+    decode_lines skips blank lines and lets values share or span lines. With shared
+    lines ruled out, one line per record leaves no room for blank or spanned lines.
     """
     if not _is_utf8(data):
         return None
-    array = b"".join((b"[", memoryview(data.replace(b"\n", b","))[:-1], b"]"))
     try:
-        records = _decode_array(array)
+        records = _decode_lines(data)
     except _DECODE_ERRORS:
         return None
-    return records if len(records) == lines else None
+    if not records or _SHARED_LINE.search(data) or not _has_lines(data, len(records)):
+        return None
+    return records
+
+
+def _has_lines(data: bytes, n: int) -> bool:
+    """True if `data`, which ends in a newline, has exactly n >= 1 lines.
+
+    Faster than counting: replace() finds newlines with memchr, count() does not.
+    """
+    return data.replace(b"\n", b" ", n - 1).find(b"\n") == len(data) - 1
 
 
 class _Scanner:
@@ -60,11 +71,10 @@ class _Scanner:
         self.line_no = 1  # number of the next line
 
     def block(self, data: bytes, *, split: bool = True) -> None:
-        lines = data.count(b"\n")
-        records = _all_valid(data, lines)
+        records = _all_valid(data)
         if records is not None and self.agg.add(records):
-            self.agg.line_count += lines
-            self.line_no += lines
+            self.agg.line_count += len(records)
+            self.line_no += len(records)
         elif split and len(data) > PIECE_BYTES:
             start = 0
             while start < len(data):

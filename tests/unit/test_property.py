@@ -125,7 +125,8 @@ RAW_VALUES = {  # literal JSON text that json.dumps cannot produce
 
 MALFORMED_KINDS = st.sampled_from((
     "truncated", "missing", "wrong", "raw", "not_object", "bad_utf8", "bad_utf8_extra",
-    "two_values", "split_value", "duplicate_key", "control_char", "trailing_comma"))
+    "two_values", "split_value", "two_then_split", "duplicate_key", "control_char",
+    "trailing_comma"))
 LINE_KINDS = st.sampled_from(("valid",) * 6 + ("malformed", "malformed", "blank"))
 BLANKS = st.sampled_from((b"", b" ", b"\t", b"\r", b" \t ", b"\x0c"))
 ENDINGS = st.sampled_from((b"\n", b"\r\n"))
@@ -162,6 +163,10 @@ def malformed(draw: st.DrawFn) -> bytes:
         text = render(draw, record)
         cut = text.index(b",") + 1
         return text[:cut] + b"\n" + text[cut:]
+    elif kind == "two_then_split":  # one line too many and one too few: counts still match
+        text = render(draw, record)
+        cut = text.index(b",") + 1
+        return text + text + b"\n" + text[:cut] + b"\n" + text[cut:]
     elif kind == "duplicate_key":
         field = draw(st.sampled_from(FIELDS))
         wrong = json.dumps(draw(st.sampled_from(WRONG_TYPES[field])))
