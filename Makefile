@@ -107,3 +107,22 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 .PHONY: bench
 bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (throughput, peak RSS)
 	$(PYTHON) bench/bench_worker.py
+
+# ---- local runtime and deployment -----------------------------------------------------
+PORT ?=
+.PHONY: local demo deploy-local deploy-aws bench-e2e
+
+local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...), no Docker; Ctrl-C stops
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS)
+
+demo: install ## start the runtime, process 5 sample files, print the results, stop it
+	$(PYTHON) -m localruntime.demo
+
+deploy-local: install ## provision, chalice-local deploy, post-deploy: into a running `make local`
+	$(PYTHON) -m localruntime.deploy local $(if $(PORT),--port $(PORT))
+
+deploy-aws: install ## provision, chalice deploy --stage aws, post-deploy (needs AWS credentials)
+	$(PYTHON) -m localruntime.deploy aws
+
+bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
+	$(PYTHON) bench/bench_e2e.py

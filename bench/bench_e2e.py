@@ -17,9 +17,7 @@ import csv
 import math
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,11 +30,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters import from_item
 from chalicelib.jobs import job_id_for
+from localruntime.background import BackgroundRuntime, BackgroundRuntimeError
 from logctl.generate import write_log_file
 from logctl.stage import Stage, client, load_stage
 
 ROOT = Path(__file__).resolve().parent.parent
-READY_TIMEOUT_SECONDS = 60.0
 RESULT_TIMEOUT_SECONDS = 30.0
 FIRST_POLL_SECONDS = 0.005
 POLL_GROWTH = 1.15
@@ -70,48 +68,6 @@ def epoch(text: str) -> float:
 def nearest_rank(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LocalRuntime:
-    """`python -m localruntime` on a free port, stopped by pid."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "localruntime", "--port", str(self.port),
-                 "--no-reload", "--no-status"],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"the runtime exited ({self.process.returncode}); see "
-                                 f"{self.log_path}")
-            if b"localruntime: ready on" in self.log_path.read_bytes():
-                return
-            time.sleep(0.1)
-        raise BenchError(f"the runtime was not ready within {timeout:g} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def wait_for_status(ddb: Any, table: str, job_id: str) -> tuple[str | None, int]:
@@ -198,11 +154,14 @@ def write_csv(path: Path, samples: list[Sample]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtime = None if args.endpoint else LocalRuntime(Path(args.out).with_suffix(".runtime.log"))
+    runtime = None
+    if not args.endpoint:
+        runtime = BackgroundRuntime(Path(args.out).with_suffix(".runtime.log"), "--no-reload")
+        print(f"bench: starting the local runtime on {runtime.endpoint} "
+              f"(log: {runtime.log_path})", flush=True)
     try:
         if runtime is not None:
-            print(f"bench: starting the local runtime on {runtime.endpoint}", flush=True)
-            runtime.wait_ready(READY_TIMEOUT_SECONDS)
+            runtime.wait_ready()
         stage = load_stage("local", endpoint_url=args.endpoint or runtime.endpoint)
         s3, ddb = client(stage, "s3"), client(stage, "dynamodb")
         with tempfile.TemporaryDirectory() as tmp:
@@ -215,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
                    for i in range(args.files)]
     except (BotoCoreError, ClientError) as exc:
         raise BenchError(f"AWS call failed: {exc}") from exc
+    except BackgroundRuntimeError as exc:
+        raise BenchError(str(exc)) from exc
     finally:
         if runtime is not None:
             runtime.stop()

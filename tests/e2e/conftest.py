@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +15,15 @@ import pytest
 from botocore.config import Config
 
 from chalicelib.adapters import from_item
+from localruntime.background import (
+    PROJECT_ROOT,
+    BackgroundRuntime,
+    BackgroundRuntimeError,
+    clean_environment,
+)
 from logctl.stage import Stage, load_stage
 
-ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_SECONDS = 90.0
-STOP_TIMEOUT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ROOT = PROJECT_ROOT
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str,
@@ -43,29 +35,17 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str,
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what} "
+                        f"(last seen: {value!r:.300})")
         time.sleep(interval)
 
 
 def runtime_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCALSTACK_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
+    return clean_environment()
 
 
-@dataclass
-class Runtime:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    project: Path = ROOT
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+class Runtime(BackgroundRuntime):
+    """A runtime under test, with ways to look at its log, its clients and its processes."""
 
     def log_records(self, kind: str = "invocation") -> list[dict[str, Any]]:
         records = []
@@ -85,39 +65,27 @@ class Runtime:
         ).client(service, endpoint_url=self.endpoint,
                  config=Config(retries={"max_attempts": 3, "mode": "standard"}))
 
-    def handler_pids(self, function: str) -> list[int]:
-        """Live warm processes of one function."""
-        pids = []
-        for child in psutil.Process(self.process.pid).children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                command = child.cmdline()
-                if "localruntime.worker" in command and function in command:
-                    pids.append(child.pid)
-        return pids
-
     def descendants(self) -> list[psutil.Process]:
         try:
             return psutil.Process(self.process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
 
-    def wait_ready(self) -> None:
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                pytest.fail(f"the runtime exited ({self.process.returncode}):\n{self.log()}")
-            return "localruntime: ready on" in self.log()
-        wait_until(ready, READY_TIMEOUT_SECONDS, "the runtime to be ready", interval=0.1)
+    def handler_pids(self, function: str) -> list[int]:
+        """Live warm processes of one function."""
+        pids = []
+        for child in self.descendants():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                command = child.cmdline()
+                if "localruntime.worker" in command and function in command:
+                    pids.append(child.pid)
+        return pids
 
-    def stop(self) -> list[int]:
-        """SIGTERM, as Ctrl-C or a supervisor would; returns pids still alive afterwards."""
+    def stop_all(self) -> list[int]:
+        """Stop the runtime; returns the pids of its processes still alive afterwards
+        (which are then killed)."""
         children = self.descendants()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.stop()
         _, alive = psutil.wait_procs(children, timeout=5)
         for straggler in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -125,31 +93,18 @@ class Runtime:
         return [p.pid for p in alive]
 
 
-def start_runtime(log_dir: Path, *args: str, project: Path = ROOT) -> Runtime:
-    port = free_port()
-    log_path = log_dir / f"runtime-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "localruntime", "--port", str(port), "--no-status",
-             "--project", str(project), *args],
-            cwd=ROOT, env=runtime_environment(), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
-    runtime = Runtime(process, port, log_path, project)
-    try:
-        runtime.wait_ready()
-    except BaseException:
-        runtime.stop()
-        raise
-    return runtime
-
-
 @contextlib.contextmanager
 def running(log_dir: Path, *args: str, project: Path = ROOT) -> Iterator[Runtime]:
-    runtime = start_runtime(log_dir, *args, project=project)
+    runtime = Runtime(log_dir / "runtime.log", *args, project=project)
+    try:
+        runtime.wait_ready()
+    except BackgroundRuntimeError as exc:
+        runtime.stop_all()
+        pytest.fail(str(exc))
     try:
         yield runtime
     finally:
-        runtime.stop()
+        runtime.stop_all()
 
 
 def get_record(runtime: Runtime, job_id: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,14 +98,20 @@ def test_worker_killed_mid_file_loses_nothing(runtime: Runtime, tmp_path: Path) 
                                                Body=path.read_bytes())
     job_id = job_id_for(stage.bucket, key, etag=response["ETag"])
     # WHEN every worker process is killed by pid while the file is being processed
-    wait_until(lambda: (get_record(runtime, job_id) or {}).get("status") == "processing",
-               60, "the worker to start on the file", interval=0.01)
+    def started() -> dict[str, Any] | None:
+        record = get_record(runtime, job_id)
+        if record and record["status"] not in ("queued", "processing"):
+            pytest.fail(f"the job ended before the worker could be killed: {record}")
+        return record if record and record["status"] == "processing" else None
+    wait_until(started, 60, "the worker to start on the file", interval=0.01)
     victims = runtime.handler_pids("worker")
     assert victims
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     # THEN the runtime reports the crashed invocation, replaces the processes, and the
     # job completes when its message comes back after the visibility timeout
+    wait_until(lambda: [r for r in runtime.log_records() if r["outcome"] == "crash"], 30,
+               "the runtime to report the crashed invocation")
     record = wait_for_final(runtime, job_id, timeout=6 * WORKER_TIMEOUT + 60)
     assert record["status"] == "completed"
     assert record["line_count"] == 150_000

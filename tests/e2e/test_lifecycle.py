@@ -132,7 +132,7 @@ def test_stop_leaves_no_process_behind(runtime: Runtime) -> None:
     pids = [p.pid for p in runtime.descendants()]
     assert len(pids) >= 5
     # WHEN it gets SIGTERM (what Ctrl-C or a supervisor sends)
-    assert runtime.stop() == []
+    assert runtime.stop_all() == []
     # THEN it exited cleanly, every process it started is gone, and the port is free
     assert runtime.process.returncode == 0
     assert not [p for p in pids if psutil.pid_exists(p)
