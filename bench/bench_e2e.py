@@ -70,10 +70,18 @@ def nearest_rank(values: list[float], p: float) -> float:
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
-def wait_for_status(ddb: Any, table: str, job_id: str) -> tuple[str | None, int]:
+@dataclass(frozen=True)
+class Polling:
+    first_seconds: float = FIRST_POLL_SECONDS
+    growth: float = POLL_GROWTH
+    max_seconds: float = MAX_POLL_SECONDS
+
+
+def wait_for_status(ddb: Any, table: str, job_id: str,
+                    polling: Polling) -> tuple[str | None, int]:
     """Poll the job's status (one attribute per read) until it is final; (status, polls)."""
     deadline = time.monotonic() + RESULT_TIMEOUT_SECONDS
-    delay = FIRST_POLL_SECONDS
+    delay = polling.first_seconds
     polls = 0
     status = None
     while time.monotonic() < deadline:
@@ -85,17 +93,18 @@ def wait_for_status(ddb: Any, table: str, job_id: str) -> tuple[str | None, int]
         status = item["status"]["S"] if item else None
         if status in FINAL_STATUSES:
             break
-        delay = min(delay * POLL_GROWTH, MAX_POLL_SECONDS)
+        delay = min(delay * polling.growth, polling.max_seconds)
     return status, polls
 
 
-def measure(stage: Stage, s3: Any, ddb: Any, body: bytes, key: str, index: int) -> Sample:
+def measure(stage: Stage, s3: Any, ddb: Any, body: bytes, key: str, index: int,
+            polling: Polling) -> Sample:
     started = time.time()
     response = s3.put_object(Bucket=stage.bucket, Key=key, Body=body)
     uploaded = time.time()
     job_id = job_id_for(stage.bucket, key, etag=response["ETag"],
                         version_id=response.get("VersionId"))
-    status, polls = wait_for_status(ddb, stage.results_table, job_id)
+    status, polls = wait_for_status(ddb, stage.results_table, job_id, polling)
     seen = time.time()
     if status != "completed":
         raise BenchError(f"{key}: not completed within {RESULT_TIMEOUT_SECONDS:g} s "
@@ -168,10 +177,11 @@ def run(args: argparse.Namespace) -> int:
             path = write_log_file(Path(tmp) / "bench.ndjson", args.lines, seed=7)
             body = path.read_bytes()
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        polling = Polling(args.poll_ms / 1000, args.poll_growth, args.max_poll_ms / 1000)
         for i in range(args.warmup):
-            measure(stage, s3, ddb, body, f"logs/bench/{run_id}/warmup-{i}.ndjson", i)
-        samples = [measure(stage, s3, ddb, body, f"logs/bench/{run_id}/{i:04d}.ndjson", i)
-                   for i in range(args.files)]
+            measure(stage, s3, ddb, body, f"logs/bench/{run_id}/warmup-{i}.ndjson", i, polling)
+        samples = [measure(stage, s3, ddb, body, f"logs/bench/{run_id}/{i:04d}.ndjson", i,
+                           polling) for i in range(args.files)]
     except (BotoCoreError, ClientError) as exc:
         raise BenchError(f"AWS call failed: {exc}") from exc
     except BackgroundRuntimeError as exc:
@@ -197,10 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--endpoint", default=None,
                         help="a running local runtime (default: start one on a free port)")
+    parser.add_argument("--poll-ms", type=float, default=FIRST_POLL_SECONDS * 1000,
+                        help="first status poll after this many ms")
+    parser.add_argument("--poll-growth", type=float, default=POLL_GROWTH,
+                        help="each later poll waits this factor longer")
+    parser.add_argument("--max-poll-ms", type=float, default=MAX_POLL_SECONDS * 1000)
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_e2e.csv"))
     args = parser.parse_args(argv)
     if args.files < 1 or args.lines < 1 or args.warmup < 0:
         parser.error("--files and --lines must be at least 1, --warmup at least 0")
+    if not (0 < args.poll_ms <= args.max_poll_ms and args.poll_growth >= 1):
+        parser.error("need 0 < --poll-ms <= --max-poll-ms and --poll-growth >= 1")
     try:
         return run(args)
     except BenchError as exc:
