@@ -72,9 +72,9 @@ class _Poller(ABC):
     def _lane(self) -> None:
         while not self._stopping.is_set() and not self.shutdown.is_set():
             try:
-                messages = self._next_batch()
+                messages = self.next_batch()
                 if messages and not self.shutdown.is_set():
-                    self._dispatch(messages)
+                    self.dispatch(messages)
             except Exception as exc:  # noqa: BLE001 - a lane reports and keeps polling
                 if self.shutdown.is_set():
                     return
@@ -82,11 +82,11 @@ class _Poller(ABC):
                                   f"{type(exc).__name__}: {exc}")
                 self.shutdown.wait(ERROR_PAUSE_SECONDS)
 
-    def _next_batch(self) -> list[dict[str, Any]]:
+    def next_batch(self) -> list[dict[str, Any]]:
         return self._receive(RECEIVE_MAX, LONG_POLL_SECONDS)
 
     @abstractmethod
-    def _dispatch(self, messages: list[dict[str, Any]]) -> None:
+    def dispatch(self, messages: list[dict[str, Any]]) -> None:
         """Invoke the function for a received batch and settle its messages."""
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
@@ -108,7 +108,7 @@ class SqsPoller(_Poller):
         self.batch_size = batch_size
         self.batching_window_seconds = batching_window_seconds
 
-    def _next_batch(self) -> list[dict[str, Any]]:
+    def next_batch(self) -> list[dict[str, Any]]:
         messages = self._receive(self.batch_size, LONG_POLL_SECONDS)
         if not messages or self.batching_window_seconds <= 0:
             return messages
@@ -121,7 +121,7 @@ class SqsPoller(_Poller):
                                       max(1, min(20, int(remaining))))
         return messages
 
-    def _dispatch(self, messages: list[dict[str, Any]]) -> None:
+    def dispatch(self, messages: list[dict[str, Any]]) -> None:
         ids = [m["MessageId"] for m in messages]
         outcome = self.invoker.invoke(
             self.function, sqs_event(messages, self.queue.arn, self.region),
@@ -136,7 +136,7 @@ class SqsPoller(_Poller):
 
 
 class S3NotificationPoller(_Poller):
-    def _dispatch(self, messages: list[dict[str, Any]]) -> None:
+    def dispatch(self, messages: list[dict[str, Any]]) -> None:
         settled: list[dict[str, Any]] = []
         for message in messages:
             try:

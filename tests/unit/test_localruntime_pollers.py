@@ -1,0 +1,145 @@
+"""Event source semantics of the local runtime's pollers, with an in-memory queue client."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from localruntime.console import Console
+from localruntime.invoker import Invoker, Outcome
+from localruntime.pollers import (
+    ASYNC_RETRY_DELAYS_SECONDS,
+    QueueRef,
+    S3NotificationPoller,
+    SqsPoller,
+)
+
+QUEUE = QueueRef("http://queue", "arn:aws:sqs:us-east-1:123456789012:jobs")
+
+
+class FakeSqs:
+    """Records deletes and visibility changes; receives what the test queued."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]] | None = None) -> None:
+        self.batches = list(batches or [])
+        self.deleted: list[str] = []
+        self.visibility: dict[str, int] = {}
+        self.receives: list[dict[str, Any]] = []
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.receives.append(kwargs)
+        return {"Messages": self.batches.pop(0) if self.batches else []}
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict:
+        self.deleted += [e["ReceiptHandle"] for e in Entries]
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+    def change_message_visibility(self, QueueUrl: str, ReceiptHandle: str,
+                                  VisibilityTimeout: int) -> None:
+        self.visibility[ReceiptHandle] = VisibilityTimeout
+
+
+class FakeInvoker(Invoker):
+    """Answers every invocation with `reply(event)` instead of running a process."""
+
+    def __init__(self, reply: Any) -> None:
+        super().__init__(Console(io.StringIO(), status_line=False))
+        self.reply = reply
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, function: str, event: dict[str, Any], *, batch_size: int, source: str,
+               judge: Any = None) -> Outcome:
+        self.events.append(event)
+        ok, result = self.reply(event)
+        if not ok:
+            return Outcome(False, None, "error", "req", None)
+        failed = judge(result) if judge else []
+        return Outcome(True, result, "ok", "req", failed)
+
+
+def message(n: int, body: str = "{}", receives: int = 1) -> dict[str, Any]:
+    return {"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": body, "MD5OfBody": "",
+            "Attributes": {"ApproximateReceiveCount": str(receives)}}
+
+
+def sqs_poller(sqs: FakeSqs, invoker: Invoker, **kwargs: Any) -> SqsPoller:
+    options = {"batch_size": 10, "batching_window_seconds": 0, **kwargs}
+    return SqsPoller("worker", sqs, QUEUE, "us-east-1", lanes=1, invoker=invoker,
+                     console=invoker.console, shutdown=threading.Event(), **options)
+
+
+def test_a_successful_batch_is_deleted() -> None:
+    sqs = FakeSqs()
+    invoker = FakeInvoker(lambda event: (True, None))
+    sqs_poller(sqs, invoker).dispatch([message(1), message(2)])
+    assert sqs.deleted == ["r1", "r2"]
+    assert [r["messageId"] for r in invoker.events[0]["Records"]] == ["m1", "m2"]
+
+
+def test_partial_batch_response_deletes_only_the_successes() -> None:
+    sqs = FakeSqs()
+    invoker = FakeInvoker(lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "m2"}]}))
+    sqs_poller(sqs, invoker).dispatch([message(1), message(2), message(3)])
+    assert sqs.deleted == ["r1", "r3"]
+
+
+@pytest.mark.parametrize("reply", [
+    lambda event: (False, None),
+    lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "unknown"}]}),
+], ids=["handler error", "malformed response"])
+def test_a_failed_batch_is_left_for_the_visibility_timeout(reply: Any) -> None:
+    sqs = FakeSqs()
+    sqs_poller(sqs, FakeInvoker(reply)).dispatch([message(1), message(2)])
+    assert sqs.deleted == [] and sqs.visibility == {}
+
+
+def test_batching_window_gathers_messages_until_the_batch_is_full() -> None:
+    sqs = FakeSqs([[message(1)], [message(2)], [message(3), message(4)], [message(5)]])
+    poller = sqs_poller(sqs, FakeInvoker(lambda event: (True, None)), batch_size=4,
+                        batching_window_seconds=5)
+    batch = poller.next_batch()
+    assert [m["MessageId"] for m in batch] == ["m1", "m2", "m3", "m4"]
+    assert all(r["WaitTimeSeconds"] >= 1 for r in sqs.receives)
+    assert [r["MaxNumberOfMessages"] for r in sqs.receives] == [4, 3, 2]
+
+
+def test_without_a_window_one_long_poll_makes_the_batch() -> None:
+    sqs = FakeSqs([[message(1)], [message(2)]])
+    batch = sqs_poller(sqs, FakeInvoker(lambda event: (True, None))).next_batch()
+    assert [m["MessageId"] for m in batch] == ["m1"]
+    assert sqs.receives[0]["WaitTimeSeconds"] > 0
+
+
+def s3_body(key: str) -> str:
+    return json.dumps({"Records": [{"eventName": "ObjectCreated:Put",
+                                    "s3": {"bucket": {"name": "b"}, "object": {"key": key}}}]})
+
+
+def s3_poller(sqs: FakeSqs, invoker: Invoker) -> S3NotificationPoller:
+    return S3NotificationPoller("trigger", sqs, QUEUE, "us-east-1", lanes=1, invoker=invoker,
+                                console=invoker.console, shutdown=threading.Event())
+
+
+def test_s3_events_are_invoked_one_by_one_and_test_events_skipped() -> None:
+    sqs = FakeSqs()
+    invoker = FakeInvoker(lambda event: (True, None))
+    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})
+    s3_poller(sqs, invoker).dispatch(
+        [message(1, s3_body("a")), message(2, test_event), message(3, s3_body("b"))])
+    assert [e["Records"][0]["s3"]["object"]["key"] for e in invoker.events] == ["a", "b"]
+    assert sqs.deleted == ["r1", "r2", "r3"]
+
+
+def test_a_failed_s3_event_is_retried_after_one_then_two_minutes_then_set_aside() -> None:
+    sqs = FakeSqs()
+    poller = s3_poller(sqs, FakeInvoker(lambda event: (False, None)))
+    poller.dispatch([message(1, s3_body("a"), receives=1), message(2, s3_body("b"), receives=2),
+                     message(3, s3_body("c"), receives=3)])
+    assert sqs.deleted == []
+    assert sqs.visibility == {"r1": ASYNC_RETRY_DELAYS_SECONDS[0],
+                              "r2": ASYNC_RETRY_DELAYS_SECONDS[1], "r3": 0}
+    assert ASYNC_RETRY_DELAYS_SECONDS == (60, 120)
