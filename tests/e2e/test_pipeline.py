@@ -156,3 +156,21 @@ def test_non_log_objects_and_other_prefixes(runtime: Runtime, tmp_path: Path) ->
     outside_id = job_id_for(stage.bucket, "other/x.ndjson", etag=outside["ETag"])
     assert runtime.client("dynamodb").get_item(
         TableName=stage.results_table, Key={"job_id": {"S": outside_id}}).get("Item") is None
+
+
+def test_versioned_bucket_events_carry_the_version(runtime: Runtime, tmp_path: Path) -> None:
+    # GIVEN versioning on the bucket (last in this module: job ids now use versions)
+    stage = runtime.stage()
+    s3 = runtime.client("s3")
+    s3.put_bucket_versioning(Bucket=stage.bucket,
+                             VersioningConfiguration={"Status": "Enabled"})
+    path = write_log_file(tmp_path / "v.ndjson", 10, seed=2)
+    # WHEN the same key is uploaded twice
+    first_id, first = upload(runtime, path, "logs/e2e/versioned.ndjson")
+    second_id, second = upload(runtime, path, "logs/e2e/versioned.ndjson")
+    # THEN each version is a job of its own, pinned to its version id
+    assert first["VersionId"] != second["VersionId"] and first_id != second_id
+    for job_id, response in ((first_id, first), (second_id, second)):
+        record = wait_for_final(runtime, job_id)
+        assert record["version_id"] == response["VersionId"]
+        assert record["status"] == "completed" and record["line_count"] == 10

@@ -1,0 +1,80 @@
+"""`chalice-local deploy` into the running runtime, which keeps running the handlers itself."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chalicelib.jobs import job_id_for
+from tests.e2e.conftest import ROOT, Runtime, running, runtime_environment, wait_for_final
+
+pytestmark = pytest.mark.e2e
+
+DEPLOY_TIMEOUT_SECONDS = 600
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the app to deploy, so deployment state stays out of the repository."""
+    copy = tmp_path_factory.mktemp("project")
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy(ROOT / name, copy / name)
+    shutil.copytree(ROOT / "chalicelib", copy / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / ".chalice").mkdir()
+    for config in (ROOT / ".chalice").glob("*.json"):
+        shutil.copy(config, copy / ".chalice" / config.name)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory, project: Path) -> Iterator[Runtime]:
+    with running(tmp_path_factory.mktemp("runtime"), "--no-reload", project=project) as rt:
+        yield rt
+
+
+def deploy(runtime: Runtime, project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "localruntime.deploy", "local", "--project", str(project),
+         "--port", str(runtime.port)],
+        cwd=ROOT, env=runtime_environment(), capture_output=True, text=True,
+        timeout=DEPLOY_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
+
+
+def test_deploy_and_redeploy_succeed_and_files_are_processed_once(runtime: Runtime,
+                                                                   project: Path) -> None:
+    # WHEN the app is deployed with chalice-local, twice (create, then update)
+    for attempt in range(2):
+        done = deploy(runtime, project)
+        assert done.returncode == 0, f"deploy {attempt + 1}:\n{done.stdout}\n{done.stderr}"
+    assert "Resources deployed" in done.stdout
+    assert "ReportBatchItemFailures already enabled" in done.stdout
+    # THEN the functions, their SQS mapping (with partial batch responses) and the bucket's
+    # Lambda notification exist next to the runtime's own queue notification
+    stage = runtime.stage()
+    functions = {f["FunctionName"] for f in runtime.client("lambda").list_functions()["Functions"]}
+    assert functions == {"log-pipeline-local-trigger", "log-pipeline-local-worker"}
+    mappings = runtime.client("lambda").list_event_source_mappings(
+        FunctionName="log-pipeline-local-worker")["EventSourceMappings"]
+    assert [m["FunctionResponseTypes"] for m in mappings] == [["ReportBatchItemFailures"]]
+    notifications = runtime.client("s3").get_bucket_notification_configuration(
+        Bucket=stage.bucket)
+    assert len(notifications["LambdaFunctionConfigurations"]) == 1
+    assert [q["Id"] for q in notifications["QueueConfigurations"]] == ["localruntime-trigger"]
+    # AND an upload is still processed, by the runtime, exactly once
+    key = "logs/after-deploy.ndjson"
+    body = (b'{"timestamp":"2024-05-01T12:00:00Z","level":"INFO","endpoint":"/a",'
+            b'"response_time_ms":5,"status_code":200,"user_id":"u"}\n')
+    response = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key, Body=body)
+    job_id = job_id_for(stage.bucket, key, etag=response["ETag"])
+    record = wait_for_final(runtime, job_id)
+    assert record["status"] == "completed" and record["line_count"] == 1
+    assert record["attempts"] == 1
+    done_lines = [line for line in runtime.log().splitlines()
+                  if '"job_done"' in line and job_id in line]
+    assert len(done_lines) == 1
