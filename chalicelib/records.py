@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from itertools import product
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -12,6 +13,11 @@ LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 _LEVEL_NAMES = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
                 "ERROR": "ERROR"}
 
+# Every spelling in any letter case (224 of them): msgspec checks the level while decoding
+# and returns one shared string object per spelling, which makes counting them cheaper.
+LEVEL_SPELLINGS = tuple("".join(letters) for name in _LEVEL_NAMES
+                        for letters in product(*((c.upper(), c.lower()) for c in name)))
+Level = Literal[LEVEL_SPELLINGS]  # type: ignore[valid-type]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 # Larger integers fall back to the reference check (finite as a double) on the slow path.
 ResponseTime = (Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -23,7 +29,7 @@ class LogRecord(msgspec.Struct, gc=False):
     """One valid line. `timestamp` is naive when the line had no offset (meaning UTC)."""
 
     timestamp: datetime
-    level: str
+    level: Level
     endpoint: NonEmpty
     response_time_ms: ResponseTime
     status_code: StatusCode

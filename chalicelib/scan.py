@@ -1,14 +1,13 @@
-"""The fast path: decode and validate whole blocks of lines at once with msgspec.
+"""The fast path: decode and validate every line of a block with msgspec at C speed.
 
-A block is decoded in one call. When every line is one valid record (the common case)
-its records go straight to the aggregator. Otherwise the block is split into smaller
-pieces, and a piece that still fails is checked line by line, where the reference
-decides: malformed lines cost extra work only near where they are.
+A block's lines are decoded by one `map` of msgspec's decoder; a line that fails stops
+the map only for itself, and decoding resumes after it. The records go to the
+aggregator in one batch, and only the lines that failed are looked at one by one,
+where the reference decides: malformed lines cost extra work only where they are.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,15 +18,8 @@ from chalicelib.lines import TooLong
 from chalicelib.records import LogRecord
 from chalicelib.reference import REASON_TOO_LONG, classify_line, parse_timestamp
 
-PIECE_BYTES = 16 * 1024
-
-_decoder = msgspec.json.Decoder(LogRecord)
-_decode_lines = _decoder.decode_lines
-_decode = _decoder.decode
+_decode = msgspec.json.Decoder(LogRecord).decode
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
-# Every value is an object, so two values on one line show a "}" then a "{" between
-# newlines (or inside a string, which only costs a needless slow path).
-_SHARED_LINE = re.compile(rb"\}[ \t\r]*\{")
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -40,29 +32,18 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _all_valid(data: bytes) -> list[LogRecord] | None:
-    """The records of `data` if each of its lines is one valid record, else None.
-
-    decode_lines skips blank lines and lets values share or span lines. With shared
-    lines ruled out, one line per record leaves no room for blank or spanned lines.
-    """
-    if not _is_utf8(data):
-        return None
-    try:
-        records = _decode_lines(data)
-    except _DECODE_ERRORS:
-        return None
-    if not records or _SHARED_LINE.search(data) or not _has_lines(data, len(records)):
-        return None
-    return records
-
-
-def _has_lines(data: bytes, n: int) -> bool:
-    """True if `data`, which ends in a newline, has exactly n >= 1 lines.
-
-    Faster than counting: replace() finds newlines with memchr, count() does not.
-    """
-    return data.replace(b"\n", b" ", n - 1).find(b"\n") == len(data) - 1
+def _decode_each(lines: list[bytes]) -> tuple[list[LogRecord], list[int]]:
+    """The records of the lines that decode, and the indexes of those that do not."""
+    records: list[LogRecord] = []
+    failed: list[int] = []
+    rest = iter(lines)
+    while True:
+        try:
+            records.extend(map(_decode, rest))  # keeps what was decoded before an error
+        except _DECODE_ERRORS:
+            failed.append(len(records) + len(failed))
+        else:
+            return records, failed
 
 
 class _Scanner:
@@ -70,38 +51,37 @@ class _Scanner:
         self.agg = agg
         self.line_no = 1  # number of the next line
 
-    def block(self, data: bytes, *, split: bool = True) -> None:
-        records = _all_valid(data)
-        if records is not None and self.agg.add(records):
-            self.agg.line_count += len(records)
-            self.line_no += len(records)
-        elif split and len(data) > PIECE_BYTES:
-            start = 0
-            while start < len(data):
-                end = data.find(b"\n", start + PIECE_BYTES) + 1 or len(data)
-                self.block(data[start:end], split=False)
-                start = end
-        else:
-            self._lines(data)
+    def block(self, data: bytes) -> None:
+        lines = data.split(b"\n")
+        lines.pop()  # a block ends with a newline
+        first = self.line_no
+        self.line_no += len(lines)
+        if _is_utf8(data):  # msgspec does not check the UTF-8 of the fields it skips
+            records, failed = _decode_each(lines)
+            if self.agg.add(records):
+                self.agg.line_count += len(records)
+                self._one_by_one([(first + i, lines[i]) for i in failed], decoded=True)
+                return
+        self._one_by_one(enumerate(lines, first), decoded=False)
 
     def too_long(self) -> None:
         self.agg.line_count += 1
         self.agg.malformed(self.line_no, REASON_TOO_LONG)
         self.line_no += 1
 
-    def _lines(self, data: bytes) -> None:
+    def _one_by_one(self, numbered: Iterable[tuple[int, bytes]], *, decoded: bool) -> None:
+        """Check lines on their own: msgspec first unless it already failed, then the reference."""
         agg = self.agg
         valid: list[LogRecord] = []
-        for line in data.split(b"\n")[:-1]:
-            self.line_no += 1
+        for number, line in numbered:
             if not line.strip():
                 continue
             agg.line_count += 1
-            record = _decode_one(line, agg)
+            record = None if decoded else _decode_one(line, agg)
             if record is None:
                 fields, reason = classify_line(line)
                 if fields is None:
-                    agg.malformed(self.line_no - 1, reason or "")
+                    agg.malformed(number, reason or "")
                     continue
                 record = _from_reference(fields)
             valid.append(record)
