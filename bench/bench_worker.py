@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,6 +34,7 @@ from chalicelib.reference import (
     classify_line,
     iso_utc,
     nearest_rank,
+    summarize_bytes,
 )
 from chalicelib.summary import summarize_file
 from logctl.generate import write_log_file
@@ -166,14 +166,16 @@ IMPLEMENTATIONS = {"naive": naive_summarize, "ours": summarize_file}
 
 def _child(impl: str, path: Path, repeats: int) -> None:
     summarize = IMPLEMENTATIONS[impl]
-    durations = []
+    wall: list[float] = []
+    cpu: list[float] = []
     result: dict[str, Any] = {}
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = summarize(path)
-        durations.append(time.perf_counter() - start)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    json.dump({"durations": durations, "peak_rss_mb": peak_kib / 1024, "result": result},
+    json.dump({"wall": wall, "cpu": cpu, "peak_rss_mb": peak_kib / 1024, "result": result},
               sys.stdout)
 
 
@@ -191,30 +193,23 @@ def _files() -> dict[str, Path]:
         "big_gz": CACHE / f"bench-{BIG_LINES}.ndjson.gz",
         "small": CACHE / f"bench-{SMALL_LINES}.ndjson",
         "tiny": CACHE / f"bench-{TINY_LINES}.ndjson",
+        "dirty": CACHE / f"bench-{SMALL_LINES}-malformed-1pct.ndjson",
     }
-    for key, lines in (("big", BIG_LINES), ("small", SMALL_LINES), ("tiny", TINY_LINES)):
+    for key, lines, malformed in (("big", BIG_LINES, 0.0), ("small", SMALL_LINES, 0.0),
+                                  ("tiny", TINY_LINES, 0.0), ("dirty", SMALL_LINES, 0.01)):
         if not files[key].exists():
             print(f"generating {files[key]} ...", flush=True)
-            _write_atomically(files[key], lines)
+            partial = files[key].with_suffix(".partial")
+            write_log_file(partial, lines, seed=SEED, malformed_rate=malformed)
+            partial.rename(files[key])
     if not files["big_gz"].exists():
         print(f"compressing {files['big_gz']} ...", flush=True)
         partial = files["big_gz"].with_suffix(".partial")
         with files["big"].open("rb") as src, gzip.open(partial, "wb", compresslevel=6) as dst:
-            for block in _read_blocks(src):
+            while block := src.read(1 << 20):
                 dst.write(block)
         partial.rename(files["big_gz"])
     return files
-
-
-def _write_atomically(path: Path, lines: int) -> None:
-    partial = path.with_suffix(".partial")
-    write_log_file(partial, lines, seed=SEED)
-    partial.rename(path)
-
-
-def _read_blocks(stream: BinaryIO) -> Iterator[bytes]:
-    while block := stream.read(1 << 20):
-        yield block
 
 
 def _machine() -> str:
@@ -230,69 +225,71 @@ def _machine() -> str:
             f"{platform.system()} {platform.machine()}")
 
 
-def _rate(lines: int, seconds: float) -> str:
-    return f"{lines / seconds / 1e6:6.3f} M lines/s"
+def _row(name: str, lines: int, m: dict[str, Any]) -> str:
+    wall, cpu = min(m["wall"]), min(m["cpu"])
+    return (f"{name:34s} {wall:7.2f} s {lines / wall / 1e6:7.3f} {lines / cpu / 1e6:7.3f}"
+            f" {m['peak_rss_mb']:8.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", nargs=2, metavar=("IMPL", "FILE"), help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--skip-naive-gzip", action="store_true",
-                        help="do not time the naive implementation on the gzip file")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of our implementation per file, best kept (default 3)")
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child[0], Path(args.child[1]), args.repeats)
         return 0
 
     files = _files()
+    sizes = {k: p.stat().st_size / 1e6 for k, p in files.items()}
     print(f"machine: {_machine()}")
     print(f"date:    {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
     print("command: make bench  (python bench/bench_worker.py)")
-    sizes = {k: p.stat().st_size / 1e6 for k, p in files.items()}
-    print(f"files:   {BIG_LINES:,} lines = {sizes['big']:.0f} MB "
-          f"(gzip {sizes['big_gz']:.0f} MB), {SMALL_LINES:,} lines = {sizes['small']:.0f} MB, "
-          f"{TINY_LINES:,} lines = {sizes['tiny'] * 1000:.0f} kB\n")
+    print(f"files:   {BIG_LINES:,} lines = {sizes['big']:.0f} MB (gzip {sizes['big_gz']:.0f} MB), "
+          f"{SMALL_LINES:,} lines = {sizes['small']:.0f} MB, {TINY_LINES:,} lines")
+    print(f"\n{'run (ours: best of ' + str(args.repeats) + ')':34s} {'wall':>9s} "
+          f"{'M lines/s wall':>15s} {'cpu':>3s} {'peak RSS':>11s}")
 
-    runs = [("naive", "big"), ("ours", "big")]
-    if not args.skip_naive_gzip:
-        runs.append(("naive", "big_gz"))
-    runs += [("ours", "big_gz"), ("ours", "small"), ("naive", "small")]
+    runs = [("naive", "big", 1), ("ours", "big", args.repeats), ("naive", "big_gz", 1),
+            ("ours", "big_gz", args.repeats), ("naive", "small", 1),
+            ("ours", "small", args.repeats), ("ours", "dirty", args.repeats)]
     measured: dict[tuple[str, str], dict[str, Any]] = {}
-    print(f"{'run':22s} {'time':>9s} {'throughput':>18s} {'peak RSS':>10s}")
-    for impl, key in runs:
-        m = measured[impl, key] = _measure(impl, files[key])
-        lines = SMALL_LINES if key == "small" else BIG_LINES
-        seconds = m["durations"][0]
-        print(f"{impl + ' ' + files[key].name:22s} {seconds:8.2f}s {_rate(lines, seconds):>18s} "
-              f"{m['peak_rss_mb']:7.1f} MB", flush=True)
+    for impl, key, repeats in runs:
+        m = measured[impl, key] = _measure(impl, files[key], repeats)
+        lines = BIG_LINES if key.startswith("big") else SMALL_LINES
+        label = f"{impl} {files[key].name}"
+        print(_row(label, lines, m), flush=True)
 
-    tiny_ours = _measure("ours", files["tiny"], TINY_REPEATS)
+    tiny = _measure("ours", files["tiny"], TINY_REPEATS)
     tiny_naive = _measure("naive", files["tiny"], TINY_REPEATS // 10)
-    per_file = statistics.median(tiny_ours["durations"]) * 1000
-    per_file_naive = statistics.median(tiny_naive["durations"]) * 1000
-    print(f"{'ours ' + files['tiny'].name:22s} {per_file:7.2f}ms per file "
-          f"(median of {TINY_REPEATS}; naive {per_file_naive:.2f} ms)")
+    per_file = statistics.median(tiny["wall"]) * 1000
+    print(f"{'ours ' + files['tiny'].name:34s} {per_file:7.2f} ms per file (median of "
+          f"{TINY_REPEATS}; naive {statistics.median(tiny_naive['wall']) * 1000:.2f} ms)")
 
-    agree = all(measured["naive", k]["result"] == measured["ours", k]["result"]
-                for k in ("big", "small"))
-    agree = agree and measured["ours", "big_gz"]["result"] == measured["ours", "big"]["result"]
-    if ("naive", "big_gz") in measured:
-        agree = agree and measured["naive", "big_gz"]["result"] == measured["ours", "big"]["result"]
-    agree = agree and tiny_ours["result"] == tiny_naive["result"]
+    expected = measured["naive", "big"]["result"]
+    agree = (measured["ours", "big"]["result"] == expected
+             and measured["ours", "big_gz"]["result"] == expected
+             and measured["naive", "big_gz"]["result"] == expected
+             and measured["ours", "small"]["result"] == measured["naive", "small"]["result"]
+             and measured["ours", "dirty"]["result"] == summarize_bytes(files["dirty"].read_bytes())
+             and tiny["result"] == tiny_naive["result"])
 
-    speedup = measured["naive", "big"]["durations"][0] / measured["ours", "big"]["durations"][0]
-    gz_base = measured.get(("naive", "big_gz"), measured["naive", "big"])
-    gz_speedup = gz_base["durations"][0] / measured["ours", "big_gz"]["durations"][0]
-    growth = measured["ours", "big"]["peak_rss_mb"] - measured["ours", "small"]["peak_rss_mb"]
-    print()
-    print(f"ours / naive, plain file:   {speedup:5.2f}x")
-    print(f"ours / naive, gzip file:    {gz_speedup:5.2f}x")
+    def speedup(key: str, clock: str) -> float:
+        return min(measured["naive", key][clock]) / min(measured["ours", key][clock])
+
+    ours_growth = measured["ours", "big"]["peak_rss_mb"] - measured["ours", "small"]["peak_rss_mb"]
     naive_growth = (measured["naive", "big"]["peak_rss_mb"]
                     - measured["naive", "small"]["peak_rss_mb"])
-    print(f"peak RSS growth 10x lines:  {growth:+.1f} MB (ours), {naive_growth:+.1f} MB (naive)")
-    print(f"results identical:          {'yes' if agree else 'NO'}")
+    print()
+    print(f"ours / naive, plain file:  {speedup('big', 'wall'):5.2f}x wall, "
+          f"{speedup('big', 'cpu'):5.2f}x cpu")
+    print(f"ours / naive, gzip file:   {speedup('big_gz', 'wall'):5.2f}x wall, "
+          f"{speedup('big_gz', 'cpu'):5.2f}x cpu")
+    print(f"peak RSS, 10x the lines:   {ours_growth:+.1f} MB (ours), "
+          f"{naive_growth:+.1f} MB (naive)")
+    print(f"results identical:         {'yes' if agree else 'NO'} (ours = naive = reference)")
     return 0 if agree else 1
 
 

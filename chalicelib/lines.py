@@ -15,7 +15,7 @@ from chalicelib.errors import Unreadable
 from chalicelib.records import MAX_LINE_BYTES
 from chalicelib.reference import BOM, GZIP_MAGIC
 
-GUNZIP_OUTPUT_LIMIT = 256 * 1024
+GUNZIP_OUTPUT_LIMIT = 64 * 1024
 BLOCK_BYTES = 64 * 1024
 
 
