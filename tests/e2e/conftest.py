@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +60,7 @@ class Runtime(BackgroundRuntime):
     def stage(self) -> Stage:
         return load_stage("local", endpoint_url=self.endpoint)
 
+    @functools.cache  # noqa: B019 - one client per service for the runtime's short life
     def client(self, service: str) -> Any:
         return boto3.session.Session(
             aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1",

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 
 WORKER_TIMEOUT = 5
 MAX_RECEIVE_COUNT = 5
+LINES = 200_000
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_poisoned_message_reaches_the_dlq_after_five_receives_and_redrive_return
 def test_worker_killed_mid_file_loses_nothing(runtime: Runtime, tmp_path: Path) -> None:
     # GIVEN a file big enough to take a while
     stage = runtime.stage()
-    path = write_log_file(tmp_path / "big.ndjson", 150_000, seed=3)
+    path = write_log_file(tmp_path / "big.ndjson", LINES, seed=3)
     key = "logs/e2e/big.ndjson"
     response = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key,
                                                Body=path.read_bytes())
@@ -114,7 +115,7 @@ def test_worker_killed_mid_file_loses_nothing(runtime: Runtime, tmp_path: Path) 
                "the runtime to report the crashed invocation")
     record = wait_for_final(runtime, job_id, timeout=6 * WORKER_TIMEOUT + 60)
     assert record["status"] == "completed"
-    assert record["line_count"] == 150_000
+    assert record["line_count"] == LINES
     assert record["attempts"] == 2
     crashes = [r for r in runtime.log_records() if r["outcome"] == "crash"]
     assert len(crashes) == 1

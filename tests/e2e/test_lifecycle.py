@@ -78,11 +78,9 @@ def test_edit_reloads_handlers_without_losing_queued_jobs(runtime: Runtime,
     done_after = [line for line in runtime.log().splitlines()
                   if '"job_done"' in line and after in line]
     assert len(done_after) == 1 and '"edited": true' in done_after[0]
-    current = set(runtime.handler_pids("worker"))
-    assert current and not current & before
-    wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() !=
-                               psutil.STATUS_ZOMBIE for p in before), 30,
-               "the previous processes to exit")
+    wait_until(lambda: not set(runtime.handler_pids("worker")) & before, 30,
+               "the previous processes to finish their invocations and exit")
+    assert len(runtime.handler_pids("worker")) == 2
 
 
 def test_broken_edit_keeps_the_previous_code_running(runtime: Runtime, project: Path) -> None:
