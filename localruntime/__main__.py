@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from localruntime.console import Console
-from localruntime.runtime import Runtime, RuntimeStartError
+from localruntime.runtime import Runtime
 from localruntime.settings import (
     RuntimeSettings,
     SettingsError,
@@ -25,7 +25,6 @@ from localruntime.settings import (
     parse_assignment,
     parse_positive,
 )
-from localruntime.sources import DiscoveryError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,15 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"localruntime: {exc}", file=sys.stderr)
         return 2
     console = Console(status_line=settings.status_line)
-    runtime = Runtime(settings, console)
     try:
-        return runtime.run()
-    except (SettingsError, RuntimeStartError, DiscoveryError) as exc:
+        runtime = Runtime(settings, console)
+    except SettingsError as exc:
         console.info(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        runtime.stop()
-        return 130
+        return 2
+    return runtime.run()
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class QueueRef:
     arn: str
 
 
-class _Poller(ABC):
+class Poller(ABC):
     """Lanes (threads) that receive from one queue until stopped."""
 
     def __init__(self, function: str, sqs: Any, queue: QueueRef, region: str, lanes: int,
@@ -101,7 +101,7 @@ class _Poller(ABC):
                                   f"{failure.get('Code')}: {failure.get('Message')}")
 
 
-class SqsPoller(_Poller):
+class SqsPoller(Poller):
     def __init__(self, *args: Any, batch_size: int, batching_window_seconds: float,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,7 +135,7 @@ class SqsPoller(_Poller):
             self._delete(done)
 
 
-class S3NotificationPoller(_Poller):
+class S3NotificationPoller(Poller):
     def dispatch(self, messages: list[dict[str, Any]]) -> None:
         settled: list[dict[str, Any]] = []
         for message in messages:

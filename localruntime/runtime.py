@@ -18,11 +18,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from localruntime.console import Console
 from localruntime.invoker import Invoker
-from localruntime.pollers import S3NotificationPoller, SqsPoller, _Poller
+from localruntime.pollers import Poller, S3NotificationPoller, SqsPoller
 from localruntime.pool import FunctionPool
 from localruntime.reload import SourceWatcher
-from localruntime.settings import FunctionSettings, RuntimeSettings
-from localruntime.sources import AppDescription, S3Source, Source, SqsSource, discover
+from localruntime.settings import FunctionSettings, RuntimeSettings, SettingsError
+from localruntime.sources import (
+    AppDescription,
+    DiscoveryError,
+    S3Source,
+    Source,
+    SqsSource,
+    discover,
+)
 from localruntime.status import StatusBoard
 from localruntime.wiring import (
     connect_s3_source,
@@ -65,17 +72,19 @@ class _Running:
 
     source: Source
     function: FunctionSettings
-    poller: _Poller
+    poller: Poller
 
 
 class Runtime:
+    """Raises SettingsError when the stage cannot be read."""
+
     def __init__(self, settings: RuntimeSettings, console: Console) -> None:
         self.settings = settings
         self.console = console
+        self.stage: Stage = settings.stage()
         self.shutdown = threading.Event()
         self.invoker = Invoker(console)
         self.endpoint: subprocess.Popen[bytes] | None = None
-        self.stage: Stage | None = None
         self.generation = 0
         self.running: dict[str, _Running] = {}
         self.retired: list[FunctionPool] = []
@@ -146,64 +155,71 @@ class Runtime:
     # ---- event sources and handler pools ---------------------------------------------
 
     def load(self) -> None:
-        """Read the stage and the app, then serve every event source it declares."""
+        """Provision the stage, read the app, and serve every event source it declares."""
         stage = self.settings.stage()
+        for action in provision(stage).actions:
+            self.console.info(f"provision[{stage.name}]: {action}")
         description = discover(self.settings.project, self.settings.app_environment(stage))
         self.stage = stage
-        self._apply(description, stage)
+        self._apply(description)
 
-    def _apply(self, description: AppDescription, stage: Stage) -> None:
+    def _apply(self, description: AppDescription) -> None:
         self.generation += 1
         for name in description.unsupported:
             self.console.info(f"event source {name} is not run by the local runtime")
         wanted: dict[str, tuple[Source, FunctionSettings]] = {}
         for source in description.sources:
             declared = source.maximum_concurrency if isinstance(source, SqsSource) else None
-            function = self.settings.function(source.function, stage, declared)
+            function = self.settings.function(source.function, self.stage, declared)
             wanted[function.name] = (source, function)
-            self._replace_pool(description.app_name, stage, source, function)
+        self._replace_pools(description.app_name, wanted)
         for name in list(self.running):
             current = self.running[name]
-            if name in wanted and wanted[name] == (current.source, current.function):
+            if wanted.get(name) == (current.source, current.function):
                 continue
             current.poller.stop()
             del self.running[name]
-            if name not in wanted and isinstance(current.source, S3Source):
+            if name in wanted:
+                continue
+            if isinstance(current.source, S3Source):
                 disconnect_s3_source(self.client("s3"), current.source)
-            if name not in wanted:
-                pool = self.invoker.remove_pool(name)
-                if pool is not None:
-                    self._retire(pool)
-                self.console.info(f"{name}: removed")
+            pool = self.invoker.remove_pool(name)
+            if pool is not None:
+                self._retire(pool)
+            self.console.info(f"{name}: removed")
         for name, (source, function) in wanted.items():
             if name not in self.running:
-                self.running[name] = _Running(source, function, self._start_poller(source,
-                                                                                  function))
+                self.running[name] = _Running(source, function,
+                                              self._start_poller(source, function))
 
-    def _replace_pool(self, app_name: str, stage: Stage, source: Source,
-                      function: FunctionSettings) -> None:
-        env = self.settings.handler_environment(stage, function, app_name)
-        pool = FunctionPool(function, source.handler, self.settings.project, env, self.console,
-                            self.generation)
-        init_times = pool.warm()
-        previous = self.invoker.set_pool(function.name, pool)
-        if previous is not None:
-            self._retire(previous)
-        cold = ", ".join(f"{t:.0f}" for t in init_times) or "none ready"
-        self.console.info(f"{function.name}: {function.concurrency} warm process(es), "
-                          f"pids {', '.join(map(str, pool.pids()))}; cold start (import) ms: "
-                          f"{cold}")
+    def _replace_pools(self, app_name: str,
+                       wanted: dict[str, tuple[Source, FunctionSettings]]) -> None:
+        """New warm processes for every function (importing in parallel), then the swap."""
+        pools = {name: FunctionPool(function, source.handler, self.settings.project,
+                                    self.settings.handler_environment(self.stage, function,
+                                                                      app_name),
+                                    self.console, self.generation)
+                 for name, (source, function) in wanted.items()}
+        for name, pool in pools.items():
+            init_times = pool.warm()
+            previous = self.invoker.set_pool(name, pool)
+            if previous is not None:
+                self._retire(previous)
+            cold = ", ".join(f"{t:.0f}" for t in init_times) or "none ready"
+            self.console.info(f"{name}: {pool.function.concurrency} warm process(es), pids "
+                              f"{', '.join(map(str, pool.pids()))}; cold start (import) ms: "
+                              f"{cold}")
 
     def _retire(self, pool: FunctionPool) -> None:
-        self.retired.append(pool)
+        self.retired = [p for p in self.retired if p.pids()] + [pool]
         threading.Thread(target=pool.retire, daemon=True, name="retire").start()
 
-    def _start_poller(self, source: Source, function: FunctionSettings) -> _Poller:
+    def _start_poller(self, source: Source, function: FunctionSettings) -> Poller:
         sqs = self.client("sqs")
         common: dict[str, Any] = {"region": self.stage.region, "lanes": function.concurrency,
                                   "invoker": self.invoker, "console": self.console,
                                   "shutdown": self.shutdown}
-        poller: _Poller
+        poller: Poller
         if isinstance(source, S3Source):
             queue = connect_s3_source(self.client("s3"), sqs, source, function.timeout_seconds,
                                       self.stage.region)
@@ -240,14 +256,10 @@ class Runtime:
                 return
             self.console.info(f"reloading: {', '.join(changed)} changed")
             try:
-                stage = self.settings.stage()
-                description = discover(self.settings.project,
-                                       self.settings.app_environment(stage))
+                self.load()
             except Exception as exc:  # noqa: BLE001 - a broken edit must not stop the runtime
                 self.console.info(f"reload failed, still running the previous code: {exc}")
                 return
-            self.stage = stage
-            self._apply(description, stage)
             self.console.info("reloaded")
 
     # ---- run and stop ------------------------------------------------------------------
@@ -260,21 +272,20 @@ class Runtime:
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
             self.start_endpoint()
-            self.stage = self.settings.stage()
-            provisioned = provision(self.stage)
-            for action in provisioned.actions:
-                self.console.info(f"provision[{self.stage.name}]: {action}")
             self.load()
-        except Exception:
+        except (RuntimeStartError, SettingsError, DiscoveryError) as exc:
+            self.console.info(str(exc))
             self.stop()
-            raise
+            return 1
+        except (BotoCoreError, ClientError) as exc:
+            self.console.info(f"setting up the stage failed: {exc}")
+            self.stop()
+            return 1
         if self.settings.reload:
             threading.Thread(target=self._watch, daemon=True, name="reload").start()
         if self.console.interactive:
             StatusBoard(self.console, self.invoker, self.client("sqs"), self.client("dynamodb"),
-                        table=self.stage.results_table,
-                        dead_letter_url=provisioned.dead_letter_queue_url,
-                        stop=self.shutdown).start()
+                        stage=lambda: self.stage, stop=self.shutdown).start()
         self.console.info(f"ready on {self.settings.endpoint_url} (stage {self.stage.name}; "
                           f"Ctrl-C stops everything)")
         status = 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from localruntime.console import Console
 from localruntime.invoker import Invoker
+from logctl.stage import Stage
 
 REFRESH_SECONDS = 1.0
 
@@ -34,19 +36,23 @@ class StatusBoard(threading.Thread):
     """Redraws the status line once a second; only on a terminal."""
 
     def __init__(self, console: Console, invoker: Invoker, sqs: Any, ddb: Any, *,
-                 table: str, dead_letter_url: str, stop: threading.Event) -> None:
+                 stage: Callable[[], Stage], stop: threading.Event) -> None:
         super().__init__(daemon=True, name="status")
         self.console = console
         self.invoker = invoker
         self.sqs = sqs
         self.ddb = ddb
-        self.table = table
-        self.dead_letter_url = dead_letter_url
+        self.stage = stage
+        self._queue_urls: dict[str, str] = {}
         self.stop_event = stop
 
     def line(self) -> str:
-        files = _statuses(self.ddb, self.table)
-        dlq = _depth(self.sqs, self.dead_letter_url)
+        stage = self.stage()
+        files = _statuses(self.ddb, stage.results_table)
+        name = stage.dead_letter_queue
+        if name not in self._queue_urls:
+            self._queue_urls[name] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        dlq = _depth(self.sqs, self._queue_urls[name])
         totals = self.invoker.totals
         return (f"files queued {files['queued']} | processing {files['processing']} | "
                 f"done {files['completed']} | failed {files['failed']} | DLQ {dlq} || "
