@@ -17,7 +17,7 @@ DEFAULT_PORT = 4566
 DEFAULT_CONCURRENCY = 2
 DEFAULT_TIMEOUT_SECONDS = 60
 DEFAULT_MEMORY_MB = 128
-REGION = "us-east-1"
+RUNTIME_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SettingsError(Exception):
@@ -103,8 +103,9 @@ class RuntimeSettings:
             "AWS_DEFAULT_REGION": stage.region,
             "AWS_REGION": stage.region,
             "AWS_EC2_METADATA_DISABLED": "true",
-            "PYTHONPATH": os.pathsep.join(
-                [str(self.project), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "PYTHONPATH": os.pathsep.join([str(self.project), str(RUNTIME_ROOT), *(
+                os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                if p)]),
             "PYTHONUNBUFFERED": "1",
         })
         return env
