@@ -1,0 +1,192 @@
+"""Streaming decode (gzip by name or magic) and splitting into blocks of whole lines."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+
+from chalicelib.errors import Unreadable
+from chalicelib.lines import GUNZIP_OUTPUT_LIMIT, TOO_LONG, decoded_chunks, line_blocks
+from chalicelib.records import MAX_LINE_BYTES
+from chalicelib.reference import BOM, REASON_TOO_LONG, summarize_bytes
+from chalicelib.summary import summarize_chunks
+
+
+def one_byte_chunks(data: bytes) -> list[bytes]:
+    return [data[i:i + 1] for i in range(len(data))]
+
+
+def blocks_of(chunks: list[bytes], **kwargs: int) -> list[bytes | object]:
+    return list(line_blocks(chunks, **kwargs))
+
+
+def lines_of(items: list[bytes | object]) -> list[bytes | object]:
+    """The lines of the blocks, in order, with TOO_LONG in place of each long line."""
+    out: list[bytes | object] = []
+    for item in items:
+        out.extend([TOO_LONG] if item is TOO_LONG else item.split(b"\n")[:-1])
+    return out
+
+
+# ---- line_blocks ---------------------------------------------------------------------
+
+def test_blocks_hold_whole_lines_and_a_missing_final_newline_is_added() -> None:
+    data = b'{"a":1}\n{"b":2}\r\n\n   \nlast'
+    for chunks in ([data], one_byte_chunks(data), [data[:5], data[5:9], data[9:]]):
+        blocks = blocks_of(chunks)
+        assert all(isinstance(b, bytes) and b.endswith(b"\n") for b in blocks)
+        assert b"".join(blocks) == data + b"\n"  # CR and blank lines are kept for the scanner
+
+
+@pytest.mark.parametrize("chunks", [[BOM + b"x\n"], [b"\xef", b"\xbb", b"\xbfx\n"],
+                                    [b"\xef\xbb", b"\xbfx", b"\n"], [b"", BOM, b"", b"x\n"]])
+def test_bom_is_stripped_even_when_split_across_the_first_chunks(chunks: list[bytes]) -> None:
+    assert b"".join(blocks_of(chunks)) == b"x\n"
+
+
+def test_only_a_leading_bom_is_stripped() -> None:
+    data = b"x\n" + BOM + b"y\n"
+    assert b"".join(blocks_of(one_byte_chunks(data))) == data
+
+
+@pytest.mark.parametrize("data", [b"\xef", b"\xef\xbb", b"\xef\xbbz"])
+def test_a_partial_bom_is_content(data: bytes) -> None:
+    assert b"".join(blocks_of([data])) == data + b"\n"
+
+
+def test_bom_alone_and_empty_input_give_no_blocks() -> None:
+    assert blocks_of([]) == []
+    assert blocks_of([b"", b""]) == []
+    assert blocks_of([BOM]) == []
+
+
+def test_small_chunks_are_regrouped_and_big_ones_cut() -> None:
+    data = b"".join(b'{"n":%d}\n' % i for i in range(500))
+    small = blocks_of(one_byte_chunks(data), block_bytes=256)
+    big = blocks_of([data * 4], block_bytes=256)
+    assert b"".join(small) == data and b"".join(big) == data * 4
+    for blocks in (small, big):
+        assert len(blocks) > 10
+        assert max(len(b) for b in blocks) < 2 * 256 + 16
+
+
+def test_long_lines_are_reported_in_place_and_never_buffered() -> None:
+    long_line = b"x" * 1000
+    data = b"a\n" + long_line + b"\nb\n" + long_line + b"\n" + b"y" * 100 + b"\nc"
+    for chunks in ([data], one_byte_chunks(data), [data[i:i + 7] for i in range(0, len(data), 7)]):
+        items = blocks_of(chunks, max_line=100)
+        assert lines_of(items) == [b"a", TOO_LONG, b"b", TOO_LONG, b"y" * 100, b"c"]
+        assert max(len(i) for i in items if i is not TOO_LONG) <= 2 * 100 + 2
+
+
+def test_line_length_limit_is_inclusive_and_counts_a_carriage_return() -> None:
+    at_limit, over = b"x" * 9 + b"\r", b"x" * 10 + b"\r"
+    assert blocks_of([at_limit + b"\n"], max_line=10) == [at_limit + b"\n"]
+    assert blocks_of([over + b"\n"], max_line=10) == [TOO_LONG]
+
+
+@pytest.mark.parametrize("tail", [b"z" * 50, b" " * 50])
+def test_long_last_line_without_newline(tail: bytes) -> None:
+    for chunks in ([b"a\n" + tail], one_byte_chunks(b"a\n" + tail)):
+        assert lines_of(blocks_of(chunks, max_line=20)) == [b"a", TOO_LONG]
+
+
+def test_long_line_split_across_many_chunks_then_more_lines() -> None:
+    chunks = [b"ok\n", b"q" * 30, b"q" * 30, b"q" * 30 + b"\nafter\n"]
+    assert lines_of(blocks_of(chunks, max_line=64)) == [b"ok", TOO_LONG, b"after"]
+
+
+# ---- through the whole summary, at the real limit -------------------------------------
+
+VALID = (b'{"timestamp":"2024-05-01T12:00:00Z","level":"INFO","endpoint":"/a",'
+         b'"response_time_ms":5,"status_code":200,"user_id":"u"}')
+
+
+def padded(size: int) -> bytes:
+    """A valid record line of exactly `size` bytes (padding in an ignored field)."""
+    base = VALID[:-1] + b',"pad":""}'
+    return base[:-2] + b"p" * (size - len(base)) + b'"}'
+
+
+@pytest.mark.parametrize("split", [None, 4096, 700_000])
+def test_a_valid_record_longer_than_1_mib_is_malformed(split: int | None) -> None:
+    data = b"\n".join([VALID, padded(MAX_LINE_BYTES), padded(MAX_LINE_BYTES + 1), VALID])
+    chunks = [data] if split is None else [data[i:i + split] for i in range(0, len(data), split)]
+    result = summarize_chunks(chunks)
+    assert result == summarize_bytes(data)
+    assert (result["line_count"], result["malformed_count"]) == (4, 1)
+    assert result["malformed_samples"] == [{"line": 3, "reason": REASON_TOO_LONG}]
+
+
+def test_a_long_line_at_end_of_file_without_newline() -> None:
+    data = VALID + b"\n" + b" " * (MAX_LINE_BYTES + 1)
+    result = summarize_chunks([data[i:i + 65536] for i in range(0, len(data), 65536)])
+    assert result == summarize_bytes(data)
+    assert result["malformed_samples"] == [{"line": 2, "reason": REASON_TOO_LONG}]
+
+
+# ---- decoded_chunks ------------------------------------------------------------------
+
+TEXT = b"".join(b'{"line":%d}\n' % i for i in range(2000))
+
+
+def test_plain_content_passes_through() -> None:
+    assert b"".join(decoded_chunks(one_byte_chunks(TEXT[:300]))) == TEXT[:300]
+    assert list(decoded_chunks([])) == []
+    assert list(decoded_chunks([b"", b""])) == []
+
+
+@pytest.mark.parametrize("hint", [True, False])
+def test_gzip_is_detected_by_name_hint_or_by_magic(hint: bool) -> None:
+    packed = gzip.compress(TEXT)
+    assert b"".join(decoded_chunks([packed], gzip_hint=hint)) == TEXT
+    assert b"".join(decoded_chunks([*one_byte_chunks(packed[:4000]), packed[4000:]],
+                                   gzip_hint=hint)) == TEXT
+
+
+def test_multi_member_gzip_with_boundaries_inside_chunks_and_zero_padding() -> None:
+    packed = gzip.compress(TEXT[:5000]) + gzip.compress(b"") + gzip.compress(TEXT[5000:])
+    padded_members = packed + b"\0" * 10
+    for data in (packed, padded_members):
+        for size in (1, 7, 100, len(data)):
+            chunks = [data[i:i + size] for i in range(0, len(data), size)]
+            assert b"".join(decoded_chunks(chunks)) == TEXT
+    assert gzip.decompress(padded_members) == TEXT  # the reference accepts the same bytes
+
+
+def test_gzip_output_is_bounded_per_step() -> None:
+    bomb = gzip.compress(b"\n" * (20 * GUNZIP_OUTPUT_LIMIT))
+    sizes = [len(out) for out in decoded_chunks([bomb])]
+    assert sum(sizes) == 20 * GUNZIP_OUTPUT_LIMIT
+    assert max(sizes) <= GUNZIP_OUTPUT_LIMIT
+
+
+@pytest.mark.parametrize("damage", ["truncated", "truncated_header", "corrupt", "garbage_after",
+                                    "not_gzip_with_hint"])
+def test_bad_gzip_is_unreadable(damage: str) -> None:
+    packed = gzip.compress(TEXT)
+    data = {
+        "truncated": packed[:-20],
+        "truncated_header": packed[:5],
+        "corrupt": packed[:100] + bytes(b ^ 0x55 for b in packed[100:200]) + packed[200:],
+        "garbage_after": packed + b"not gzip at all",
+        "not_gzip_with_hint": TEXT,
+    }[damage]
+    with pytest.raises(Unreadable):
+        b"".join(decoded_chunks([data[i:i + 999] for i in range(0, len(data), 999)],
+                                gzip_hint=True))
+
+
+def test_unreadable_has_a_short_code_and_message() -> None:
+    with pytest.raises(Unreadable) as caught:
+        list(decoded_chunks([gzip.compress(TEXT)[:-8]]))
+    assert caught.value.code == "unreadable"
+    assert "truncated" in caught.value.reason
+
+
+def test_deflate_errors_are_wrapped_not_leaked() -> None:
+    with pytest.raises(Unreadable) as caught:
+        list(decoded_chunks([b"\x1f\x8b\x08\x00" + b"\xff" * 40]))
+    assert isinstance(caught.value.__cause__, zlib.error)
