@@ -1,10 +1,11 @@
 """Exact statistics over valid records, accumulated block by block.
 
-Each statistic is gathered over a whole block by one C-level pass (`map` over an
-attribute getter feeding a Counter, a set, min or max), never by a Python loop per
-record. Response times are kept as one histogram per endpoint, so memory grows with
-the number of distinct values, not of lines; percentiles are exact nearest-rank
-over the merged histogram and sums follow math.fsum exactly.
+Each field of a block's records is pulled out once into a list and fed whole to a
+Counter, a set, min/max or a C-level `map` that groups response times by endpoint:
+no statement runs once per record. Response times are kept as a histogram of
+distinct values (exact nearest-rank percentiles and maximum) and as an exact running
+total per endpoint, so memory grows with the number of distinct values, not of
+lines; averages equal reference.mean bit for bit.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Turn a stream of raw byte chunks into blocks of complete lines, in constant memory.
 
-A block is `bytes` holding whole lines, each ending in b"\\n", at most about twice
-BLOCK_BYTES long whatever the size of the incoming chunks. A line longer than
-MAX_LINE_BYTES is never buffered whole: it is reported as TOO_LONG, in its place
-among the blocks, and skipped.
+A block is `bytes` holding whole lines, each ending in b"\\n", cut about every
+BLOCK_BYTES whatever the size of the incoming chunks (64 KiB keeps each block's
+buffers and decoded records small enough for the allocator to reuse their memory
+instead of mapping fresh pages). A line longer than MAX_LINE_BYTES is never buffered
+whole: it is reported as TOO_LONG, in its place among the blocks, and skipped.
 """
 
 from __future__ import annotations
