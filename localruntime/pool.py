@@ -99,8 +99,10 @@ class HandlerProcess:
         try:
             hello = self._read_line(time.monotonic() + INIT_TIMEOUT_SECONDS)
         except EOFError:
+            self._reap()
             raise InvocationFailed("init_error", f"{self.function.name}: the handler process "
-                                   f"exited during init (status {self.process.wait()})") from None
+                                   f"exited during init (status {self.process.returncode})"
+                                   ) from None
         if hello is None:
             self.kill()
             raise InvocationFailed("init_error", f"{self.function.name}: init took longer "
@@ -124,9 +126,10 @@ class HandlerProcess:
             stdin.flush()
             reply = self._read_line(started + self.function.timeout_seconds)
         except (EOFError, OSError):
-            status = self.process.wait()
+            self._reap()
             raise InvocationFailed("crash", f"the handler process {self.pid} exited "
-                                   f"(status {status}) during the invocation") from None
+                                   f"(status {self.process.returncode}) during the invocation"
+                                   ) from None
         duration_ms = (time.monotonic() - started) * 1000
         if reply is None:
             self.kill()
@@ -139,6 +142,13 @@ class HandlerProcess:
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def _reap(self, grace: float = 1.0) -> None:
+        """A process that closed its pipe is exiting: collect its status, or kill it."""
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
     def kill(self) -> None:
         if self.process.poll() is None:
