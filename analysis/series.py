@@ -121,7 +121,7 @@ def check_targets(comparison: Comparison) -> list[TargetCheck]:
     return [
         TargetCheck("throughput", f">= {TARGET_THROUGHPUT:g} files/s",
                     f"{throughput:.1f} files/s", throughput >= TARGET_THROUGHPUT),
-        TargetCheck("P99 latency", f"<= {TARGET_P99_MS:g} ms", f"{p99:.0f} ms",
+        TargetCheck("P99 latency", f"<= {TARGET_P99_MS:g} ms", f"{p99:,.0f} ms",
                     p99 <= TARGET_P99_MS),
         TargetCheck("failures", "0", f"{failures} of {len(samples)}", failures == 0),
     ]
