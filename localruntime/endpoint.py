@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
 
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    # CORS headers serve browsers; the clients here are SDKs, and the headers cost per request.
+    os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
     motopatches.apply()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app

@@ -4,10 +4,11 @@
 - S3 events carry `versionId` (versioned buckets) and a `sequencer`, as AWS sends them.
 - Work moto repeats on every request is done once: the list of its service modules
   (read from disk), each response class's method names (found by introspection),
-  CamelCase-to-snake_case names, and the parse of an UpdateExpression (twice per
-  UpdateItem; the tree is only read: the validator works on its own copy). A DynamoDB
-  projection of top-level attributes copies just those attributes instead of converting
-  the whole item once per projected path.
+  CamelCase-to-snake_case names, the service behind a host name, and the parse of an
+  UpdateExpression (twice per UpdateItem; the tree is only read: the validator works on
+  its own copy). A DynamoDB projection of top-level attributes copies just those
+  attributes instead of converting the whole item once per projected path. Random ids
+  and receipt handles are drawn a string at a time rather than a character at a time.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing. The local runtime runs the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import string
 import sys
 import time
 from types import ModuleType
@@ -114,14 +116,21 @@ def _patch_lambda_invocations() -> None:
     LambdaBackend.list_event_source_mappings = list_event_source_mappings
 
 
-def _share_cached(module: ModuleType, name: str) -> None:
-    """Memoise a pure function for every moto module that uses it, loaded now or later."""
+def _replace_function(module: ModuleType, name: str, replacement: Any) -> None:
+    """Swap a function for every moto module that imported it, loaded now or later."""
     original = getattr(module, name)
-    cached = functools.lru_cache(maxsize=4096)(original)
     for loaded in list(sys.modules.values()):
         if (getattr(loaded, "__name__", "").startswith("moto")
                 and getattr(loaded, name, None) is original):
-            setattr(loaded, name, cached)
+            setattr(loaded, name, replacement)
+
+
+def _random_string(self: Any, length: int = 20, include_digits: bool = True,
+                   lower_case: bool = False) -> str:
+    """MotoRandom.get_random_string, one draw per string instead of one per character."""
+    pool = string.ascii_letters + (string.digits if include_digits else "")
+    text = "".join(self.choices(pool, k=length))
+    return text.lower() if lower_case else text
 
 
 def _patch_repeated_work() -> None:
@@ -129,11 +138,24 @@ def _patch_repeated_work() -> None:
     from moto.core import responses, utils
     from moto.dynamodb.models import dynamo_type
     from moto.dynamodb.parsing import expressions
+    from moto.moto_api._internal import mock_random as moto_random_instance
+    from moto.moto_api._internal import moto_random
+    from moto.moto_server import werkzeug_app
+    from moto.sqs import models as _sqs_models  # noqa: F401 - loaded so its import is swapped
+    from moto.sqs import utils as sqs_utils
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
-    _share_cached(utils, "camelcase_to_underscores")
+    _replace_function(utils, "camelcase_to_underscores",
+                      functools.lru_cache(maxsize=4096)(utils.camelcase_to_underscores))
+    moto_random.MotoRandom.get_random_string = _random_string
+    _replace_function(sqs_utils, "generate_receipt_handle",
+                      lambda: "".join(moto_random_instance.choices(string.ascii_lowercase, k=185)))
+
+    dispatcher = werkzeug_app.DomainDispatcherApplication
+    dispatcher.get_backend_for_host = functools.lru_cache(maxsize=256)(
+        dispatcher.get_backend_for_host)
 
     item_class = dynamo_type.Item
 
