@@ -16,7 +16,7 @@ from chalicelib.jobs import Job
 from chalicelib.results import COMPLETED, PROCESSING, QUEUED
 
 log = logging.getLogger(__name__)
-READ_SIZE = 256 * 1024
+READ_SIZE = 64 * 1024
 _DYNAMO_MAX = Decimal("9.9999999999999999999999999999999999999E+125")
 _DYNAMO_MIN = Decimal("1E-130")
 

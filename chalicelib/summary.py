@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 from chalicelib.lines import decoded_chunks, line_blocks
 from chalicelib.scan import scan
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 64 * 1024
 
 
 def is_gzip_name(key: str) -> bool:
