@@ -9,6 +9,7 @@
   its own copy). A DynamoDB projection of top-level attributes copies just those
   attributes instead of converting the whole item once per projected path. Random ids
   and receipt handles are drawn a string at a time rather than a character at a time.
+  A DynamoDB item is measured once as it is built, not once per attribute.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing. The local runtime runs the
@@ -133,6 +134,26 @@ def _random_string(self: Any, length: int = 20, include_digits: bool = True,
     return text.lower() if lower_case else text
 
 
+ITEM_SIZE_LIMIT = 405_000  # what moto's LimitedSizeDict allows
+
+
+def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+    """moto's Item.__init__ with a running size total: moto re-measures every attribute
+    already set each time it sets one (quadratic in the number of attributes)."""
+    from moto.dynamodb.models import dynamo_type
+
+    self.hash_key = hash_key
+    self.range_key = range_key
+    self.attrs = dynamo_type.LimitedSizeDict()
+    total = 0
+    for key, value in attrs.items():
+        converted = dynamo_type.DynamoType(value)
+        total += dynamo_type.bytesize(key) + converted.size()
+        if total > ITEM_SIZE_LIMIT:
+            raise dynamo_type.ItemSizeTooLarge
+        dict.__setitem__(self.attrs, key, converted)
+
+
 def _patch_repeated_work() -> None:
     from moto import backends
     from moto.core import responses, utils
@@ -174,6 +195,7 @@ def _patch_repeated_work() -> None:
                           attrs=dynamo_type.serializer.serialize(result)["M"])
 
     item_class.project = project
+    item_class.__init__ = _item_init
 
     parser = expressions.UpdateExpressionParser
     parser.make = classmethod(functools.lru_cache(maxsize=512)(parser.make.__func__))
