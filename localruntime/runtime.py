@@ -30,6 +30,7 @@ from localruntime.sources import (
     SqsSource,
     discover,
 )
+from localruntime.sqs_json import LocalSqsClient
 from localruntime.status import StatusBoard
 from localruntime.wiring import (
     connect_s3_source,
@@ -216,6 +217,7 @@ class Runtime:
 
     def _start_poller(self, source: Source, function: FunctionSettings) -> Poller:
         sqs = self.client("sqs")
+        polling = LocalSqsClient(self.settings.endpoint_url, self.stage.region)
         common: dict[str, Any] = {"region": self.stage.region, "lanes": function.concurrency,
                                   "invoker": self.invoker, "console": self.console,
                                   "shutdown": self.shutdown}
@@ -223,12 +225,12 @@ class Runtime:
         if isinstance(source, S3Source):
             queue = connect_s3_source(self.client("s3"), sqs, source, function.timeout_seconds,
                                       self.stage.region)
-            poller = S3NotificationPoller(function.name, sqs, queue, **common)
+            poller = S3NotificationPoller(function.name, polling, queue, **common)
             what = (f"s3://{source.bucket}/{source.prefix or ''}*{source.suffix or ''} "
                     f"{','.join(source.events)} via {queue.url}")
         else:
             queue = resolve_sqs_source(sqs, source)
-            poller = SqsPoller(function.name, sqs, queue, **common,
+            poller = SqsPoller(function.name, polling, queue, **common,
                                batch_size=source.batch_size,
                                batching_window_seconds=source.batching_window_seconds)
             what = (f"sqs {queue.url} (batch {source.batch_size}, window "

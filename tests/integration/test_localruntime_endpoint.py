@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localruntime.background import free_port
+from localruntime.sqs_json import LocalSqsClient, SqsCallError
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "endpoint-test"
@@ -190,3 +191,41 @@ def test_connections_are_reused_and_bodies_never_leak_into_the_next_request(
     response = connection.getresponse()
     assert response.status == 200 and "TableNames" in json.loads(response.read())
     connection.close()
+
+
+def test_the_pollers_sqs_client_matches_boto3(endpoint: str) -> None:
+    sqs = client(endpoint, "sqs")
+    url, _ = queue(sqs, "polled")
+    local = LocalSqsClient(endpoint, "us-east-1")
+    sqs.send_message(QueueUrl=url, MessageBody="b1", MessageAttributes={
+        "s": {"DataType": "String", "StringValue": "v"},
+        "b": {"DataType": "Binary", "BinaryValue": b"\x00\xff"}})
+    sqs.send_message(QueueUrl=url, MessageBody="b2")
+    # WHEN the pollers' client receives, with attributes, as a poller does
+    received = local.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                     MessageSystemAttributeNames=["All"],
+                                     MessageAttributeNames=["All"])["Messages"]
+    while len(received) < 2:
+        received += local.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                          WaitTimeSeconds=1)["Messages"]
+    # THEN it sees what boto3 would: bodies, receive counts, decoded binary attributes
+    first = next(m for m in received if m["Body"] == "b1")
+    assert first["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert first["MessageAttributes"]["b"]["BinaryValue"] == b"\x00\xff"
+    assert first["MessageAttributes"]["s"]["StringValue"] == "v"
+    # AND it can make one visible again and delete the other
+    second = next(m for m in received if m["Body"] == "b2")
+    local.change_message_visibility(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"],
+                                    VisibilityTimeout=0)
+    result = local.delete_message_batch(QueueUrl=url, Entries=[
+        {"Id": "0", "ReceiptHandle": second["ReceiptHandle"]}])
+    assert [s["Id"] for s in result["Successful"]] == ["0"]
+    again = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    assert [m["Body"] for m in again] == ["b1"]
+    # Errors are reported with their code
+    with pytest.raises(SqsCallError) as error:
+        local.receive_message(QueueUrl=f"{endpoint}/123456789012/absent", WaitTimeSeconds=0)
+    assert "NonExistentQueue" in error.value.code or "QueueDoesNotExist" in error.value.code
+    with pytest.raises(SqsCallError, match="ConnectionError"):
+        LocalSqsClient(f"http://127.0.0.1:{free_port()}", "us-east-1").receive_message(
+            QueueUrl=url, WaitTimeSeconds=0)
