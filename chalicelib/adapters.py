@@ -107,35 +107,18 @@ class ResultsStore:
         existing = self.get(record["job_id"])
         return existing["status"] if existing else QUEUED
 
-    def claim(self, job: Job, started_at: str, expires_at: int, attempts: int,
-              stale_before: str) -> bool:
-        """Mark a job processing. False when it ended, or another attempt is running now.
+    def claim(self, record: dict[str, Any], stale_before: str) -> bool:
+        """Write the `processing` record. False when the job ended, or runs elsewhere now.
 
         A `processing` claim that started before `stale_before` belongs to an attempt that
         died (it ran past the worker's time limit) and may be taken over.
         """
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"job_id": {"S": job.job_id}},
-                UpdateExpression=(
-                    "SET #s = :processing, started_at = :started, attempts = :attempts, "
-                    "#b = if_not_exists(#b, :bucket), #k = if_not_exists(#k, :key), "
-                    "created_at = if_not_exists(created_at, :created), "
-                    "expires_at = if_not_exists(expires_at, :expires)"),
-                ConditionExpression=(
-                    "attribute_not_exists(job_id) OR #s = :queued "
-                    "OR (#s = :processing AND started_at < :stale)"),
-                ExpressionAttributeNames={"#s": "status", "#k": "key", "#b": "bucket"},
-                ExpressionAttributeValues={k: to_value(v) for k, v in {
-                    ":processing": PROCESSING, ":queued": QUEUED, ":started": started_at,
-                    ":attempts": attempts, ":bucket": job.bucket, ":key": job.key,
-                    ":created": job.created_at, ":expires": expires_at,
-                    ":stale": stale_before}.items()},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._conditional_put(
+            record,
+            "attribute_not_exists(job_id) OR #s = :queued "
+            "OR (#s = :processing AND started_at < :stale)",
+            {":queued": QUEUED, ":processing": PROCESSING, ":stale": stale_before},
+        )
 
     def finish(self, record: dict[str, Any]) -> bool:
         """Store the final record unless a completed one is already there."""

@@ -14,11 +14,10 @@ from chalicelib.errors import ConfigurationError, JobRejected
 from chalicelib.jobs import Job, jobs_from_s3_event, unsupported_reason
 from chalicelib.results import (
     QUEUED,
-    TTL_SECONDS,
     completed_record,
-    epoch,
     failed_record,
     iso,
+    processing_record,
     queued_record,
     rejected_record,
 )
@@ -88,8 +87,7 @@ class Settings:
 class JobStore(Protocol):
     def create(self, record: dict[str, Any]) -> str | None: ...
     def reject(self, record: dict[str, Any]) -> bool: ...
-    def claim(self, job: Job, started_at: str, expires_at: int, attempts: int,
-              stale_before: str) -> bool: ...
+    def claim(self, record: dict[str, Any], stale_before: str) -> bool: ...
     def finish(self, record: dict[str, Any]) -> bool: ...
     def release(self, job_id: str, error: str) -> None: ...
 
@@ -170,9 +168,8 @@ class Worker:
         job = Job.from_message(record.get("body", ""))
         attempts = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
         started = self.clock()
-        expires = int(epoch(job.created_at)) + TTL_SECONDS
         stale_before = iso(started - self.settings.worker_timeout_seconds)
-        if not self.store.claim(job, iso(started), expires, attempts, stale_before):
+        if not self.store.claim(processing_record(job, started, attempts), stale_before):
             _event("job_skipped", job_id=job.job_id, why="ended or running elsewhere")
             return
         try:

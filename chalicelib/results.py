@@ -47,6 +47,10 @@ def queued_record(job: Job) -> dict[str, Any]:
     return _base(job, QUEUED)
 
 
+def processing_record(job: Job, started: float, attempts: int) -> dict[str, Any]:
+    return {**_base(job, PROCESSING), "started_at": iso(started), "attempts": attempts}
+
+
 def rejected_record(job: Job, rejection: JobRejected, now: float) -> dict[str, Any]:
     """A file refused before processing (by the trigger)."""
     return {**_base(job, FAILED), **EMPTY_STATISTICS, "failure_reason": rejection.reason,

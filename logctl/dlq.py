@@ -132,11 +132,18 @@ def peek(stage: Stage, limit: int = 10, client: Any = None) -> tuple[Depth, list
 
 
 def redrive(stage: Stage, max_messages: int | None = None, client: Any = None) -> Redrive:
-    """Move messages from the dead-letter queue to the jobs queue, body and attributes intact."""
+    """Move messages from the dead-letter queue to the jobs queue, body and attributes intact.
+
+    At most the messages the DLQ held when the redrive began: a message that fails again
+    and comes back during the redrive waits for the next one instead of circling forever.
+    """
     sqs = client or make_client(stage, "sqs")
     dlq_url = queue_url(sqs, stage.dead_letter_queue)
     jobs_url = queue_url(sqs, stage.jobs_queue)
     result = Redrive()
+    waiting = depth(sqs, dlq_url)
+    held = waiting.visible + waiting.in_flight
+    max_messages = held if max_messages is None else min(max_messages, held)
     while max_messages is None or result.moved < max_messages:
         want = BATCH if max_messages is None else min(BATCH, max_messages - result.moved)
         batch = receive(sqs, dlq_url, want, REDRIVE_VISIBILITY_SECONDS)

@@ -115,6 +115,29 @@ def _drive_every_path(app_module: Any, stage: Any) -> None:
                                                  "version_id": "v1"}
         records.append(dict(records[0], messageId="gone", body=json.dumps(gone)))
         client.lambda_.invoke("worker", {"Records": records})
+        _fail_one_read(app_module, client, s3, sqs, stage, url, line)
+
+
+class _Unreachable:
+    def open(self, job: Any) -> Any:
+        raise ConnectionError("S3 unreachable")
+
+
+def _fail_one_read(app_module: Any, client: Client, s3: Any, sqs: Any, stage: Any, url: str,
+                   line: bytes) -> None:
+    """An attempt that fails after its claim gives the claim back (an UpdateItem)."""
+    etag = s3.put_object(Bucket=stage.bucket, Key="logs/retry.ndjson", Body=line)["ETag"]
+    event = client.events.generate_s3_event(stage.bucket, "logs/retry.ndjson")
+    event["Records"][0]["s3"]["object"].update(size=len(line), eTag=etag.strip('"'))
+    client.lambda_.invoke("trigger", event)
+    message = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"][0]
+    source, app_module.worker_logic.source = app_module.worker_logic.source, _Unreachable()
+    try:
+        client.lambda_.invoke("worker", {"Records": [{
+            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"], "attributes": message["Attributes"]}]})
+    finally:
+        app_module.worker_logic.source = source
 
 
 def test_policy_covers_every_call_the_handlers_make(recorded_calls) -> None:

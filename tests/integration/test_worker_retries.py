@@ -10,7 +10,7 @@ import pytest
 from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue, from_item
 from chalicelib.jobs import Job, jobs_from_s3_event
 from chalicelib.pipeline import Settings, Trigger, Worker
-from chalicelib.results import iso
+from chalicelib.results import iso, processing_record
 
 LINE = json.dumps({"timestamp": "2024-05-01T00:00:00Z", "level": "INFO", "endpoint": "/a",
                    "response_time_ms": 3, "status_code": 200, "user_id": "u"}).encode() + b"\n"
@@ -93,8 +93,7 @@ def test_a_copy_arriving_while_the_job_runs_is_skipped_but_a_dead_claim_is_taken
     settings, store, queue, source = parts
     clock = Clock()
     job = queued_job(stage, s3, parts, clock)
-    started = iso(clock.now)
-    assert store.claim(job, started, 0, 1, stale_before=iso(clock.now - 60))
+    assert store.claim(processing_record(job, clock.now, 1), stale_before=iso(clock.now - 60))
 
     worker = Worker(settings, store, source, queue, clock)
     copy = {"messageId": "copy", "receiptHandle": "", "body": job.to_message(),
