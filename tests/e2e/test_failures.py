@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib.jobs import job_id_for
-from logctl.generate import write_log_file
+from logctl.generate import generate_lines
 from tests.e2e.conftest import (
     ROOT,
     Runtime,
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 WORKER_TIMEOUT = 5
 MAX_RECEIVE_COUNT = 5
-LINES = 200_000
+LINES = 600_000
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +90,14 @@ def test_poisoned_message_reaches_the_dlq_after_five_receives_and_redrive_return
     assert poison_failures(runtime, marker) == 2 * MAX_RECEIVE_COUNT
 
 
-def test_worker_killed_mid_file_loses_nothing(runtime: Runtime, tmp_path: Path) -> None:
-    # GIVEN a file big enough to take a while
+def test_worker_killed_mid_file_loses_nothing(runtime: Runtime) -> None:
+    # GIVEN a file that takes a while to process but is quick to upload: gzip of a
+    # repeated 100-line block (about 100 MB of lines in well under 1 MB)
     stage = runtime.stage()
-    path = write_log_file(tmp_path / "big.ndjson", LINES, seed=3)
-    key = "logs/e2e/big.ndjson"
-    response = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key,
-                                               Body=path.read_bytes())
+    block = b"".join(generate_lines(100, seed=3))
+    body = gzip.compress(block * (LINES // 100), compresslevel=1)
+    key = "logs/e2e/big.ndjson.gz"
+    response = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key, Body=body)
     job_id = job_id_for(stage.bucket, key, etag=response["ETag"])
     # WHEN every worker process is killed by pid while the file is being processed
     def started() -> dict[str, Any] | None:
