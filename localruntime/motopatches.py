@@ -9,7 +9,9 @@
   its own copy). A DynamoDB projection of top-level attributes copies just those
   attributes instead of converting the whole item once per projected path. Random ids
   and receipt handles are drawn a string at a time rather than a character at a time.
-  A DynamoDB item is measured once as it is built, not once per attribute.
+  A DynamoDB item is measured once as it is built, not once per attribute. DynamoDB
+  attribute values are parsed and serialized directly (`localruntime.attributevalues`)
+  rather than by walking the model member by member.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing. The local runtime runs the
@@ -27,6 +29,8 @@ import time
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus
+
+from localruntime import attributevalues
 
 _FILTER_RULE_NAME = re.compile(r"<Name>\s*(prefix|suffix)\s*</Name>", re.IGNORECASE)
 _sequence = itertools.count()
@@ -201,8 +205,46 @@ def _patch_repeated_work() -> None:
     parser.make = classmethod(functools.lru_cache(maxsize=512)(parser.make.__func__))
 
 
+def _is_attribute_value(shape: Any) -> bool:
+    return shape.name == "AttributeValue" and tuple(shape.members) == attributevalues.MEMBERS
+
+
+def _patch_attribute_values() -> None:
+    from moto.core import parse, serialize
+
+    original_serialize = serialize.BaseJSONSerializer._serialize_type_structure
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any,
+                            key: str) -> None:
+        if (key and _is_attribute_value(shape)
+                and not getattr(self._value_picker, "response_transformers", None)):
+            try:
+                dumped = attributevalues.dump(value, self._base64)
+            except attributevalues.NotPlain:
+                pass
+            else:
+                self._default_serialize(serialized, dumped, shape, key)
+                return
+        original_serialize(self, serialized, value, shape, key)
+
+    serialize.BaseJSONSerializer._serialize_type_structure = serialize_structure
+
+    original_parse = parse.BaseJSONParser._parse_structure
+
+    def parse_structure(self: Any, shape: Any, value: Any) -> Any:
+        if _is_attribute_value(shape):
+            try:
+                return attributevalues.load(value, self._blob_parser)
+            except attributevalues.NotPlain:
+                pass
+        return original_parse(self, shape, value)
+
+    parse.BaseJSONParser._parse_structure = parse_structure
+
+
 def apply() -> None:
     _patch_repeated_work()
+    _patch_attribute_values()
     _patch_notification_filters()
     _patch_s3_event_shape()
     _patch_lambda_invocations()
