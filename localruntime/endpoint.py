@@ -1,4 +1,5 @@
-"""The AWS endpoint: moto's server, adjusted by `localruntime.motopatches`.
+"""The AWS endpoint: moto's application, adjusted by `localruntime.motopatches`, served by
+`localruntime.httpserver`.
 
     python -m localruntime.endpoint [--host 127.0.0.1] [--port 4566]
 """
@@ -6,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -43,17 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     motopatches.apply()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
 
-    from localruntime.fastserver import KeepAliveRequestHandler
+    from localruntime.httpserver import HttpServer
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
     application = DomainDispatcherApplication(create_backend_app)
     try:
-        server = make_server(args.host, args.port, application, threaded=True,
-                             request_handler=KeepAliveRequestHandler)
+        server = HttpServer((args.host, args.port), application)
     except OSError as exc:
         print(f"endpoint: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)
