@@ -4,8 +4,9 @@
     python bench/bench_e2e.py --endpoint http://127.0.0.1:4566            (a running runtime)
 
 Without --endpoint it starts `python -m localruntime` on a free port and stops it at the
-end. Files are uploaded one after another; each job's status is polled with GetItem
-(after 5 ms, then backing off by 15% a poll up to 50 ms) until it is completed. Prints
+end. Files are uploaded one after another, and each job's record is polled with GetItem
+the way the load test polls it (`loadtest.probe`: around the time recent files took,
+backing off after that) until it is completed. Prints
 P50/P95/P99/mean and where the time goes (from the record's uploaded_at / created_at /
 started_at / completed_at), and writes every measurement to results/bench_e2e.csv.
 """
@@ -19,27 +20,19 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.adapters import from_item
-from chalicelib.jobs import job_id_for
+from loadtest.payloads import Payload, build_payload
+from loadtest.probe import PipelineProbe
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError
-from logctl.generate import write_log_file
-from logctl.stage import Stage, client, load_stage
+from logctl.stage import client, load_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_TIMEOUT_SECONDS = 30.0
-FIRST_POLL_SECONDS = 0.005
-POLL_GROWTH = 1.15
-MAX_POLL_SECONDS = 0.05
-FINAL_STATUSES = ("completed", "failed")
 TARGETS_MS = {"p50": 50.0, "p99": 150.0}
 
 
@@ -70,59 +63,24 @@ def nearest_rank(values: list[float], p: float) -> float:
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
-@dataclass(frozen=True)
-class Polling:
-    first_seconds: float = FIRST_POLL_SECONDS
-    growth: float = POLL_GROWTH
-    max_seconds: float = MAX_POLL_SECONDS
-
-
-def wait_for_status(ddb: Any, table: str, job_id: str,
-                    polling: Polling) -> tuple[str | None, int]:
-    """Poll the job's status (one attribute per read) until it is final; (status, polls)."""
-    deadline = time.monotonic() + RESULT_TIMEOUT_SECONDS
-    delay = polling.first_seconds
-    polls = 0
-    status = None
-    while time.monotonic() < deadline:
-        time.sleep(delay)
-        item = ddb.get_item(TableName=table, Key={"job_id": {"S": job_id}},
-                            ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"},
-                            ConsistentRead=True).get("Item")
-        polls += 1
-        status = item["status"]["S"] if item else None
-        if status in FINAL_STATUSES:
-            break
-        delay = min(delay * polling.growth, polling.max_seconds)
-    return status, polls
-
-
-def measure(stage: Stage, s3: Any, ddb: Any, body: bytes, key: str, index: int,
-            polling: Polling) -> Sample:
-    started = time.time()
-    response = s3.put_object(Bucket=stage.bucket, Key=key, Body=body)
-    uploaded = time.time()
-    job_id = job_id_for(stage.bucket, key, etag=response["ETag"],
-                        version_id=response.get("VersionId"))
-    status, polls = wait_for_status(ddb, stage.results_table, job_id, polling)
-    seen = time.time()
-    if status != "completed":
-        raise BenchError(f"{key}: not completed within {RESULT_TIMEOUT_SECONDS:g} s "
-                         f"({status or 'no record'})")
-    record = from_item(ddb.get_item(TableName=stage.results_table,
-                                    Key={"job_id": {"S": job_id}})["Item"])
+def measure(probe: PipelineProbe, payload: Payload, key: str, index: int) -> Sample:
+    m = probe.measure(payload, key)
+    if not m.ok or m.record is None:
+        raise BenchError(f"{key}: {m.outcome}: {m.reason}")
+    record = m.record
     at = {name: epoch(record[name]) for name in
           ("uploaded_at", "created_at", "started_at", "completed_at")}
+    seen = m.start_epoch + m.e2e_ms / 1000
     return Sample(
         index=index, key=key,
-        total_ms=(seen - started) * 1000,
-        upload_ms=(uploaded - started) * 1000,
+        total_ms=m.e2e_ms,
+        upload_ms=m.upload_ms,
         s3_to_trigger_ms=(at["created_at"] - at["uploaded_at"]) * 1000,
         trigger_to_worker_ms=(at["started_at"] - at["created_at"]) * 1000,
         worker_ms=(at["completed_at"] - at["started_at"]) * 1000,
         result_seen_ms=(seen - at["completed_at"]) * 1000,
         processing_time_ms=float(record["processing_time_ms"]),
-        polls=polls,
+        polls=m.polls,
     )
 
 
@@ -172,16 +130,15 @@ def run(args: argparse.Namespace) -> int:
         if runtime is not None:
             runtime.wait_ready()
         stage = load_stage("local", endpoint_url=args.endpoint or runtime.endpoint)
-        s3, ddb = client(stage, "s3"), client(stage, "dynamodb")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = write_log_file(Path(tmp) / "bench.ndjson", args.lines, seed=7)
-            body = path.read_bytes()
+        probe = PipelineProbe(client(stage, "s3"), client(stage, "dynamodb"),
+                              bucket=stage.bucket, table=stage.results_table,
+                              timeout=RESULT_TIMEOUT_SECONDS)
+        payload = build_payload(args.lines)
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        polling = Polling(args.poll_ms / 1000, args.poll_growth, args.max_poll_ms / 1000)
         for i in range(args.warmup):
-            measure(stage, s3, ddb, body, f"logs/bench/{run_id}/warmup-{i}.ndjson", i, polling)
-        samples = [measure(stage, s3, ddb, body, f"logs/bench/{run_id}/{i:04d}.ndjson", i,
-                           polling) for i in range(args.files)]
+            measure(probe, payload, f"logs/bench/{run_id}/warmup-{i}.ndjson", i)
+        samples = [measure(probe, payload, f"logs/bench/{run_id}/{i:04d}.ndjson", i)
+                   for i in range(args.files)]
     except (BotoCoreError, ClientError) as exc:
         raise BenchError(f"AWS call failed: {exc}") from exc
     except BackgroundRuntimeError as exc:
@@ -189,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if runtime is not None:
             runtime.stop()
-    print(f"bench: {args.files} files of {args.lines} lines ({len(body)} bytes), one after "
+    print(f"bench: {args.files} files of {args.lines} lines ({len(payload.body)} bytes), one after "
           f"another, after {args.warmup} warm-up files; {platform.node()}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")
     for line in summarize(samples):
@@ -207,17 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--endpoint", default=None,
                         help="a running local runtime (default: start one on a free port)")
-    parser.add_argument("--poll-ms", type=float, default=FIRST_POLL_SECONDS * 1000,
-                        help="first status poll after this many ms")
-    parser.add_argument("--poll-growth", type=float, default=POLL_GROWTH,
-                        help="each later poll waits this factor longer")
-    parser.add_argument("--max-poll-ms", type=float, default=MAX_POLL_SECONDS * 1000)
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_e2e.csv"))
     args = parser.parse_args(argv)
     if args.files < 1 or args.lines < 1 or args.warmup < 0:
         parser.error("--files and --lines must be at least 1, --warmup at least 0")
-    if not (0 < args.poll_ms <= args.max_poll_ms and args.poll_growth >= 1):
-        parser.error("need 0 < --poll-ms <= --max-poll-ms and --poll-growth >= 1")
     try:
         return run(args)
     except BenchError as exc:

@@ -15,7 +15,7 @@ import pytest
 from chalice.test import Client
 
 from loadtest.payloads import build_payload
-from loadtest.probe import Backoff, PipelineProbe, wait_for_record
+from loadtest.probe import Backoff, PipelineProbe, WaitEstimate, wait_for_record
 from loadtest.samples import FIELDS, RunContext, SampleWriter, sample_row
 
 
@@ -155,6 +155,47 @@ def test_wait_backs_off_from_5_ms_to_a_100_ms_cap(dynamodb, stage) -> None:
     assert max(clock.slept) == pytest.approx(0.1)
     assert sum(clock.slept) == pytest.approx(1.0)
     assert outcome.polls == len(clock.slept)
+
+
+def test_with_an_expected_wait_polls_cluster_around_it_then_back_off() -> None:
+    delays = Backoff().delays(expected=0.2)
+    first = [next(delays) for _ in range(14)]
+
+    assert first[0] == pytest.approx(0.2)
+    assert first[1:11] == pytest.approx([0.02] * 10)
+    assert first[11:14] == pytest.approx([0.02, 0.03, 0.045])
+
+
+def test_short_expected_waits_poll_no_faster_than_the_initial_delay() -> None:
+    delays = Backoff().delays(expected=0.01)
+    assert [next(delays) for _ in range(3)] == pytest.approx([0.01, 0.005, 0.005])
+
+
+def test_the_estimate_is_a_low_quartile_per_line_count_over_a_window() -> None:
+    estimate = WaitEstimate(window=8)
+    assert estimate.expected(1000) == 0.0
+    for seconds in (0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4):
+        estimate.add(1000, seconds)
+    assert estimate.expected(1000) == pytest.approx(0.2)
+    assert estimate.expected(100) == 0.0
+    for _ in range(8):
+        estimate.add(1000, 2.0)
+    assert estimate.expected(1000) == pytest.approx(2.0)
+
+
+def test_the_probe_learns_from_the_records_completion_time(pipeline, s3, dynamodb,
+                                                           stage) -> None:
+    clock = FakeClock([pipeline.trigger_latest, pipeline.work])
+    probe = PipelineProbe(s3, dynamodb, bucket=stage.bucket, table=stage.results_table,
+                          timeout=5.0, clock=clock, sleep=clock.sleep)
+
+    m = probe.measure(build_payload(10), "logs/loadtest/learn.ndjson")
+
+    assert m.ok
+    # The fake clock has moved 12.5 ms; the record was completed (real time) sooner.
+    learned = probe.waits.expected(10)
+    assert 0.0 <= learned <= (m.e2e_ms - m.upload_ms) / 1000
+    assert probe.waits.expected(100) == 0.0
 
 
 def test_measurements_become_csv_rows_with_every_field(pipeline, s3, dynamodb, stage,
