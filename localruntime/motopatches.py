@@ -9,7 +9,8 @@
   its own copy). A DynamoDB projection of top-level attributes copies just those
   attributes instead of converting the whole item once per projected path. Random ids
   and receipt handles are drawn a string at a time rather than a character at a time.
-  A DynamoDB item is measured once as it is built, not once per attribute. DynamoDB
+  A DynamoDB item is measured once as it is built, not once per attribute. A service's
+  backend for an account is looked up without moto's global lock once it exists. DynamoDB
   attribute values are parsed and serialized directly (`localruntime.attributevalues`)
   rather than by walking the model member by member.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
@@ -160,7 +161,7 @@ def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) 
 
 def _patch_repeated_work() -> None:
     from moto import backends
-    from moto.core import responses, utils
+    from moto.core import base_backend, responses, utils
     from moto.dynamodb.models import dynamo_type
     from moto.dynamodb.parsing import expressions
     from moto.moto_api._internal import mock_random as moto_random_instance
@@ -203,6 +204,17 @@ def _patch_repeated_work() -> None:
 
     parser = expressions.UpdateExpressionParser
     parser.make = classmethod(functools.lru_cache(maxsize=512)(parser.make.__func__))
+
+    original_getitem = base_backend.BackendDict.__getitem__
+
+    def backend_for_account(self: Any, account_id: str) -> Any:
+        # An account's backend, once made, stays until a reset empties the whole dict:
+        # no need to take moto's global lock on every request just to find it.
+        if dict.__contains__(self, account_id):
+            return dict.__getitem__(self, account_id)
+        return original_getitem(self, account_id)
+
+    base_backend.BackendDict.__getitem__ = backend_for_account
 
 
 def _is_attribute_value(shape: Any) -> bool:
