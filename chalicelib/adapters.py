@@ -179,7 +179,7 @@ class S3Source:
         self.client = client
         self.read_size = read_size
 
-    def open(self, job: Job) -> Iterator[bytes]:
+    def open(self, job: Job) -> ObjectStream:
         kwargs: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key}
         if job.version_id:
             kwargs["VersionId"] = job.version_id
@@ -196,12 +196,22 @@ class S3Source:
                 raise JobRejected("changed", f"s3://{job.bucket}/{job.key} was overwritten after "
                                   "upload; the new version is a job of its own") from exc
             raise
-        return _stream(body, self.read_size)
+        return ObjectStream(body, self.read_size)
 
 
-def _stream(body: Any, size: int) -> Iterator[bytes]:
-    try:
-        yield from body.iter_chunks(size)
-    finally:
-        body.close()
+class ObjectStream:
+    """An object's bytes in blocks; closing it (or reading to the end) frees the connection."""
+
+    def __init__(self, body: Any, read_size: int) -> None:
+        self.body = body
+        self.read_size = read_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self.body.iter_chunks(self.read_size)
+        finally:
+            self.body.close()
+
+    def close(self) -> None:
+        self.body.close()
 

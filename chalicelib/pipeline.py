@@ -6,7 +6,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,7 +99,7 @@ class JobQueue(Protocol):
 
 
 class ObjectSource(Protocol):
-    def open(self, job: Job) -> Any: ...
+    def open(self, job: Job) -> Iterable[bytes]: ...
 
 
 def _event(name: str, **fields: Any) -> None:
@@ -139,6 +140,16 @@ class Trigger:
         return counts
 
 
+def _discard(fetch: Future[Any]) -> None:
+    try:
+        chunks = fetch.result()
+    except Exception:  # noqa: BLE001 - the job is not ours; its object does not matter
+        return
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
 class Worker:
     """SQS batch -> one result record per job; failed messages are reported and retried."""
 
@@ -149,6 +160,7 @@ class Worker:
         self.source = source
         self.queue = queue
         self.clock = clock
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch")
 
     def handle(self, event: dict[str, Any],
                remaining_ms: Callable[[], int] | None = None) -> dict[str, list[dict[str, str]]]:
@@ -169,11 +181,19 @@ class Worker:
         attempts = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
         started = self.clock()
         stale_before = iso(started - self.settings.worker_timeout_seconds)
-        if not self.store.claim(processing_record(job, started, attempts), stale_before):
+        # The object is requested while the claim is written; it is read only once claimed.
+        fetch = self._fetcher.submit(self.source.open, job)
+        try:
+            claimed = self.store.claim(processing_record(job, started, attempts), stale_before)
+        except Exception:
+            _discard(fetch)
+            raise
+        if not claimed:
+            _discard(fetch)
             _event("job_skipped", job_id=job.job_id, why="ended or running elsewhere")
             return
         try:
-            chunks = self.source.open(job)
+            chunks = fetch.result()
             statistics = summarize_chunks(chunks, gzip_hint=is_gzip_name(job.key), check=check)
             result = completed_record(job, statistics, started, self.clock(), attempts)
         except JobRejected as rejection:

@@ -106,6 +106,56 @@ def test_a_copy_arriving_while_the_job_runs_is_skipped_but_a_dead_claim_is_taken
     assert store.get(job.job_id)["status"] == "completed"
 
 
+class WatchedStream:
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.read = self.closed = False
+
+    def __iter__(self) -> Any:
+        self.read = True
+        yield from self.stream
+
+    def close(self) -> None:
+        self.closed = True
+        self.stream.close()
+
+
+class RecordingSource:
+    """Keeps every stream it opened, to see which were read and which were closed unread."""
+
+    def __init__(self, inner: S3Source) -> None:
+        self.inner = inner
+        self.opened: list[WatchedStream] = []
+
+    def open(self, job: Job) -> WatchedStream:
+        stream = WatchedStream(self.inner.open(job))
+        self.opened.append(stream)
+        return stream
+
+
+def test_the_object_fetched_for_a_job_that_is_not_ours_is_closed_unread(
+        stage, s3, sqs, dynamodb, parts) -> None:
+    settings, store, queue, source = parts
+    clock = Clock()
+    job = queued_job(stage, s3, parts, clock)
+    assert store.claim(processing_record(job, clock.now, 1), stale_before=iso(clock.now - 60))
+    recording = RecordingSource(source)
+    worker = Worker(settings, store, recording, queue, clock)
+    copy = {"messageId": "copy", "receiptHandle": "", "body": job.to_message(),
+            "attributes": {"ApproximateReceiveCount": "1"}}
+
+    assert worker.handle({"Records": [copy]}) == {"batchItemFailures": []}
+
+    [stream] = recording.opened
+    assert stream.closed and not stream.read
+    assert store.get(job.job_id)["status"] == "processing"
+
+    clock.now += settings.worker_timeout_seconds + 1
+    assert worker.handle({"Records": [copy]}) == {"batchItemFailures": []}
+    assert recording.opened[1].read
+    assert store.get(job.job_id)["status"] == "completed"
+
+
 def test_retry_delays_grow_exponentially(stage, parts) -> None:
     settings, store, _, source = parts
     delays: list[int] = []
