@@ -130,9 +130,12 @@ def test_overrides_reach_the_stage_and_the_handler_environment() -> None:
     assert stage.environment["RETRY_BASE_SECONDS"] == "0.1"
     assert stage.function_timeout("worker") == 5
     worker = settings.function("worker", stage)
-    assert (worker.timeout_seconds, worker.concurrency) == (5.0, 2)
+    # The local stage reserves 4 concurrent executions for the worker.
+    assert (worker.timeout_seconds, worker.concurrency) == (5.0, 4)
     assert settings.function("trigger", stage).concurrency == 3
-    assert settings.function("worker", stage, declared_concurrency=4).concurrency == 4
+    plain = RuntimeSettings(project=ROOT, stage_name="local", host="127.0.0.1", port=5001)
+    assert plain.function("trigger", stage).concurrency == 2
+    assert plain.function("trigger", stage, declared_concurrency=5).concurrency == 5
     env = settings.handler_environment(stage, worker, "log-pipeline")
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "log-pipeline-local-worker"
