@@ -1,7 +1,7 @@
 """Locust load test: each user uploads log files under `logs/` and waits for their results.
 
     locust -f loadtest/upload.py                                  # web UI, stage `local`
-    locust -f loadtest/upload.py --headless -u 8 -r 8 -t 60s --sizes 1000
+    locust -f loadtest/upload.py --headless -u 8 -r 8 -t 60s --sizes 1000 --pace 0.4
     LOG_STAGE=aws locust -f loadtest/upload.py --headless -u 4 -t 2m
 
 Run it from the repository root (Locust puts the working directory on sys.path).
@@ -25,13 +25,15 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from locust import User, constant, events, task
+from locust import User, events, task
 from locust.env import Environment
 
+from loadtest.host import update_host_file
 from loadtest.payloads import DEFAULT_SIZES, Payload, build_payloads, parse_sizes
 from loadtest.preflight import TargetError, check_target
 from loadtest.probe import Backoff, PipelineProbe
@@ -61,6 +63,8 @@ def _add_options(parser: Any) -> None:
                        default=30.0, help="seconds to wait for a file's final result")
     group.add_argument("--results-csv", env_var="LOADTEST_OUTPUT", default="",
                        help="raw CSV, one row per file (default results/load-<stage>-<stamp>.csv)")
+    group.add_argument("--pace", env_var="LOADTEST_PACE", type=float, default=0.0,
+                       help="seconds between the starts of a user's files (0: back to back)")
     group.add_argument("--run-kind", env_var="LOADTEST_KIND", default="load",
                        choices=("load", "sweep"), help="run kind recorded in the CSV")
 
@@ -77,6 +81,9 @@ class _Run:
         self.payloads: list[Payload] = list(
             build_payloads(sizes, gzip=options.gzip_files).values())
         self.timeout = float(options.result_timeout)
+        if options.pace < 0:
+            raise ValueError("--pace must be 0 or a positive number of seconds")
+        self.pace = float(options.pace)
         self.session = session_for(self.stage)
         self.session.get_credentials()
         self.client_lock = threading.Lock()
@@ -119,14 +126,21 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     if _run is not None:
         wrote = _run.writer.rows_written
         _run.writer.close()
+        if wrote:
+            update_host_file(_run.writer.path, {"pace_seconds": _run.pace})
         print(f"loadtest: raw results in {_run.writer.path}" if wrote
               else "loadtest: no file was measured", flush=True)
 
 
 class UploadUser(User):
-    """Uploads a file, waits for its result record, repeats (closed loop, no think time)."""
+    """Uploads a file, waits for its result record, repeats: back to back, or one file
+    every `--pace` seconds (a file that takes longer is followed at once)."""
 
-    wait_time = constant(0)
+    _last_start = 0.0
+
+    def wait_time(self) -> float:
+        pace = self.run.pace if _run is not None else 0.0
+        return max(0.0, pace - (time.monotonic() - self._last_start))
 
     def on_start(self) -> None:
         if _run is None:
@@ -140,6 +154,7 @@ class UploadUser(User):
 
     @task
     def upload_and_wait(self) -> None:
+        self._last_start = time.monotonic()
         payload = next(self.payload_cycle)
         seq = next(self.run.sequence)
         runner = self.environment.runner
