@@ -67,10 +67,12 @@ class WaitEstimate:
     """The lower quartile of how long the last `window` files of each line count took
     from the end of their upload to their result (the record's `completed_at`): a wait
     most files need at least. The record's time is used, not the time a poll saw the
-    result, which is only known to lie between two polls."""
+    result, which is only known to lie between two polls. Until `least` files have been
+    seen there is no estimate (a cold start would otherwise set it)."""
 
-    def __init__(self, window: int = 20) -> None:
+    def __init__(self, window: int = 20, least: int = 5) -> None:
         self.window = window
+        self.least = least
         self._waits: dict[int, deque[float]] = {}
 
     def add(self, lines: int, seconds: float) -> None:
@@ -78,7 +80,7 @@ class WaitEstimate:
 
     def expected(self, lines: int) -> float:
         waits = self._waits.get(lines)
-        if not waits:
+        if not waits or len(waits) < self.least:
             return 0.0
         ordered = sorted(waits)
         return ordered[(len(ordered) - 1) // 4]

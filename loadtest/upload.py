@@ -23,6 +23,7 @@ first user starts.
 from __future__ import annotations
 
 import itertools
+import random
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import User, events, task
 from locust.env import Environment
 
@@ -151,6 +153,10 @@ class UploadUser(User):
         start = self.number % len(_run.payloads)
         self.payload_cycle = itertools.cycle(_run.payloads[start:] + _run.payloads[:start])
         self.prefix = f"logs/loadtest/{_run.context.run_id}/u{self.number}-{uuid.uuid4().hex[:8]}"
+        if _run.pace:
+            # Users begin at random points of the pace, so files arrive steadily from the
+            # first second rather than all users' first files at once.
+            gevent.sleep(random.uniform(0.0, _run.pace))
 
     @task
     def upload_and_wait(self) -> None:

@@ -172,9 +172,12 @@ def test_short_expected_waits_poll_no_faster_than_the_initial_delay() -> None:
 
 
 def test_the_estimate_is_a_low_quartile_per_line_count_over_a_window() -> None:
-    estimate = WaitEstimate(window=8)
+    estimate = WaitEstimate(window=8, least=3)
     assert estimate.expected(1000) == 0.0
-    for seconds in (0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4):
+    estimate.add(1000, 0.9)
+    estimate.add(1000, 0.1)
+    assert estimate.expected(1000) == 0.0  # too few files yet
+    for seconds in (0.5, 0.3, 0.7, 0.2, 0.8, 0.4):
         estimate.add(1000, seconds)
     assert estimate.expected(1000) == pytest.approx(0.2)
     assert estimate.expected(100) == 0.0
@@ -192,6 +195,7 @@ def test_the_probe_learns_from_the_records_completion_time(pipeline, s3, dynamod
     m = probe.measure(build_payload(10), "logs/loadtest/learn.ndjson")
 
     assert m.ok
+    probe.waits.least = 1
     # The fake clock has moved 12.5 ms; the record was completed (real time) sooner.
     learned = probe.waits.expected(10)
     assert 0.0 <= learned <= (m.e2e_ms - m.upload_ms) / 1000
