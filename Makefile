@@ -70,7 +70,7 @@ redrive: install ## move dead-letter messages back to the jobs queue on STAGE
 # ---- load test and performance report ------------------------------------------------
 USERS ?= 8
 DURATION ?= 60s
-PACE ?= 0.4
+PACE ?= 0.375
 SIZES ?= 1000
 STEPS ?= 1,2,4,8,16,32
 STEP_SECONDS ?= 20
@@ -80,7 +80,7 @@ LOCUST_COMMON := --headless --sizes $(SIZES) --stop-timeout 30 --csv {output_ste
 WITH_RUNTIME = $(PYTHON) -m loadtest.runtime --runtime-args "$(RUNTIME_ARGS)"
 .PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report full-analysis
 
-loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.4 s (0: back to back), DURATION=60s SIZES=1000
+loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000
 	$(WITH_RUNTIME) --kind load -- $(LOCUST) -f loadtest/upload.py --pace $(PACE) \
 		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
 

@@ -86,6 +86,23 @@ def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     return columns, rows
 
 
+def _load_line(comparison: Comparison) -> str:
+    run = comparison.runs.get(("load", "local"))
+    pace = float((run.host.get("pace_seconds") if run else 0) or 0)
+    users = max((s.users for s in run.samples), default=TARGET_USERS) if run else TARGET_USERS
+    sweep = ("The concurrency sweep (`make concurrency-sweep`) is a closed loop without "
+             "pauses: each user uploads its next file as soon as the last one's result is "
+             "in, which finds where the pipeline saturates.")
+    if pace > 0:
+        return (f"- Load: Locust (`loadtest/upload.py`, `make loadtest`): {users} users, each "
+                f"starting a file every {pace:g} s ({users / pace:.1f} files/s offered; a file "
+                "that takes longer is followed at once), uploading under `logs/` and waiting "
+                f"for its result record. {sweep}")
+    return ("- Load: Locust (`loadtest/upload.py`), closed loop: every user uploads a file under "
+            "`logs/`, waits for its result record, and uploads the next (`make loadtest`, "
+            f"`make concurrency-sweep`). {sweep}")
+
+
 def _targets_section(checks: list[TargetCheck], comparison: Comparison) -> list[str]:
     out = ["## Targets", "",
            f"Local runtime, {TARGET_USERS} concurrent users, {TARGET_LINES:,}-line files "
@@ -395,14 +412,16 @@ def render(comparison: Comparison, charts_rel: str = "charts",
         f"- Protocol, as in the seed's report: {SEED_PROTOCOL} (`make run-tests-local`, "
         "`make run-tests-aws`); warm-up files are drawn in the timeline, not counted in the "
         "statistics.",
-        "- Load: Locust (`loadtest/upload.py`), closed loop: every user uploads a file under "
-        "`logs/`, waits for its result record, and uploads the next (`make loadtest`, "
-        "`make concurrency-sweep`).",
+        _load_line(comparison),
         "- End-to-end latency: from the start of the S3 PutObject call to the client's first "
-        "read of the record with status `completed`, DynamoDB GetItem (consistent) polled "
-        f"after {backoff.initial * 1000:g} ms, growing x{backoff.factor:g} per poll up to "
-        f"{backoff.cap * 1000:g} ms (the seed polled every {SEED_POLL_INTERVAL_MS} ms, "
-        "which alone adds up to 250 ms per file).",
+        "read of the record with status `completed`, by DynamoDB GetItem (consistent). The "
+        "client polls around the time recent files of the same size took to complete (the "
+        "lower quartile of the last 20 files' upload-to-`completed_at` times, once 5 are "
+        f"known): first at that time, then every {backoff.step:.0%} of it (at least "
+        f"{backoff.initial * 1000:g} ms) until {backoff.span:g} times it, then backing off "
+        f"x{backoff.factor:g} up to {backoff.cap * 1000:g} ms; before that, from "
+        f"{backoff.initial * 1000:g} ms, backing off the same way. The seed polled every "
+        f"{SEED_POLL_INTERVAL_MS} ms, which alone adds up to 250 ms per file.",
         "- Components come from the result record's own timestamps (`uploaded_at`, "
         "`created_at`, `started_at`, `completed_at`, `processing_time_ms`) and the client's "
         "clock, so the breakdown is measured and sums to the end-to-end time.",
