@@ -40,6 +40,7 @@ from loadtest.payloads import DEFAULT_SIZES, Payload, build_payloads, parse_size
 from loadtest.preflight import TargetError, check_target
 from loadtest.probe import Backoff, PipelineProbe
 from loadtest.samples import RunContext, SampleWriter, results_path, sample_row
+from localruntime.gcpolicy import keep_full_collections_short
 from logctl.stage import Stage, StageError, client, load_stage, session_for
 
 RESULTS_DIR = Path("results")
@@ -118,6 +119,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     except (StageError, TargetError, ValueError, OSError) as exc:
         print(f"loadtest: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    keep_full_collections_short()
     sizes = ", ".join(f"{p.label} ({len(p.body):,} B)" for p in _run.payloads)
     print(f"loadtest: stage {_run.stage.name}, bucket {_run.stage.bucket}, "
           f"files: {sizes}; raw rows -> {_run.writer.path}", flush=True)

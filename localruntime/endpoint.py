@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import signal
 import sys
@@ -15,6 +14,7 @@ import threading
 from types import FrameType
 
 from localruntime import motopatches
+from localruntime.gcpolicy import keep_full_collections_short
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
@@ -26,20 +26,6 @@ def _exit_when_parent_goes() -> None:
     while os.read(0, 4096):
         continue
     os._exit(0)
-
-
-def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and info["generation"] == 2:
-        gc.freeze()
-
-
-def keep_full_collections_short() -> None:
-    """moto keeps every bucket, object, message and item as Python objects, so a full
-    garbage collection scans more the longer the endpoint runs (about 100 ms, every few
-    seconds, under load), and every request waits for it. What survives a full collection
-    is moved out of the collector's sight; later ones scan only what is newer."""
-    gc.freeze()
-    gc.callbacks.append(_freeze_survivors)
 
 
 def main(argv: list[str] | None = None) -> int:

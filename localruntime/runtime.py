@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localruntime.console import Console
+from localruntime.gcpolicy import keep_full_collections_short
 from localruntime.invoker import Invoker
 from localruntime.pollers import Poller, S3NotificationPoller, SqsPoller
 from localruntime.pool import FunctionPool
@@ -288,6 +289,7 @@ class Runtime:
         if self.console.interactive:
             StatusBoard(self.console, self.invoker, self.client("sqs"), self.client("dynamodb"),
                         stage=lambda: self.stage, stop=self.shutdown).start()
+        keep_full_collections_short()
         self.console.info(f"ready on {self.settings.endpoint_url} (stage {self.stage.name}; "
                           f"Ctrl-C stops everything)")
         status = 0

@@ -11,7 +11,6 @@ to stderr, as a Lambda function's output goes to its log.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import os
@@ -19,6 +18,8 @@ import sys
 import time
 import traceback
 from typing import IO, Any
+
+from localruntime.gcpolicy import keep_full_collections_short
 
 
 class LambdaContext:
@@ -78,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
     init_ms = round((time.perf_counter() - started) * 1000, 3)
     # What the import built (SDK models, clients) lives as long as the process: keep it out
     # of the collector's full passes, which would otherwise stall an invocation now and then.
-    gc.freeze()
+    keep_full_collections_short()
     _send(channel, {"ready": True, "init_ms": init_ms, "pid": os.getpid()})
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", args.function)
     region = os.environ.get("AWS_REGION", "us-east-1")
