@@ -12,7 +12,8 @@
   A DynamoDB item is measured once as it is built, not once per attribute. A service's
   backend for an account is looked up without moto's global lock once it exists. DynamoDB
   attribute values are parsed and serialized directly (`localruntime.attributevalues`)
-  rather than by walking the model member by member.
+  rather than by walking the model member by member. PutItem no longer converts the item
+  it stored to JSON only to drop it.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing. The local runtime runs the
@@ -26,6 +27,7 @@ import itertools
 import re
 import string
 import sys
+import threading
 import time
 from types import ModuleType
 from typing import Any
@@ -254,9 +256,48 @@ def _patch_attribute_values() -> None:
     parse.BaseJSONParser._parse_structure = parse_structure
 
 
+class _UnreadItem:
+    """A stored item whose JSON form nobody reads."""
+
+    def __init__(self, item: Any) -> None:
+        self._item = item
+
+    def to_json(self, root_attr_name: str = "Attributes") -> dict[str, Any]:
+        return {root_attr_name: {}}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._item, name)
+
+
+def _patch_put_item_answer() -> None:
+    """PutItem converts the item it stored to JSON (a deep copy of every nested value) and
+    then drops it: it answers with the old item or with nothing. Skip that conversion."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    in_put_item = threading.local()
+    handler_put_item = DynamoHandler.put_item
+    backend_put_item = DynamoDBBackend.put_item
+
+    def answer_put_item(self: Any) -> Any:
+        in_put_item.active = True
+        try:
+            return handler_put_item(self)
+        finally:
+            in_put_item.active = False
+
+    def store_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        item = backend_put_item(self, *args, **kwargs)
+        return _UnreadItem(item) if getattr(in_put_item, "active", False) else item
+
+    DynamoHandler.put_item = answer_put_item
+    DynamoDBBackend.put_item = store_item
+
+
 def apply() -> None:
     _patch_repeated_work()
     _patch_attribute_values()
+    _patch_put_item_answer()
     _patch_notification_filters()
     _patch_s3_event_shape()
     _patch_lambda_invocations()

@@ -229,3 +229,30 @@ def test_the_pollers_sqs_client_matches_boto3(endpoint: str) -> None:
     with pytest.raises(SqsCallError, match="ConnectionError"):
         LocalSqsClient(f"http://127.0.0.1:{free_port()}", "us-east-1").receive_message(
             QueueUrl=url, WaitTimeSeconds=0)
+
+
+def test_dynamodb_items_round_trip_and_put_item_answers_as_dynamodb_does(endpoint: str) -> None:
+    ddb = client(endpoint, "dynamodb")
+    ddb.create_table(TableName="items", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    item = {"id": {"S": "a"}, "n": {"N": "1.5"}, "b": {"B": b"\x00\xffbin"},
+            "ss": {"SS": ["x", "y"]}, "bs": {"BS": [b"\x01", b"\x02"]}, "null": {"NULL": True},
+            "flag": {"BOOL": False},
+            "m": {"M": {"deep": {"L": [{"S": "s"}, {"N": "2"}, {"M": {}}, {"B": b"\x03"}]}}}}
+
+    first = ddb.put_item(TableName="items", Item=item, ReturnConsumedCapacity="TOTAL")
+    assert "Attributes" not in first
+    assert first["ConsumedCapacity"]["TableName"] == "items"
+    got = ddb.get_item(TableName="items", Key={"id": {"S": "a"}}, ConsistentRead=True)["Item"]
+    assert got == item
+
+    second = ddb.put_item(TableName="items", Item={"id": {"S": "a"}, "n": {"N": "2"}},
+                          ReturnValues="ALL_OLD")
+    assert second["Attributes"] == item
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+        ddb.put_item(TableName="items", Item={"id": {"S": "a"}},
+                     ConditionExpression="attribute_not_exists(id)")
+    projected = ddb.get_item(TableName="items", Key={"id": {"S": "a"}},
+                             ProjectionExpression="n")["Item"]
+    assert projected == {"n": {"N": "2"}}
