@@ -383,17 +383,23 @@ def _host_lines(comparison: Comparison) -> list[str]:
            f"(`nproc`: {os.cpu_count()} here), {host.get('memory_gib')} GiB RAM, "
            f"{host.get('os')}; Python {host.get('python')}, boto3 {host.get('boto3')}, "
            f"Locust {host.get('locust')}, moto {host.get('moto')}; commit {host.get('commit')}.",
-           f"- Seed machine: {SEED_HOST}."]
+           f"- Seed machine: {SEED_HOST}.",
+           "- CPU check: before each run, a plain Python loop of 3 million additions is timed; "
+           "the machine is shared, runs of the same code have differed by up to 1.5 times in "
+           "latency, and the check says how fast the machine was at the time."]
     for name, info in hosts:
+        check = (f"; CPU check {info['cpu_check_seconds']:.3f} s"
+                 if "cpu_check_seconds" in info else "")
         if "runtime_mean_cores" in info:
-            out.append(f"- `{name}` (measured {info.get('date')}): the local runtime used "
+            out.append(f"- `{name}` (measured {info.get('date')}{check}): the local runtime used "
                        f"{info['runtime_mean_cores']:.2f} cores on average (peak "
                        f"{info['runtime_peak_cores']:.2f}), the load generator "
                        f"{info['loadgen_mean_cores']:.2f} (peak {info['loadgen_peak_cores']:.2f}),"
                        f" other processes {info.get('other_mean_cores', 0.0):.2f}, "
                        f"of {info.get('cores')}.")
         else:
-            out.append(f"- `{name}` measured {info.get('date')} against {info.get('endpoint')}.")
+            out.append(f"- `{name}` measured {info.get('date')}{check} against "
+                       f"{info.get('endpoint')}.")
     return out
 
 

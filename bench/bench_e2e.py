@@ -26,6 +26,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from loadtest.host import cpu_check_seconds
 from loadtest.payloads import Payload, build_payload
 from loadtest.probe import PipelineProbe
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError
@@ -121,6 +122,7 @@ def write_csv(path: Path, samples: list[Sample]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    before = cpu_check_seconds()
     runtime = None
     if not args.endpoint:
         runtime = BackgroundRuntime(Path(args.out).with_suffix(".runtime.log"), "--no-reload")
@@ -146,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if runtime is not None:
             runtime.stop()
+    print(f"bench: CPU check, a Python loop of 3 million additions: {before:.3f} s before the "
+          f"run, {cpu_check_seconds():.3f} s after (lower is faster)")
     print(f"bench: {args.files} files of {args.lines} lines ({len(payload.body)} bytes), one after "
           f"another, after {args.warmup} warm-up files; {platform.node()}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")

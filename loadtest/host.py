@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -50,8 +51,19 @@ def _commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def cpu_check_seconds(additions: int = 3_000_000) -> float:
+    """Seconds a plain Python loop of `additions` additions takes now: how fast this
+    (possibly shared) machine runs Python at the moment, to compare runs by."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(additions):
+        total += i
+    return round(time.perf_counter() - started, 3)
+
+
 def describe_host() -> dict[str, Any]:
     return {
+        "cpu_check_seconds": cpu_check_seconds(),
         "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
