@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    application = DomainDispatcherApplication(create_backend_app)
+    application = motopatches.serialized(DomainDispatcherApplication(create_backend_app))
     try:
         server = HttpServer((args.host, args.port), application)
     except OSError as exc:

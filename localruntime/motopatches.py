@@ -15,6 +15,8 @@
   rather than by walking the model member by member. PutItem no longer converts the item
   it stored to JSON only to drop it.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
+- Requests run in moto one at a time (`serialized`); a long poll gives its turn up while
+  it waits.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing. The local runtime runs the
   handlers itself, from queues it polls.
@@ -294,8 +296,53 @@ def _patch_put_item_answer() -> None:
     DynamoDBBackend.put_item = store_item
 
 
+APP_LOCK = threading.Lock()
+_turn = threading.local()
+
+
+def serialized(application: Any) -> Any:
+    """Run one request at a time inside moto.
+
+    moto is pure Python, so threads running requests side by side get no parallelism from
+    the interpreter lock, only its hand-overs: every few milliseconds a request is
+    suspended for another, and each takes longer the more there are. In turn, each runs
+    to the end. A long poll (ReceiveMessage waiting for messages) gives its turn up while
+    it waits (see `_patch_long_polls`)."""
+
+    def call(environ: dict[str, Any], start_response: Any) -> Any:
+        with APP_LOCK:
+            _turn.held = True
+            try:
+                return list(application(environ, start_response))
+            finally:
+                _turn.held = False
+
+    return call
+
+
+def _patch_long_polls() -> None:
+    from moto.sqs.models import Queue
+
+    original = Queue.wait_for_messages
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        if not getattr(_turn, "held", False):
+            original(self, timeout)
+            return
+        _turn.held = False
+        APP_LOCK.release()
+        try:
+            original(self, timeout)
+        finally:
+            APP_LOCK.acquire()
+            _turn.held = True
+
+    Queue.wait_for_messages = wait_for_messages
+
+
 def apply() -> None:
     _patch_repeated_work()
+    _patch_long_polls()
     _patch_attribute_values()
     _patch_put_item_answer()
     _patch_notification_filters()

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -256,3 +257,23 @@ def test_dynamodb_items_round_trip_and_put_item_answers_as_dynamodb_does(endpoin
     projected = ddb.get_item(TableName="items", Key={"id": {"S": "a"}},
                              ProjectionExpression="n")["Item"]
     assert projected == {"n": {"N": "2"}}
+
+
+def test_a_long_poll_does_not_hold_up_other_requests(endpoint: str) -> None:
+    sqs = client(endpoint, "sqs")
+    url, _ = queue(sqs, "long-poll")
+    received: list[dict[str, Any]] = []
+    poller = threading.Thread(target=lambda: received.extend(sqs.receive_message(
+        QueueUrl=url, WaitTimeSeconds=10).get("Messages", [])))
+    poller.start()
+    time.sleep(0.5)  # let the poll reach the endpoint and start waiting
+    try:
+        other = client(endpoint, "dynamodb")
+        for _ in range(5):
+            other.list_tables()
+        # Requests are served one at a time, yet the waiting poll let them through.
+        assert poller.is_alive()
+        client(endpoint, "sqs").send_message(QueueUrl=url, MessageBody="wake up")
+    finally:
+        poller.join(15)
+    assert [m["Body"] for m in received] == ["wake up"]
