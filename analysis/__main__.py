@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from analysis.charts import draw_all
-from analysis.dataset import DatasetError, latest_runs
+from analysis.dataset import DatasetError, latest_runs, runs_of
 from analysis.report import readme_summary, render, summary_rows, update_readme
 from analysis.series import build
 
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         runs = latest_runs(results)
+        history = tuple(runs_of(results, "load", "local"))
     except (DatasetError, OSError, ValueError) as exc:
         print(f"analysis: {exc}", file=sys.stderr)
         return 2
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analysis: no runs in {results}/ (run `make run-tests-local`, `make loadtest` "
               "or `make concurrency-sweep` first); the report was left as it is", file=sys.stderr)
         return 2
-    comparison = build(runs)
+    comparison = build(runs, history)
     columns, rows = summary_rows(comparison)
     charts = draw_all(comparison, docs / "charts", rows, columns)
     report = docs / "report.md"

@@ -198,6 +198,14 @@ def latest_runs(directory: Path) -> dict[tuple[str, str], Run]:
     return {key: read_run(path) for key, path in sorted(newest.items())}
 
 
+def runs_of(directory: Path, kind: str, env: str) -> list[Run]:
+    """Every non-empty run of one kind and environment in `directory`, oldest first."""
+    paths = [path for path in directory.glob("*.csv")
+             if (match := RUN_FILE.match(path.stem))
+             and (match["kind"], match["env"]) == (kind, env) and _has_rows(path)]
+    return [read_run(path) for path in sorted(paths, key=lambda path: path.stem[-16:])]
+
+
 def _has_rows(path: Path) -> bool:
     with path.open() as f:
         return sum(1 for _ in zip(f, range(2), strict=False)) > 1

@@ -103,6 +103,32 @@ def _load_line(comparison: Comparison) -> str:
             f"`make concurrency-sweep`). {sweep}")
 
 
+def _load_history(comparison: Comparison) -> list[str]:
+    """Every local load run kept in results/: the machine is shared and runs differ."""
+    if len(comparison.load_history) < 2:
+        return []
+    rows = []
+    for run in comparison.load_history:
+        samples = [s for s in run.measured if s.lines == TARGET_LINES]
+        ok = stats.e2e_values(samples)
+        if not ok:
+            continue
+        check = run.host.get("cpu_check_seconds")
+        pace = run.host.get("pace_seconds")
+        users = max((s.users for s in samples), default=0)
+        rows.append([f"`{run.path.stem}`", str(users),
+                     f"{pace:g} s" if isinstance(pace, (int, float)) else "not recorded",
+                     f"{check:.3f} s" if isinstance(check, (int, float)) else "not recorded",
+                     f"{stats.wall_throughput(samples):.1f}",
+                     ms(stats.percentile(ok, 50)), ms(stats.percentile(ok, 99)),
+                     f"{sum(1 for s in samples if not s.ok)} of {len(samples)}"])
+    return ["Every local load run kept in `results/` (the targets above are judged on the "
+            "newest). The CPU check is a timed Python loop: the machine is shared, and a slow "
+            "check means a slow machine at the time.", "",
+            table(["run", "users", "pace", "CPU check", "files/s", "P50", "P99", "failed"],
+                  rows), ""]
+
+
 def _targets_section(checks: list[TargetCheck], comparison: Comparison) -> list[str]:
     out = ["## Targets", "",
            f"Local runtime, {TARGET_USERS} concurrent users, {TARGET_LINES:,}-line files "
@@ -116,6 +142,7 @@ def _targets_section(checks: list[TargetCheck], comparison: Comparison) -> list[
         out += [f"During that run, processes outside the test (the machine is shared) used "
                 f"{run.host['other_mean_cores']:.2f} of its {run.host.get('cores')} cores on "
                 "average; see the CPU table in section 2.6.", ""]
+    out += _load_history(comparison)
     if any(c.met is False for c in checks):
         breakdown = stats.breakdown(target_samples(comparison))
         if breakdown is not None:

@@ -66,6 +66,7 @@ class Comparison:
     sweep: Run | None
     runs: dict[tuple[str, str], Run]
     seed: dict[str, SeedFigures]
+    load_history: tuple[Run, ...] = ()
 
     def get(self, key: str) -> Series | None:
         return self.series.get(key)
@@ -78,7 +79,7 @@ def _series(name: str, run: Run, samples: list[Sample] | None = None) -> Series:
                   source=run.path.name)
 
 
-def build(runs: dict[tuple[str, str], Run]) -> Comparison:
+def build(runs: dict[tuple[str, str], Run], load_history: tuple[Run, ...] = ()) -> Comparison:
     series: dict[str, Series] = {}
     for env, where in (("local", "local runtime"), ("aws", "AWS")):
         protocol = runs.get(("protocol", env))
@@ -88,7 +89,8 @@ def build(runs: dict[tuple[str, str], Run]) -> Comparison:
         if load is not None:
             users = max((s.users for s in load.samples), default=1)
             series[f"load-{env}"] = _series(f"Chalice, {where}, {users} users", load)
-    return Comparison(series=series, sweep=runs.get(("sweep", "local")), runs=runs, seed=SEED)
+    return Comparison(series=series, sweep=runs.get(("sweep", "local")), runs=runs, seed=SEED,
+                      load_history=load_history)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -189,3 +190,23 @@ def test_readme_without_markers_is_left_alone(results: Path, tmp_path: Path,
 
     assert readme.read_text() == "# log-pipeline\n"
     assert "no report markers" in capsys.readouterr().err
+
+
+def test_every_load_run_is_listed_with_its_cpu_check_and_the_newest_is_judged(
+        results: Path, tmp_path: Path) -> None:
+    older = [row("load", i, 900.0, start=T0 + i * 0.1, users=8) for i in range(20)]
+    write_csv(results / "load-local-20251201T000000Z.csv", older)
+    (results / "load-local-20251201T000000Z.host.json").write_text(
+        json.dumps({"cpu_check_seconds": 0.2, "pace_seconds": 0.375}))
+    docs = tmp_path / "docs"
+
+    assert main(["--results", str(results), "--docs", str(docs)]) == 0
+
+    report = (docs / "report.md").read_text()
+    older_line = next(line for line in report.splitlines()
+                      if "`load-local-20251201T000000Z`" in line)
+    assert "0.375 s" in older_line and "0.200 s" in older_line and "900 ms" in older_line
+    newest_line = next(line for line in report.splitlines()
+                       if "`load-local-20260101T000100Z`" in line)
+    assert "not recorded" in newest_line and "150 ms" in newest_line
+    assert "| P99 latency | <= 300 ms | 150 ms | met |" in report
