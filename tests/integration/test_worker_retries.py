@@ -88,16 +88,23 @@ def test_transient_failure_releases_the_claim_and_schedules_a_backoff_retry(
     assert done["status"] == "completed" and done["line_count"] == 3 and done["attempts"] == 2
 
 
+def running_elsewhere(stage, s3, parts, clock: Clock) -> tuple[Job, dict[str, Any]]:
+    """A job claimed by another attempt just now, and a second copy of its message."""
+    _, store, _, _ = parts
+    job = queued_job(stage, s3, parts, clock)
+    assert store.claim(processing_record(job, clock.now, 1), stale_before=iso(clock.now - 60))
+    copy = {"messageId": "copy", "receiptHandle": "", "body": job.to_message(),
+            "attributes": {"ApproximateReceiveCount": "1"}}
+    return job, copy
+
+
 def test_a_copy_arriving_while_the_job_runs_is_skipped_but_a_dead_claim_is_taken_over(
         stage, s3, sqs, dynamodb, parts) -> None:
     settings, store, queue, source = parts
     clock = Clock()
-    job = queued_job(stage, s3, parts, clock)
-    assert store.claim(processing_record(job, clock.now, 1), stale_before=iso(clock.now - 60))
+    job, copy = running_elsewhere(stage, s3, parts, clock)
 
     worker = Worker(settings, store, source, queue, clock)
-    copy = {"messageId": "copy", "receiptHandle": "", "body": job.to_message(),
-            "attributes": {"ApproximateReceiveCount": "1"}}
     assert worker.handle({"Records": [copy]}) == {"batchItemFailures": []}
     assert store.get(job.job_id)["status"] == "processing"
 
@@ -137,12 +144,9 @@ def test_the_object_fetched_for_a_job_that_is_not_ours_is_closed_unread(
         stage, s3, sqs, dynamodb, parts) -> None:
     settings, store, queue, source = parts
     clock = Clock()
-    job = queued_job(stage, s3, parts, clock)
-    assert store.claim(processing_record(job, clock.now, 1), stale_before=iso(clock.now - 60))
+    job, copy = running_elsewhere(stage, s3, parts, clock)
     recording = RecordingSource(source)
     worker = Worker(settings, store, recording, queue, clock)
-    copy = {"messageId": "copy", "receiptHandle": "", "body": job.to_message(),
-            "attributes": {"ApproximateReceiveCount": "1"}}
 
     assert worker.handle({"Records": [copy]}) == {"batchItemFailures": []}
 
