@@ -412,7 +412,7 @@ def _host_lines(comparison: Comparison) -> list[str]:
            f"Locust {host.get('locust')}, moto {host.get('moto')}; commit {host.get('commit')}.",
            f"- Seed machine: {SEED_HOST}.",
            "- CPU check: before each run, a plain Python loop of 3 million additions is timed; "
-           "the machine is shared, runs of the same code have differed by up to 1.5 times in "
+           "the machine is shared, runs of the same code have differed by up to two times in "
            "latency, and the check says how fast the machine was at the time."]
     for name, info in hosts:
         check = (f"; CPU check {info['cpu_check_seconds']:.3f} s"

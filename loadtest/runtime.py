@@ -191,23 +191,25 @@ class CpuSampler(threading.Thread):
         self.interval = interval
         self._stop_event = threading.Event()
         self.started_at = time.monotonic()
+        self._last_sample = self.started_at
         self.machine_busy_at_start = _busy_seconds()
         for tree in self.trees.values():
             tree.baseline()
 
+    def _sample(self) -> None:
+        now = time.monotonic()
+        for tree in self.trees.values():
+            tree.sample(max(now - self._last_sample, 1e-6))
+        self._last_sample = now
+
     def run(self) -> None:
-        last = time.monotonic()
         while not self._stop_event.wait(self.interval):
-            now = time.monotonic()
-            for tree in self.trees.values():
-                tree.sample(now - last)
-            last = now
+            self._sample()
 
     def finish(self) -> dict[str, Any]:
         self._stop_event.set()
         self.join()
-        for tree in self.trees.values():
-            tree.sample(max(time.monotonic() - self.started_at, 1e-6))
+        self._sample()
         wall = time.monotonic() - self.started_at
         report: dict[str, Any] = {"cpu_window_seconds": round(wall, 3)}
         for name, tree in self.trees.items():
