@@ -14,18 +14,7 @@ from chalicelib.jobs import job_id_for, jobs_from_s3_event
 from logctl import upload
 from logctl.generate import write_log_file
 from logctl.stage import Stage, client
-from tests.integration.logctl_support import fresh_stage, moto_server, put_record, result_record
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Any:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def stage(endpoint: str) -> Stage:
-    return fresh_stage(endpoint)
+from tests.integration.logctl.support import fresh_stage, moto_server, put_record, result_record
 
 
 @pytest.fixture

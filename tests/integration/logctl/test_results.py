@@ -10,24 +10,13 @@ import pytest
 
 from logctl import results
 from logctl.stage import Stage, client
-from tests.integration.logctl_support import (
+from tests.integration.logctl.support import (
     DAY,
     fresh_stage,
     moto_server,
     put_record,
     result_record,
 )
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Any:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def stage(endpoint: str) -> Stage:
-    return fresh_stage(endpoint)
 
 
 def cli(stage: Stage, *args: str) -> int:

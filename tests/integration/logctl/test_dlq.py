@@ -10,24 +10,13 @@ from botocore.exceptions import ClientError
 
 from logctl import dlq
 from logctl.stage import Stage, client
-from tests.integration.logctl_support import fresh_stage, moto_server
+from tests.integration.logctl.support import fresh_stage, moto_server
 
 ATTRIBUTES = {
     "attempt": {"DataType": "Number", "StringValue": "5"},
     "source": {"DataType": "String", "StringValue": "trigger"},
     "trace": {"DataType": "Binary", "BinaryValue": b"\x00\x01\xff"},
 }
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Any:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def stage(endpoint: str) -> Stage:
-    return fresh_stage(endpoint)
 
 
 @pytest.fixture
