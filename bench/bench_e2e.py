@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import platform
 import statistics
@@ -26,6 +25,8 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from analysis.stats import percentile
+from chalicelib.results import epoch
 from loadtest.host import cpu_check_seconds
 from loadtest.payloads import Payload, build_payload
 from loadtest.probe import PipelineProbe
@@ -55,15 +56,6 @@ class Sample:
     polls: int
 
 
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def nearest_rank(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
 def measure(probe: PipelineProbe, payload: Payload, key: str, index: int) -> Sample:
     m = probe.measure(payload, key)
     if not m.ok or m.record is None:
@@ -88,8 +80,8 @@ def measure(probe: PipelineProbe, payload: Payload, key: str, index: int) -> Sam
 def summarize(samples: list[Sample]) -> list[str]:
     totals = [s.total_ms for s in samples]
     lines = [
-        f"end to end, {len(samples)} files: P50 {nearest_rank(totals, 50):.1f} ms, "
-        f"P95 {nearest_rank(totals, 95):.1f} ms, P99 {nearest_rank(totals, 99):.1f} ms, "
+        f"end to end, {len(samples)} files: P50 {percentile(totals, 50):.1f} ms, "
+        f"P95 {percentile(totals, 95):.1f} ms, P99 {percentile(totals, 99):.1f} ms, "
         f"mean {statistics.fmean(totals):.1f} ms, max {max(totals):.1f} ms",
         "where the time goes (median / mean ms):",
     ]
@@ -106,8 +98,8 @@ def summarize(samples: list[Sample]) -> list[str]:
     lines.append(f"  GetItem polls per file (mean)          "
                  f"{statistics.fmean(s.polls for s in samples):7.1f}")
     verdict = ", ".join(
-        f"{name.upper()} {nearest_rank(totals, float(name[1:])):.1f} ms "
-        f"{'<=' if nearest_rank(totals, float(name[1:])) <= limit else '>'} {limit:g} ms"
+        f"{name.upper()} {percentile(totals, float(name[1:])):.1f} ms "
+        f"{'<=' if percentile(totals, float(name[1:])) <= limit else '>'} {limit:g} ms"
         for name, limit in TARGETS_MS.items())
     lines.append(f"targets: {verdict}")
     return lines
