@@ -87,6 +87,10 @@ class Run:
         return [s for s in self.samples if s.measured]
 
     @property
+    def users(self) -> int:
+        return max((s.users for s in self.samples), default=1)
+
+    @property
     def started(self) -> datetime:
         return datetime.strptime(self.stamp, "%Y%m%dT%H%M%SZ")
 

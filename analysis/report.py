@@ -89,7 +89,7 @@ def summary_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 def _load_line(comparison: Comparison) -> str:
     run = comparison.runs.get(("load", "local"))
     pace = float((run.host.get("pace_seconds") if run else 0) or 0)
-    users = max((s.users for s in run.samples), default=TARGET_USERS) if run else TARGET_USERS
+    users = run.users if run else TARGET_USERS
     sweep = ("The concurrency sweep (`make concurrency-sweep`) is a closed loop without "
              "pauses: each user uploads its next file as soon as the last one's result is "
              "in, which finds where the pipeline saturates.")
@@ -115,8 +115,7 @@ def _load_history(comparison: Comparison) -> list[str]:
             continue
         check = run.host.get("cpu_check_seconds")
         pace = run.host.get("pace_seconds")
-        users = max((s.users for s in samples), default=0)
-        rows.append([f"`{run.path.stem}`", str(users),
+        rows.append([f"`{run.path.stem}`", str(run.users),
                      f"{pace:g} s" if isinstance(pace, (int, float)) else "not recorded",
                      f"{check:.3f} s" if isinstance(check, (int, float)) else "not recorded",
                      f"{stats.wall_throughput(samples):.1f}",

@@ -87,8 +87,7 @@ def build(runs: dict[tuple[str, str], Run], load_history: tuple[Run, ...] = ()) 
             series[f"protocol-{env}"] = _series(f"Chalice, {where}, sequential", protocol)
         load = runs.get(("load", env))
         if load is not None:
-            users = max((s.users for s in load.samples), default=1)
-            series[f"load-{env}"] = _series(f"Chalice, {where}, {users} users", load)
+            series[f"load-{env}"] = _series(f"Chalice, {where}, {load.users} users", load)
     return Comparison(series=series, sweep=runs.get(("sweep", "local")), runs=runs, seed=SEED,
                       load_history=load_history)
 
