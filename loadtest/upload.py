@@ -1,7 +1,7 @@
 """Locust load test: each user uploads log files under `logs/` and waits for their results.
 
     locust -f loadtest/upload.py                                  # web UI, stage `local`
-    locust -f loadtest/upload.py --headless -u 8 -r 8 -t 60s --sizes 1000 --pace 0.4
+    locust -f loadtest/upload.py --headless -u 8 -r 8 -t 60s --sizes 1000 --pace 0.375
     LOG_STAGE=aws locust -f loadtest/upload.py --headless -u 4 -t 2m
 
 Run it from the repository root (Locust puts the working directory on sys.path).
@@ -143,8 +143,7 @@ class UploadUser(User):
     _last_start = 0.0
 
     def wait_time(self) -> float:
-        pace = self.run.pace if _run is not None else 0.0
-        return max(0.0, pace - (time.monotonic() - self._last_start))
+        return max(0.0, self.run.pace - (time.monotonic() - self._last_start))
 
     def on_start(self) -> None:
         if _run is None:
