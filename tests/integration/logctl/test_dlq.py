@@ -10,7 +10,6 @@ from botocore.exceptions import ClientError
 
 from logctl import dlq
 from logctl.stage import Stage, client
-from tests.integration.logctl.support import fresh_stage, moto_server
 
 ATTRIBUTES = {
     "attempt": {"DataType": "Number", "StringValue": "5"},

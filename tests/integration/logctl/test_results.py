@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 
@@ -12,8 +11,6 @@ from logctl import results
 from logctl.stage import Stage, client
 from tests.integration.logctl.support import (
     DAY,
-    fresh_stage,
-    moto_server,
     put_record,
     result_record,
 )

@@ -14,7 +14,7 @@ from chalicelib.jobs import job_id_for, jobs_from_s3_event
 from logctl import upload
 from logctl.generate import write_log_file
 from logctl.stage import Stage, client
-from tests.integration.logctl.support import fresh_stage, moto_server, put_record, result_record
+from tests.integration.logctl.support import put_record, result_record
 
 
 @pytest.fixture
