@@ -18,6 +18,9 @@ MARGIN_SHARE = 0.05  # of the invocation's time, kept back to write the result
 WHOLE_SHARE = 0.9  # a job that started with this share of the time left had it to itself
 PROJECT_AFTER_SHARE = 0.1  # the rate so far is trusted once this share of the time has passed
 MEMORY_SHARE = 0.8  # of the function's memory size, the most a job may make the process hold
+# Reading the resident size takes ~11 µs: once per 16 checks (1 MiB of content) costs <0.5 %
+# of the time to process it, and 1 MiB of content cannot grow memory by the 20 % kept back.
+MEMORY_EVERY = 16
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -57,6 +60,7 @@ class JobBudget:
         self.whole = bool(total) and self.started_ms is not None and \
             self.started_ms >= total * WHOLE_SHARE
         self.baseline = invocation.resident() if invocation.memory_limit else None
+        self.checks = 0
 
     def counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """The object's raw chunks, counting the bytes read for the rate check."""
@@ -71,7 +75,9 @@ class JobBudget:
                            "handed to a fresh one")
 
     def check(self) -> None:
-        self._check_memory()
+        self.checks += 1
+        if self.checks % MEMORY_EVERY == 1:
+            self._check_memory()
         if self.started_ms is None or self.invocation.remaining_ms is None:
             return
         left = self.invocation.remaining_ms()
