@@ -18,7 +18,7 @@ from analysis.series import build
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results", help="directory of runs (compact or raw)")
     parser.add_argument("--docs", default="docs", help="where report.md and charts/ go")

@@ -86,7 +86,7 @@ def run_protocol(stage: Stage, out: Path, *, sizes: tuple[int, ...], iterations:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m loadtest.protocol", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default=os.environ.get("LOG_STAGE", "local"))
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),

@@ -228,7 +228,7 @@ class CpuSampler(threading.Thread):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m loadtest.runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=KINDS, required=True, help="run kind for the CSV name")
     parser.add_argument("--port", type=int, default=0, help="runtime port (default: a free one)")
