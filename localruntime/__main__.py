@@ -86,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(status_line=settings.status_line)
     try:
         runtime = Runtime(settings, console)
+        notes = [*settings.applied_overrides(), *settings.timeout_warnings(runtime.stage)]
     except SettingsError as exc:
         console.info(str(exc))
         return 2
+    for note in notes:
+        console.info(note)
     return runtime.run()
 
 
