@@ -119,8 +119,8 @@ bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (thro
 PORT ?=
 .PHONY: local demo deploy-local deploy-aws bench-e2e
 
-local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...), no Docker; Ctrl-C stops
-	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS)
+local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...; upload/results follow it); Ctrl-C stops
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS) --endpoint-file
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo

@@ -48,6 +48,7 @@ class RuntimeSettings:
     concurrency: dict[str, int] = field(default_factory=dict)
     reload: bool = True
     status_line: bool = True
+    endpoint_file: Path | None = None
 
     @property
     def endpoint_url(self) -> str:

@@ -41,3 +41,13 @@ def test_a_misspelt_name_stops_the_runtime_with_a_clear_message(
     assert exited == status
     assert message in runtime.log()
     assert "Traceback" not in runtime.log()
+
+
+def test_the_endpoint_file_names_the_running_runtime_and_goes_with_it(tmp_path: Path) -> None:
+    endpoint_file = tmp_path / "endpoint"
+    with running(tmp_path, "--no-reload", "--endpoint-file", str(endpoint_file)) as runtime:
+        written = endpoint_file.read_text()
+        endpoint = runtime.endpoint
+
+    assert written == endpoint + "\n"
+    assert not endpoint_file.exists()
