@@ -11,6 +11,7 @@ from logctl.stage import (
     LOCAL_ENDPOINT,
     load_stage,
     remove_endpoint_file,
+    session_for,
     write_endpoint_file,
 )
 
@@ -55,3 +56,18 @@ def test_a_runtime_removes_only_its_own_endpoint_file(endpoint_file: Path) -> No
     assert endpoint_file.exists()
     remove_endpoint_file("http://127.0.0.1:6000", endpoint_file)
     assert not endpoint_file.exists()
+
+
+def test_the_tools_bring_stand_in_credentials_and_a_region_for_the_local_stage(
+        endpoint_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(endpoint_file.with_name("no-config")))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(endpoint_file.with_name("no-creds")))
+
+    session = session_for(load_stage("local", config=CONFIG))
+
+    credentials = session.get_credentials()
+    assert credentials is not None and credentials.access_key == "test"
+    assert session.region_name == "us-east-1"
