@@ -16,7 +16,6 @@ CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 # Where `make local` (python -m localruntime --endpoint-file) says which endpoint it serves.
 ENDPOINT_FILE = PROJECT_ROOT / ".localruntime-endpoint"
-MAX_RECEIVE_COUNT = 5
 VISIBILITY_FACTOR = 6
 RESULT_TTL_DAYS = 7
 
