@@ -43,7 +43,9 @@ def summarize(path: Path) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "chalicelib.summarize", str(path)],
                           cwd=ROOT, env=runtime_environment(), capture_output=True, text=True,
                           check=True)
-    return json.loads(done.stdout)
+    stats = json.loads(done.stdout)
+    assert stats.pop("file") == str(path)
+    return stats
 
 
 def upload(runtime: Runtime, path: Path, key: str) -> tuple[str, dict[str, Any]]:
