@@ -94,7 +94,7 @@ def test_record_matches_summarize_field_by_field(runtime: Runtime, tmp_path: Pat
     assert uploaded <= created + millisecond
     assert created <= started + millisecond
     assert started <= completed + millisecond
-    assert record["expires_at"] == int(created) + 7 * 24 * 3600
+    assert record["expires_at"] == int(completed) + 7 * 24 * 3600  # written + 7 days
     assert 0 <= record["processing_time_ms"] <= (completed - started) * 1000 + 1
 
 
