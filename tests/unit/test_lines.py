@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import struct
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from isal import isal_zlib
 
 from chalicelib.errors import Unreadable
@@ -210,15 +213,16 @@ def test_a_wrong_trailer_checksum_or_length_is_unreadable(field: str) -> None:
         list(decoded_chunks([packed[:-8] + trailer]))
 
 
-def gzip_member(content: bytes, flags: int, name: bytes = b"name.ndjson") -> bytes:
+def gzip_member(content: bytes, flags: int, name: bytes = b"name.ndjson",
+                extra: bytes = b"AB\x02\x00hi", comment: bytes = b"a comment") -> bytes:
     """A gzip member with the optional header fields that `flags` selects, as gzip(1) writes."""
     header = b"\x1f\x8b\x08" + bytes([flags]) + b"\0" * 6
     if flags & 0x04:
-        header += struct.pack("<H", 6) + b"AB\x02\x00hi"
+        header += struct.pack("<H", len(extra)) + extra
     if flags & 0x08:
         header += name + b"\0"
     if flags & 0x10:
-        header += b"a comment\0"
+        header += comment + b"\0"
     if flags & 0x02:
         header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
@@ -249,3 +253,37 @@ def test_a_truncated_optional_header_is_unreadable() -> None:
     with pytest.raises(Unreadable) as caught:
         list(decoded_chunks([gzip_member(TEXT, 0x08)[:14]]))
     assert "truncated" in caught.value.reason
+
+
+NAMES = st.binary(max_size=40).map(lambda b: b.replace(b"\0", b"_"))
+
+
+@st.composite
+def gzip_streams(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """(content, gzip bytes): members with any optional header fields, zero padding between."""
+    content = draw(st.binary(max_size=3000))
+    cuts = sorted(draw(st.lists(st.integers(0, len(content)), max_size=3)))
+    bounds = [0, *cuts, len(content)]
+    packed = b""
+    for start, end in itertools.pairwise(bounds):
+        packed += gzip_member(content[start:end], draw(st.sampled_from([0, *range(2, 32, 2)])),
+                              name=draw(NAMES), extra=draw(st.binary(max_size=40)),
+                              comment=draw(NAMES))
+        packed += b"\0" * draw(st.integers(0, 3))
+    return content, packed
+
+
+@settings(max_examples=150, deadline=None)
+@given(gzip_streams(), st.data())
+def test_any_gzip_stream_in_any_chunks_decodes_as_the_standard_library_does(
+        stream: tuple[bytes, bytes], data: st.DataObject) -> None:
+    content, packed = stream
+    assert gzip.decompress(packed) == content
+    sizes = data.draw(st.lists(st.integers(1, 64), min_size=1, max_size=50))
+    chunks, start = [], 0
+    for size in itertools.cycle(sizes):
+        if start >= len(packed):
+            break
+        chunks.append(packed[start:start + size])
+        start += size
+    assert b"".join(decoded_chunks(chunks, gzip_hint=True)) == content
