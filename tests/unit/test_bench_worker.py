@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import bench_decode
 from bench.bench_worker import INFLATERS, _inflate, naive_summarize
 from bench.profile_worker import time_by_line
 from chalicelib.reference import summarize_bytes
@@ -55,3 +56,13 @@ def test_profile_charges_each_sample_to_the_innermost_line_of_ours() -> None:
         ("block", "/repo/chalicelib/scan.py", 55): 3,
         ("_find_and_load", "<frozen importlib._bootstrap>", 1178): 2,
     }
+
+
+def test_the_decode_comparison_runs_every_candidate(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "logs.ndjson"
+    write_log_file(path, 500, seed=3)
+    assert bench_decode.main([str(path), "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "500 lines" in out
+    assert all(name in out for name in bench_decode.CANDIDATES)
