@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -218,14 +219,13 @@ def _stage_blocks(path: Path) -> None:
 
 def _stage_lines(path: Path) -> None:
     for block in _blocks(path):
-        block.split(b"\n")
+        BytesIO(block).readlines()
         block.isascii()
 
 
 def _stage_decode(path: Path) -> None:
     for block in _blocks(path):
-        lines = block.split(b"\n")
-        lines.pop()
+        lines = BytesIO(block).readlines()
         block.isascii()
         _decode_each(lines)
 
