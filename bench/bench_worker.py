@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from chalicelib.lines import GUNZIP_OUTPUT_LIMIT, decoded_chunks, line_blocks
-from chalicelib.records import normalize_level
+from chalicelib.records import MAX_RESPONSE_TIME_MS, normalize_level
 from chalicelib.reference import (
     BOM,
     GZIP_MAGIC,
@@ -157,7 +157,7 @@ def _naive_record(line: bytes) -> dict[str, Any] | None:
     if not (isinstance(ts, str) and _RFC3339.fullmatch(ts := ts.upper())
             and isinstance(level, str) and (level := normalize_level(level))
             and isinstance(endpoint, str) and endpoint
-            and type(value) in (int, float) and math.isfinite(value) and value >= 0
+            and type(value) in (int, float) and 0 <= value <= MAX_RESPONSE_TIME_MS
             and type(status) is int and 100 <= status <= 599
             and isinstance(user, str) and user):
         return None
