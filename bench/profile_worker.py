@@ -1,6 +1,6 @@
 """Where the worker's time goes, line by line: py-spy samples one summarize of a bench file.
 
-    python bench/profile_worker.py [FILE] [--rate 250] [--top 20]     (or: make profile)
+    python bench/profile_worker.py [FILE] [--runs 3] [--rate 250] [--top 20]  (or: make profile)
 
 FILE defaults to the 2,000,000-line file of `make bench` (run that first). Each sample is
 charged to the innermost line of chalicelib's code on the stack, so the time of a C call
@@ -24,7 +24,8 @@ from pathlib import Path
 DEFAULT_FILE = Path(".bench-cache/bench-2000000.ndjson")
 CHALICELIB = Path(__file__).resolve().parent.parent / "chalicelib"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
-_WORKLOAD = "import sys; from chalicelib.summary import summarize_file; summarize_file(sys.argv[1])"
+_WORKLOAD = ("import sys; from chalicelib.summary import summarize_file\n"
+             "for _ in range(int(sys.argv[2])): summarize_file(sys.argv[1])")
 
 
 def time_by_line(raw: str, ours: str) -> tuple[Counter[tuple[str, str, int]], int]:
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE)
+    parser.add_argument("--runs", type=int, default=3, help="summarizes of FILE sampled (3)")
     parser.add_argument("--rate", type=int, default=250, help="samples per second (250)")
     parser.add_argument("--top", type=int, default=20, help="lines to show (20)")
     args = parser.parse_args(argv)
@@ -65,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp) / "samples.txt"
         done = subprocess.run(
             [py_spy, "record", "--full-filenames", "--format", "raw", "--rate", str(args.rate),
-             "--output", str(out), "--", sys.executable, "-c", _WORKLOAD, str(args.file)],
+             "--output", str(out), "--", sys.executable, "-c", _WORKLOAD, str(args.file),
+             str(args.runs)],
             capture_output=True, text=True)
         if done.returncode != 0 or not out.exists():
             print(f"profile_worker: py-spy failed:\n{done.stderr}", file=sys.stderr)
             return 1
         by_line, total = time_by_line(out.read_text(), str(CHALICELIB))
-    print(f"py-spy, {total} samples at {args.rate}/s, one summarize of {args.file}")
+    print(f"py-spy, {total} samples at {args.rate}/s, {args.runs} summarizes of {args.file}")
     print(f"{'share':>6s}  {'where':34s} code")
     for (func, file, line), count in by_line.most_common(args.top):
         code = linecache.getline(file, line).strip() if Path(file).exists() else ""
