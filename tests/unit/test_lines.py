@@ -190,6 +190,14 @@ def test_bad_gzip_is_unreadable(damage: str) -> None:
                                 gzip_hint=True))
 
 
+@pytest.mark.parametrize("garbage", [b"x", b"xy", b"\x1f", b"not gzip at all"])
+def test_garbage_after_a_member_is_corrupt_not_truncated(garbage: bytes) -> None:
+    with pytest.raises(Unreadable) as caught:
+        list(decoded_chunks([gzip.compress(TEXT) + garbage]))
+    expected = "truncated" if garbage == b"\x1f" else "corrupt"  # a magic byte may start one
+    assert expected in caught.value.reason
+
+
 def test_unreadable_has_a_short_code_and_message() -> None:
     with pytest.raises(Unreadable) as caught:
         list(decoded_chunks([gzip.compress(TEXT)[:-8]]))
