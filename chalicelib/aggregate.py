@@ -15,7 +15,6 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
-from itertools import compress
 from typing import Any
 
 from chalicelib.records import LogRecord, normalize_level, shown_endpoint
@@ -113,7 +112,7 @@ class Aggregator:
                 total = totals[endpoint] = _Total()
             total.add(values)
         if error_forms:
-            self._errors.update(compress(endpoints, map(error_forms.__contains__, levels)))
+            self._errors.update([r.endpoint for r in records if r.level in error_forms])
         self._status.update([r.status_code for r in records])
         self._users.update([r.user_id for r in records])
         self._merge_extremes(first, last)
