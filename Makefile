@@ -22,9 +22,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
-test: install ## lint, then run every test (unit, integration, end-to-end)
+test: install browser ## lint, then run every test (unit, integration, end-to-end, browser)
 	$(BIN)/ruff check .
 	$(PYTHON) -m pytest -n 2 -q
+
+# Debian's chromium and its driver, for the dashboard's browser test (Selenium drives them).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: browser test-browser
+browser: ## install headless Chromium and chromedriver with apt-get (once)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=600 chromium chromium-driver; }
+
+test-browser: install browser ## only the dashboard's browser test
+	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration
@@ -111,10 +122,16 @@ bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (thro
 
 # ---- local runtime and deployment -----------------------------------------------------
 PORT ?=
-.PHONY: local demo deploy-local deploy-aws bench-e2e
+API_PORT ?= 8000
+.PHONY: local dashboard demo deploy-local deploy-aws bench-e2e
 
-local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...), no Docker; Ctrl-C stops
-	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS)
+local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...) and its API + dashboard on API_PORT=8000
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS)
+
+dashboard: ## print (and open, where a desktop browser exists) the dashboard of `make local`
+	@echo "dashboard: http://127.0.0.1:$(API_PORT)/  (results API: docs/api.md)"
+	@command -v xdg-open >/dev/null && [ -n "$${DISPLAY}$${WAYLAND_DISPLAY}" ] && \
+		xdg-open "http://127.0.0.1:$(API_PORT)/" >/dev/null 2>&1 || true
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo

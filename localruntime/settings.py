@@ -43,6 +43,7 @@ class RuntimeSettings:
     concurrency: dict[str, int] = field(default_factory=dict)
     reload: bool = True
     status_line: bool = True
+    api_port: int | None = None
 
     @property
     def endpoint_url(self) -> str:
