@@ -39,9 +39,9 @@ from chalicelib.apimodels import (
     dump,
 )
 from chalicelib.errors import ConfigurationError
-from chalicelib.jobindex import BadCursor, JobIndex, Listing, fingerprint
+from chalicelib.jobindex import BadCursor, JobIndex, listing
 from chalicelib.pipeline import Settings
-from chalicelib.results import TTL_SECONDS, epoch
+from chalicelib.results import epoch
 from chalicelib.rollups import HourlyRollups, Totals, summarize
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
@@ -110,16 +110,12 @@ class ResultsApi:
         except ValidationError as exc:
             return bad_request(exc)
         now = self.clock()
-        until = query.until or datetime.fromtimestamp(now, UTC)
-        since = query.since or until - timedelta(seconds=TTL_SECONDS + 3600)
-        if since > until:
+        wanted = listing(now, limit=query.limit, since=query.since, until=query.until,
+                         status=query.status, prefix=query.prefix)
+        if wanted.since > wanted.until:
             return error(400, "bad_request", "since: must not be after until", "since")
-        listing = Listing(since=since, until=until, limit=query.limit, status=query.status,
-                          prefix=query.prefix,
-                          fingerprint=fingerprint(query.status, query.prefix, query.since,
-                                                  query.until))
         try:
-            records, cursor = self.index.page(listing, query.cursor, now)
+            records, cursor = self.index.page(wanted, query.cursor, now)
         except BadCursor as exc:
             return error(400, "bad_request", f"cursor: {exc}", "cursor")
         return ok(JobsPage(jobs=[JobSummary.model_validate(_summary_fields(r)) for r in records],

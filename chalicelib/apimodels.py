@@ -87,7 +87,9 @@ class JobSummary(BaseModel):
     line_count: int | None = None
     malformed_count: int | None = None
     error_count: int | None = None
+    p50_response_time_ms: float | None = None
     p95_response_time_ms: float | None = None
+    p99_response_time_ms: float | None = None
     processing_time_ms: float | None = None
     failure_reason: str | None = None
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from chalicelib.adapters import from_item, to_value
 from chalicelib.errors import PipelineError
-from chalicelib.results import QUEUED, iso
+from chalicelib.results import QUEUED, TTL_SECONDS, iso
 
 BY_DAY = "jobs_by_day"
 BY_STATUS = "jobs_by_status"
@@ -32,9 +32,11 @@ MAX_QUERIES_PER_PAGE = 8
 # Copied into both indexes: what a listing row shows (keys are projected anyway).
 SUMMARY_ATTRIBUTES = (
     "key", "file_size_bytes", "line_count", "malformed_count", "error_count",
-    "p95_response_time_ms", "processing_time_ms", "failure_reason", "completed_at",
-    "expires_at",
+    "p50_response_time_ms", "p95_response_time_ms", "p99_response_time_ms",
+    "processing_time_ms", "failure_reason", "completed_at", "expires_at",
 )
+# Results live 7 days (results.TTL_SECONDS); a listing looks back that far, plus an hour.
+DEFAULT_LOOKBACK = timedelta(seconds=TTL_SECONDS + 3600)
 
 
 class BadCursor(PipelineError):
@@ -79,6 +81,16 @@ class Listing:
     prefix: str | None = None
     # The filters as the caller gave them: a cursor is valid only for the same ones.
     fingerprint: str = ""
+
+
+def listing(now: float, *, limit: int, since: datetime | None = None,
+            until: datetime | None = None, status: str | None = None,
+            prefix: str | None = None) -> Listing:
+    """A listing with the default range (the last 7 days and an hour, up to now) filled in."""
+    end = until or datetime.fromtimestamp(now, UTC)
+    return Listing(since=since or end - DEFAULT_LOOKBACK, until=end, limit=limit,
+                   status=status, prefix=prefix,
+                   fingerprint=fingerprint(status, prefix, since, until))
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,22 @@ class JobIndex:
                 if key is None:
                     break
         return jobs, None
+
+    def count(self, status: str, now: float) -> int:
+        """Live jobs with this status (reads the status's index partition)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "IndexName": BY_STATUS, "Select": "COUNT",
+            "KeyConditionExpression": "#s = :s", "FilterExpression": "expires_at > :now",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": to_value(status), ":now": to_value(int(now))},
+        }
+        total = 0
+        while True:
+            response = self.client.query(**kwargs)
+            total += int(response.get("Count", 0))
+            if "LastEvaluatedKey" not in response:
+                return total
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def oldest_queued(self, now: float) -> dict[str, Any] | None:
         """The oldest live job still waiting for a worker, or None."""

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.jobindex import JobIndex
+from chalicelib.results import COMPLETED, FAILED, PROCESSING, QUEUED
 from localruntime.console import Console
 from localruntime.invoker import Invoker
 from logctl.stage import Stage
 
 REFRESH_SECONDS = 1.0
+STATUSES = (QUEUED, PROCESSING, COMPLETED, FAILED)
 
 
 def _depth(sqs: Any, url: str) -> int:
@@ -21,15 +25,9 @@ def _depth(sqs: Any, url: str) -> int:
 
 
 def _statuses(ddb: Any, table: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    kwargs: dict[str, Any] = {"TableName": table, "ProjectionExpression": "#s",
-                              "ExpressionAttributeNames": {"#s": "status"}}
-    while True:
-        page = ddb.scan(**kwargs)
-        counts.update(item.get("status", {}).get("S", "?") for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return counts
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """Live jobs by status, counted on the status index (never a Scan)."""
+    index, now = JobIndex(ddb, table), time.time()
+    return Counter({status: index.count(status, now) for status in STATUSES})
 
 
 class StatusBoard(threading.Thread):

@@ -282,3 +282,11 @@ def test_on_aws_every_route_needs_iam_auth_and_sends_no_cors(stage, monkeypatch)
     for path, method, entry in routes:
         assert isinstance(entry.authorizer, IAMAuthorizer), (path, method)
         assert not entry.cors, (path, method)
+
+
+def test_status_counts_come_from_the_status_index(app_module, spread, dynamodb, stage) -> None:
+    from localruntime.status import _statuses
+
+    counts = _statuses(dynamodb, stage.results_table)
+
+    assert counts == {"queued": 2, "processing": 0, "completed": 3, "failed": 2}
