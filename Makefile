@@ -28,7 +28,7 @@ test: install browser ## lint, then run every test (unit, integration, end-to-en
 
 # Debian's chromium and its driver, for the dashboard's browser test (Selenium drives them).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-.PHONY: browser test-browser
+.PHONY: browser test-browser screenshot
 browser: ## install headless Chromium and chromedriver with apt-get (once)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 		$(SUDO) apt-get update -q && \
@@ -36,6 +36,10 @@ browser: ## install headless Chromium and chromedriver with apt-get (once)
 
 test-browser: install browser ## only the dashboard's browser test
 	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
+
+screenshot: install browser ## docs/dashboard.png, taken by the browser test
+	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
+		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration
