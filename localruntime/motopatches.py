@@ -15,6 +15,9 @@
   rather than by walking the model member by member. PutItem no longer converts the item
   it stored to JSON only to drop it.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
+- API Gateway's ImportRestApi and PutRestApi accept Swagger 2.0 (what Chalice generates)
+  and a document without `info.description`, as AWS does; moto reads only the paths,
+  methods and integrations, which the two formats write alike.
 - Requests run in moto one at a time (`serialized`); a long poll gives its turn up while
   it waits.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
@@ -72,6 +75,30 @@ def _patch_notification_filters() -> None:
         return original(self)
 
     S3Response._notification_config_from_body = notification_config_from_body
+
+
+def _patch_rest_api_import() -> None:
+    from moto.apigateway.models import APIGatewayBackend
+
+    original_import = APIGatewayBackend.import_rest_api
+    original_put = APIGatewayBackend.put_rest_api
+
+    def as_openapi(api_doc: dict[str, Any]) -> dict[str, Any]:
+        api_doc = dict(api_doc)
+        if str(api_doc.pop("swagger", "")).startswith("2."):
+            api_doc["openapi"] = "3.0.1"
+        api_doc["info"] = {"description": "", **api_doc.get("info", {})}
+        return api_doc
+
+    def import_rest_api(self: Any, api_doc: dict[str, Any], fail_on_warnings: bool) -> Any:
+        return original_import(self, as_openapi(api_doc), fail_on_warnings)
+
+    def put_rest_api(self: Any, function_id: str, api_doc: dict[str, Any],
+                     fail_on_warnings: bool, mode: str = "merge") -> Any:
+        return original_put(self, function_id, as_openapi(api_doc), fail_on_warnings, mode)
+
+    APIGatewayBackend.import_rest_api = import_rest_api
+    APIGatewayBackend.put_rest_api = put_rest_api
 
 
 def _patch_s3_event_shape() -> None:
@@ -346,5 +373,6 @@ def apply() -> None:
     _patch_attribute_values()
     _patch_put_item_answer()
     _patch_notification_filters()
+    _patch_rest_api_import()
     _patch_s3_event_shape()
     _patch_lambda_invocations()
