@@ -132,10 +132,8 @@ API_PORT ?= 8000
 local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...) and its API + dashboard on API_PORT=8000
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS)
 
-dashboard: ## print (and open, where a desktop browser exists) the dashboard of `make local`
-	@echo "dashboard: http://127.0.0.1:$(API_PORT)/  (results API: docs/api.md)"
-	@command -v xdg-open >/dev/null && [ -n "$${DISPLAY}$${WAYLAND_DISPLAY}" ] && \
-		xdg-open "http://127.0.0.1:$(API_PORT)/" >/dev/null 2>&1 || true
+dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve it, signing requests
+	$(PYTHON) -m logctl.dashboard --stage $(STAGE) --port $(API_PORT)
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo
