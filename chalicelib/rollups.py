@@ -151,18 +151,25 @@ class RollupRecorder:
 
     It wraps the results store the handlers use: every record written gets its index
     attributes, and every stored new or final record is counted in its hour. A failed
-    rollup write is logged and does not fail the job.
+    rollup write is logged and does not fail the job. A file processed again (a failed
+    file uploaded again, a redrive from the DLQ) is counted again: the totals count writes.
     """
 
     def __init__(self, store: Any, rollups: HourlyRollups) -> None:
         self.store = store
         self.rollups = rollups
 
-    def create(self, record: dict[str, Any]) -> str | None:
+    def create(self, record: dict[str, Any]) -> dict[str, Any] | None:
         existing = self.store.create(_indexed(record))
         if existing is None:
             self._count(record, {"files_received": 1})
         return existing
+
+    def requeue(self, record: dict[str, Any], failed_at: str) -> bool:
+        stored = self.store.requeue(_indexed(record), failed_at)
+        if stored:
+            self._count(record, {"files_received": 1})
+        return stored
 
     def reject(self, record: dict[str, Any]) -> bool:
         stored = self.store.reject(_indexed(record))

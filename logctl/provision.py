@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.jobindex import index_definitions
+from chalicelib.pipeline import MAX_RECEIVE_COUNT
 from logctl.stage import (
-    MAX_RECEIVE_COUNT,
     VISIBILITY_FACTOR,
     Stage,
     StageError,
