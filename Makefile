@@ -127,7 +127,7 @@ bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (thro
 # ---- local runtime and deployment -----------------------------------------------------
 PORT ?=
 API_PORT ?= 8000
-.PHONY: local dashboard demo deploy-local deploy-aws bench-e2e
+.PHONY: local dashboard demo deploy-local deploy-aws bench-e2e bench-api
 
 local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...) and its API + dashboard on API_PORT=8000
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS)
@@ -143,6 +143,9 @@ deploy-local: install ## provision, chalice-local deploy, post-deploy: into a ru
 
 deploy-aws: install ## provision, chalice deploy --stage aws, post-deploy (needs AWS credentials)
 	$(PYTHON) -m localruntime.deploy aws
+
+bench-api: install ## results API latency through chalice local, 2,000 jobs in the table (JOBS=2000)
+	$(PYTHON) bench/bench_api.py --jobs $(or $(JOBS),2000)
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py
