@@ -29,8 +29,8 @@ queue = SqsJobQueue(sqs, settings.jobs_queue)
 trigger_logic = Trigger(settings, results, queue)
 worker_logic = Worker(settings, results, S3Source(s3), queue)
 api = ResultsApi(settings, api_settings, dynamodb=dynamodb, sqs=sqs, s3=s3)
-# API_AUTH=iam (stage aws): every route needs a SigV4-signed request (execute-api:Invoke).
-auth = IAMAuthorizer() if os.environ.get("API_AUTH", "iam") == "iam" else None
+# API_AUTH=iam (stage aws, the default): every route needs a SigV4-signed request.
+auth = IAMAuthorizer() if api_settings.auth == "iam" else None
 
 
 @app.on_s3_event(bucket=settings.bucket, events=["s3:ObjectCreated:*"], prefix="logs/")

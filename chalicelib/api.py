@@ -49,11 +49,15 @@ UPLOAD_PREFIX = "logs/"
 JOB_ID_LENGTH = 32
 
 
+AUTH_MODES = ("iam", "none")
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     dead_letter_queue: str
     stats_table: str
     upload_url_seconds: int = 900
+    auth: str = "iam"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
@@ -61,8 +65,14 @@ class ApiSettings:
         if missing:
             raise ConfigurationError(f"missing environment variables {', '.join(missing)}: "
                                      "run with a stage from .chalice/config.json")
-        return cls(env["DEAD_LETTER_QUEUE"], env["STATS_TABLE"],
-                   int(env.get("UPLOAD_URL_SECONDS", cls.upload_url_seconds)))
+        auth = env.get("API_AUTH", cls.auth)
+        if auth not in AUTH_MODES:
+            raise ConfigurationError(f"API_AUTH={auth!r}: use one of {', '.join(AUTH_MODES)}")
+        try:
+            seconds = int(env.get("UPLOAD_URL_SECONDS", cls.upload_url_seconds))
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid UPLOAD_URL_SECONDS: {exc}") from exc
+        return cls(env["DEAD_LETTER_QUEUE"], env["STATS_TABLE"], seconds, auth)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Listing jobs newest first with DynamoDB Queries on two secondary indexes, never a Scan.
 
 - `jobs_by_day`: partition `created_day` (YYYY-MM-DD), sort `created_at`. A listing walks
-  the days from `until` back to `since`; results live 7 days, so at most 8 partitions.
+  the days from `until` back to `since`; results live 7 days, so 9 partitions at most.
 - `jobs_by_status`: partition `status`, sort `created_at`. A status filter reads only
   that status's items; the oldest `queued` one gives the age of the queue's backlog.
 
@@ -35,8 +35,9 @@ SUMMARY_ATTRIBUTES = (
     "p50_response_time_ms", "p95_response_time_ms", "p99_response_time_ms",
     "processing_time_ms", "failure_reason", "completed_at", "expires_at",
 )
-# Results live 7 days (results.TTL_SECONDS); a listing looks back that far, plus an hour.
-DEFAULT_LOOKBACK = timedelta(seconds=TTL_SECONDS + 3600)
+# Results live 7 days after their last write (results.TTL_SECONDS); a listing looks back
+# that far and one more day, for jobs written last well after they were created.
+DEFAULT_LOOKBACK = timedelta(seconds=TTL_SECONDS) + timedelta(days=1)
 
 
 class BadCursor(PipelineError):
@@ -86,7 +87,7 @@ class Listing:
 def listing(now: float, *, limit: int, since: datetime | None = None,
             until: datetime | None = None, status: str | None = None,
             prefix: str | None = None) -> Listing:
-    """A listing with the default range (the last 7 days and an hour, up to now) filled in."""
+    """A listing with the default range (the last 8 days, up to now) filled in."""
     end = until or datetime.fromtimestamp(now, UTC)
     return Listing(since=since or end - DEFAULT_LOOKBACK, until=end, limit=limit,
                    status=status, prefix=prefix,

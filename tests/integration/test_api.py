@@ -290,3 +290,15 @@ def test_status_counts_come_from_the_status_index(app_module, spread, dynamodb, 
     counts = _statuses(dynamodb, stage.results_table)
 
     assert counts == {"queued": 2, "processing": 0, "completed": 3, "failed": 2}
+
+
+@pytest.mark.parametrize("value", ["IAM", "off", ""])
+def test_an_unknown_auth_mode_stops_the_app_instead_of_opening_it(value) -> None:
+    from chalicelib.api import ApiSettings
+    from chalicelib.errors import ConfigurationError
+
+    env = {"DEAD_LETTER_QUEUE": "d", "STATS_TABLE": "s", "API_AUTH": value}
+    with pytest.raises(ConfigurationError, match="API_AUTH"):
+        ApiSettings.from_env(env)
+    assert ApiSettings.from_env({**env, "API_AUTH": "none"}).auth == "none"
+    assert ApiSettings.from_env({"DEAD_LETTER_QUEUE": "d", "STATS_TABLE": "s"}).auth == "iam"

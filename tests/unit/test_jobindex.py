@@ -72,7 +72,7 @@ def test_the_default_listing_looks_back_over_the_results_lifetime() -> None:
     wanted = listing(NOW, limit=5)
 
     assert wanted.until.timestamp() == NOW
-    assert (wanted.until - wanted.since).total_seconds() == 7 * 24 * 3600 + 3600
+    assert (wanted.until - wanted.since).total_seconds() == 8 * 24 * 3600
 
 
 def test_records_are_indexed_by_the_utc_day_they_were_created() -> None:
