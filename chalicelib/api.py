@@ -122,8 +122,6 @@ class ResultsApi:
         now = self.clock()
         wanted = listing(now, limit=query.limit, since=query.since, until=query.until,
                          status=query.status, prefix=query.prefix)
-        if wanted.since > wanted.until:
-            return error(400, "bad_request", "since: must not be after until", "since")
         try:
             records, cursor = self.index.page(wanted, query.cursor, now)
         except BadCursor as exc:

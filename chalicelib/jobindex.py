@@ -87,10 +87,12 @@ class Listing:
 def listing(now: float, *, limit: int, since: datetime | None = None,
             until: datetime | None = None, status: str | None = None,
             prefix: str | None = None) -> Listing:
-    """A listing with the default range (the last 8 days, up to now) filled in."""
-    end = until or datetime.fromtimestamp(now, UTC)
-    return Listing(since=since or end - DEFAULT_LOOKBACK, until=end, limit=limit,
-                   status=status, prefix=prefix,
+    """A listing over the given range, within the last 8 days (older jobs have expired, and
+    no job is created after now): the default range is all of it."""
+    latest = datetime.fromtimestamp(now, UTC)
+    earliest = latest - DEFAULT_LOOKBACK
+    return Listing(since=max(since or earliest, earliest), until=min(until or latest, latest),
+                   limit=limit, status=status, prefix=prefix,
                    fingerprint=fingerprint(status, prefix, since, until))
 
 
@@ -163,6 +165,8 @@ class JobIndex:
              ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of jobs, newest first, and the cursor of the next page (None at the end)."""
         start = decode_cursor(listing, cursor) if cursor else None
+        if listing.since > listing.until:
+            return [], None
         if listing.status is not None:
             positions: Iterator[Position] = iter([Position(None, start.last_key if start
                                                            else None)])

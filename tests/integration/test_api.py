@@ -106,6 +106,17 @@ def test_since_and_until_bound_the_creation_time(app_module, spread) -> None:
         spread, lambda k: spread["logs/b/6.ndjson"] <= spread[k] <= spread["logs/a/3.ndjson"])
 
 
+def test_ranges_outside_the_results_lifetime_are_empty_not_errors(app_module, spread) -> None:
+    with Client(app_module.app) as client:
+        old_status, old = get(client, "/jobs", until="2020-01-01T00:00:00Z")
+        future_status, future = get(client, "/jobs", status="failed",
+                                    since="2100-01-01T00:00:00Z")
+        wide_status, wide = get(client, "/jobs", since="2000-01-01T00:00:00Z", limit=200)
+    assert (old_status, old) == (200, {"jobs": [], "next_cursor": None})
+    assert (future_status, future) == (200, {"jobs": [], "next_cursor": None})
+    assert wide_status == 200 and len(wide["jobs"]) == len(spread)
+
+
 def test_summary_rows_carry_what_the_dashboard_shows(app_module, spread) -> None:
     with Client(app_module.app) as client:
         _, body = get(client, "/jobs", status="failed", limit=1)

@@ -75,6 +75,18 @@ def test_the_default_listing_looks_back_over_the_results_lifetime() -> None:
     assert (wanted.until - wanted.since).total_seconds() == 8 * 24 * 3600
 
 
+def test_a_range_is_clamped_to_the_days_jobs_can_live() -> None:
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    future = datetime(2100, 1, 1, tzinfo=UTC)
+
+    wide = listing(NOW, limit=5, since=long_ago, until=future)
+
+    assert wide.until.timestamp() == NOW
+    assert len(list(days_back(wide.until, wide.since))) == 9
+    assert wide.fingerprint != listing(NOW, limit=5).fingerprint
+    assert listing(NOW, limit=5, since=future).since > listing(NOW, limit=5, since=future).until
+
+
 def test_records_are_indexed_by_the_utc_day_they_were_created() -> None:
     assert index_attributes({"created_at": "2026-11-26T23:59:59.999Z"}) == {
         "created_day": "2026-11-26"}
