@@ -15,6 +15,8 @@ from localruntime.invoker import Invoker
 from logctl.stage import Stage
 
 REFRESH_SECONDS = 1.0
+# moto reads the whole table for each of the 4 counting Queries: recount every 5 s only.
+COUNT_SECONDS = 5.0
 STATUSES = (QUEUED, PROCESSING, COMPLETED, FAILED)
 
 
@@ -43,10 +45,15 @@ class StatusBoard(threading.Thread):
         self.stage = stage
         self._queue_urls: dict[str, str] = {}
         self.stop_event = stop
+        self._files: Counter[str] = Counter()
+        self._counted_at = float("-inf")
 
     def line(self) -> str:
         stage = self.stage()
-        files = _statuses(self.ddb, stage.results_table)
+        if time.monotonic() - self._counted_at >= COUNT_SECONDS:
+            self._files = _statuses(self.ddb, stage.results_table)
+            self._counted_at = time.monotonic()
+        files = self._files
         name = stage.dead_letter_queue
         if name not in self._queue_urls:
             self._queue_urls[name] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
