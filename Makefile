@@ -58,8 +58,8 @@ format: install ## ruff --fix and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean: ## remove caches, generated data and results
-	rm -rf .pytest_cache .ruff_cache .hypothesis .bench-cache demo-data
+clean: ## remove caches, generated data and raw measurements (results/raw/; results/*.json.gz stay)
+	rm -rf .pytest_cache .ruff_cache .hypothesis .bench-cache demo-data results/raw
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 # ---- operate: generate, upload, results, dead-letter queue -----------------------------
@@ -100,23 +100,29 @@ LOCUST := $(BIN)/locust
 RUNTIME_ARGS ?=
 LOCUST_COMMON := --headless --sizes $(SIZES) --stop-timeout 30 --csv {output_stem}-locust
 WITH_RUNTIME = $(PYTHON) -m loadtest.runtime --runtime-args "$(RUNTIME_ARGS)"
+COMPACT := $(PYTHON) -m analysis.compact
 .PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report full-analysis
 
 loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000
 	$(WITH_RUNTIME) --kind load -- $(LOCUST) -f loadtest/upload.py --pace $(PACE) \
 		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
+	$(COMPACT)
 
 concurrency-sweep: install ## throughput vs users: STEPS=1,2,4,8,16,32 STEP_SECONDS=20 SIZES=1000
 	$(WITH_RUNTIME) --kind sweep -- $(LOCUST) -f loadtest/sweep.py \
 		$(LOCUST_COMMON) --steps $(STEPS) --step-seconds $(STEP_SECONDS)
+	$(COMPACT)
 
 run-tests-local: install ## the seed's protocol (2 warm-up, 10 x 100/500/1000 lines) on a local runtime
 	$(WITH_RUNTIME) --kind protocol -- $(PYTHON) -m loadtest.protocol --stage local
+	$(COMPACT)
 
 run-tests-aws: install ## the same protocol against the deployed `aws` stage (needs credentials)
 	$(PYTHON) -m loadtest.protocol --stage aws
+	$(COMPACT)
 
-report: install ## docs/report.md and docs/charts/*.png from the CSVs in results/
+report: install ## compact new raw runs into results/, then docs/report.md and docs/charts/*.png
+	$(COMPACT)
 	$(PYTHON) -m analysis --results results --docs docs --readme README.md
 
 full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if available, then report
@@ -136,8 +142,9 @@ PORT ?=
 API_PORT ?= 8000
 .PHONY: local dashboard demo deploy-local deploy-aws bench-e2e bench-api
 
-local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...) and its API + dashboard on API_PORT=8000
-	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS)
+local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
+		--endpoint-file
 
 dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve it, signing requests
 	$(PYTHON) -m logctl.dashboard --stage $(STAGE) --port $(API_PORT)
