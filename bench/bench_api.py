@@ -24,13 +24,13 @@ from chalicelib.adapters import ResultsStore
 from chalicelib.errors import JobRejected
 from chalicelib.jobs import Job
 from chalicelib.results import (
-    EMPTY_STATISTICS,
     completed_record,
     failed_record,
     iso,
     queued_record,
 )
 from chalicelib.rollups import HourlyRollups, RollupRecorder
+from chalicelib.schema import empty_statistics
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError, free_port
 from logctl.stage import client, load_stage
 
@@ -45,7 +45,7 @@ def seed(endpoint: str, jobs: int) -> str:
     store = RollupRecorder(ResultsStore(ddb, stage.results_table),
                            HourlyRollups(ddb, stage.stats_table))
     now = time.time()
-    statistics = {**EMPTY_STATISTICS, "line_count": 1000, "malformed_count": 3,
+    statistics = {**empty_statistics(), "line_count": 1000, "malformed_count": 3,
                   "info_count": 900, "error_count": 97, "status_codes": {"200": 950, "500": 47}}
     job_id = ""
     for i in range(jobs):

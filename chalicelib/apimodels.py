@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-Status = Literal["queued", "processing", "completed", "failed"]
+from chalicelib.schema import Status
+
 MAX_PAGE = 200
 MAX_STATS_DAYS = 31
 MAX_NAME_LENGTH = 512

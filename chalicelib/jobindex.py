@@ -23,7 +23,8 @@ from typing import Any
 
 from chalicelib.adapters import from_item, to_value
 from chalicelib.errors import PipelineError
-from chalicelib.results import QUEUED, TTL_SECONDS, iso
+from chalicelib.results import TTL_SECONDS, iso
+from chalicelib.schema import Status
 
 BY_DAY = "jobs_by_day"
 BY_STATUS = "jobs_by_status"
@@ -212,7 +213,8 @@ class JobIndex:
             "TableName": self.table, "IndexName": BY_STATUS,
             "KeyConditionExpression": "#s = :s", "FilterExpression": "expires_at > :now",
             "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":s": {"S": QUEUED}, ":now": to_value(int(now))},
+            "ExpressionAttributeValues": {":s": {"S": Status.QUEUED.value},
+                                          ":now": to_value(int(now))},
             "ScanIndexForward": True, "Limit": 25,
         }
         for _ in range(MAX_QUERIES_PER_PAGE):

@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.adapters import from_item, to_value
 from chalicelib.jobindex import index_attributes
-from chalicelib.results import COMPLETED, FAILED
+from chalicelib.schema import Status
 
 log = logging.getLogger(__name__)
 SERIES = "hourly"
@@ -44,7 +44,7 @@ def hours_between(since: datetime, until: datetime) -> list[str]:
 
 def result_counts(record: dict[str, Any]) -> dict[str, int]:
     """What one final record adds to its hour."""
-    counts = {f"files_{record['status']}": 1,
+    counts = {f"files_{Status(record['status']).value}": 1,
               "lines": int(record.get("line_count") or 0),
               "malformed": int(record.get("malformed_count") or 0)}
     for level in LEVELS:
@@ -116,8 +116,8 @@ class Totals:
 
     def add(self, item: dict[str, Any]) -> None:
         self.received += int(item.get("files_received", 0))
-        self.completed += int(item.get(f"files_{COMPLETED}", 0))
-        self.failed += int(item.get(f"files_{FAILED}", 0))
+        self.completed += int(item.get(f"files_{Status.COMPLETED.value}", 0))
+        self.failed += int(item.get(f"files_{Status.FAILED.value}", 0))
         self.lines += int(item.get("lines", 0))
         self.malformed += int(item.get("malformed", 0))
         for level in LEVELS:

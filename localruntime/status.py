@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.jobindex import JobIndex
-from chalicelib.results import COMPLETED, FAILED, PROCESSING, QUEUED
+from chalicelib.schema import Status
 from localruntime.console import Console
 from localruntime.invoker import Invoker
 from logctl.stage import Stage
@@ -17,7 +17,7 @@ from logctl.stage import Stage
 REFRESH_SECONDS = 1.0
 # moto reads the whole table for each of the 4 counting Queries: recount every 5 s only.
 COUNT_SECONDS = 5.0
-STATUSES = (QUEUED, PROCESSING, COMPLETED, FAILED)
+STATUSES = tuple(status.value for status in Status)
 
 
 def _depth(sqs: Any, url: str) -> int:

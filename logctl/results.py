@@ -15,18 +15,19 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, get_args
+from typing import Any
 
 from chalicelib.adapters import from_item
-from chalicelib.apimodels import MAX_PAGE, Status
+from chalicelib.apimodels import MAX_PAGE
 from chalicelib.jobindex import JobIndex, listing
+from chalicelib.schema import Status
 from logctl.cli import LogctlError, non_negative_int, run, stage_from, stage_options
 from logctl.stage import Stage
 from logctl.stage import client as make_client
 
 COLUMNS = ("CREATED", "KEY", "STATUS", "LINES", "MALFORMED", "ERRORS",
            "P50/P95/P99 MS", "PROC MS", "JOB", "REASON")
-STATUSES = get_args(Status)
+STATUSES = tuple(status.value for status in Status)
 NUMERIC = {"LINES", "MALFORMED", "ERRORS", "P50/P95/P99 MS", "PROC MS"}
 
 

@@ -16,12 +16,12 @@ from chalice.test import Client
 from chalicelib.errors import JobRejected
 from chalicelib.jobs import Job, job_id_for
 from chalicelib.results import (
-    EMPTY_STATISTICS,
     completed_record,
     failed_record,
     iso,
     queued_record,
 )
+from chalicelib.schema import empty_statistics
 from tests.integration.test_handlers import receive_jobs, run_pipeline, s3_event, upload
 
 HOUR = 3600.0
@@ -37,7 +37,7 @@ def put_job(app_module: Any, key: str, created: float, status: str = "queued") -
     app_module.results.create(queued_record(job))
     if status == "completed":
         app_module.results.finish(completed_record(
-            job, {**EMPTY_STATISTICS, "line_count": 3, "info_count": 3}, created, created + 1, 1))
+            job, {**empty_statistics(), "line_count": 3, "info_count": 3}, created, created + 1, 1))
     elif status == "failed":
         app_module.results.finish(failed_record(
             job, JobRejected("unreadable", "bad gzip"), created, created + 1, 1))

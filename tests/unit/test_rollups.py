@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.errors import JobRejected
 from chalicelib.jobs import Job
-from chalicelib.results import EMPTY_STATISTICS, completed_record, failed_record, queued_record
+from chalicelib.results import completed_record, failed_record, queued_record
 from chalicelib.rollups import (
     RollupRecorder,
     hours_between,
@@ -16,6 +16,7 @@ from chalicelib.rollups import (
     summarize,
     update_request,
 )
+from chalicelib.schema import empty_statistics
 from tests.twins import MemoryStore
 
 T0 = datetime(2026, 11, 26, 12, 15, tzinfo=UTC).timestamp()
@@ -38,7 +39,7 @@ def job(name: str = "a") -> Job:
 
 
 def completed(j: Job) -> dict[str, Any]:
-    statistics = {**EMPTY_STATISTICS, "line_count": 10, "malformed_count": 2, "info_count": 5,
+    statistics = {**empty_statistics(), "line_count": 10, "malformed_count": 2, "info_count": 5,
                   "error_count": 3, "status_codes": {"200": 6, "503": 2}}
     return completed_record(j, statistics, T0, T0 + 1, 1)
 
