@@ -80,8 +80,9 @@ upload: install ## upload FILE=path (or FILE="a b") to STAGE, wait up to TIMEOUT
 	@test -n "$(FILE)" || { echo "usage: make upload FILE=path [STAGE=local] [TIMEOUT=60]" >&2; exit 2; }
 	$(PYTHON) -m logctl.upload --stage $(STAGE) --wait --timeout $(TIMEOUT) $(FILE)
 
-results: install ## newest result records on STAGE (JOB=id: that record as JSON)
-	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB))
+results: install ## newest result records on STAGE (STATUS=, KEY=prefix filter; JOB=id: that record as JSON)
+	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB)) \
+		$(if $(STATUS),--status $(STATUS)) $(if $(KEY),--key $(KEY))
 
 dlq: install ## dead-letter queue depth and a peek at its messages on STAGE
 	$(PYTHON) -m logctl.dlq show --stage $(STAGE)

@@ -62,11 +62,22 @@ def served(tmp_path: Path) -> Iterator[tuple[Runtime, str]]:
         yield runtime, f"http://127.0.0.1:{port}/"
 
 
-def row_status(driver, key: str) -> str | None:
-    from selenium.webdriver.common.by import By
+ROW = """
+const row = document.querySelector(`tr[data-key="${arguments[0]}"]`);
+return row ? {status: row.dataset.status,
+              cells: Array.from(row.cells, (cell) => cell.textContent)} : null;
+"""
 
-    rows = driver.find_elements(By.CSS_SELECTOR, f'tr[data-key="{key}"]')
-    return rows[0].get_attribute("data-status") if rows else None
+
+def row(driver, key: str) -> dict | None:
+    """The row of `key` as the page shows it now (read in one step: the table is redrawn
+    every refresh, so element handles go stale)."""
+    return driver.execute_script(ROW, key)
+
+
+def row_status(driver, key: str) -> str | None:
+    found = row(driver, key)
+    return found["status"] if found else None
 
 
 def test_files_uploaded_through_the_page_reach_their_final_status(
@@ -95,8 +106,8 @@ def test_files_uploaded_through_the_page_reach_their_final_status(
     wait_until(lambda: "not a log file" in browser.find_element(By.ID, "message").text, 30,
                "the page to show why notes.txt is refused")
 
-    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-key="logs/picked.ndjson"]')
-    cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+    cells = row(browser, "logs/picked.ndjson")["cells"]
+    assert cells[1] == "logs/picked.ndjson" and cells[2] == "completed"
     assert cells[3] == "500"
     assert int(cells[4]) > 0
     wait_until(lambda: browser.find_element(By.ID, "completed").text == "1", 30,
