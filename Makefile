@@ -134,9 +134,15 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 	$(MAKE) report
 
 # ---- worker benchmark -----------------------------------------------------------------
-.PHONY: bench
-bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (throughput, peak RSS)
+.PHONY: bench bench-decode profile
+bench: install ## the worker vs a naive loop on a 2M-line file: M lines/s (CPU), gunzip, stages, RSS
 	$(PYTHON) bench/bench_worker.py
+
+bench-decode: install ## ways to cut and decode a block, side by side (after make bench)
+	$(PYTHON) bench/bench_decode.py $(FILE)
+
+profile: install ## py-spy: where the worker's time goes, line by line (FILE=bench file by default)
+	$(PYTHON) bench/profile_worker.py $(FILE)
 
 # ---- local runtime and deployment -----------------------------------------------------
 PORT ?=
