@@ -29,9 +29,24 @@ lock: ## re-resolve requirements.txt + requirements-dev.in into requirements.loc
 		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
 		requirements.txt requirements-dev.in -o requirements.lock
 
-test: install ## lint, then run every test (unit, integration, end-to-end)
+test: install browser ## lint, then run every test (unit, integration, end-to-end, browser)
 	$(BIN)/ruff check .
 	$(PYTHON) -m pytest -n 2 -q
+
+# Debian's chromium and its driver, for the dashboard's browser test (Selenium drives them).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: browser test-browser screenshot
+browser: ## install headless Chromium and chromedriver with apt-get (once)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=600 chromium chromium-driver; }
+
+test-browser: install browser ## only the dashboard's browser test
+	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
+
+screenshot: install browser ## docs/dashboard.png, taken by the browser test
+	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
+		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration
@@ -65,8 +80,9 @@ upload: install ## upload FILE=path (or FILE="a b") to STAGE, wait up to TIMEOUT
 	@test -n "$(FILE)" || { echo "usage: make upload FILE=path [STAGE=local] [TIMEOUT=60]" >&2; exit 2; }
 	$(PYTHON) -m logctl.upload --stage $(STAGE) --wait --timeout $(TIMEOUT) $(FILE)
 
-results: install ## newest result records on STAGE (JOB=id: that record as JSON)
-	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB))
+results: install ## newest result records on STAGE (STATUS=, KEY=prefix filter; JOB=id: that record as JSON)
+	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB)) \
+		$(if $(STATUS),--status $(STATUS)) $(if $(KEY),--key $(KEY))
 
 dlq: install ## dead-letter queue depth and a peek at its messages on STAGE
 	$(PYTHON) -m logctl.dlq show --stage $(STAGE)
@@ -130,10 +146,15 @@ profile: install ## py-spy: where the worker's time goes, line by line (FILE=ben
 
 # ---- local runtime and deployment -----------------------------------------------------
 PORT ?=
-.PHONY: local demo deploy-local deploy-aws bench-e2e
+API_PORT ?= 8000
+.PHONY: local dashboard demo deploy-local deploy-aws bench-e2e bench-api
 
-local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...; upload/results follow it); Ctrl-C stops
-	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS) --endpoint-file
+local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
+		--endpoint-file
+
+dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve it, signing requests
+	$(PYTHON) -m logctl.dashboard --stage $(STAGE) --port $(API_PORT)
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo
@@ -143,6 +164,9 @@ deploy-local: install ## provision, chalice-local deploy, post-deploy: into a ru
 
 deploy-aws: install ## provision, chalice deploy --stage aws, post-deploy (needs AWS credentials)
 	$(PYTHON) -m localruntime.deploy aws
+
+bench-api: install ## results API latency through chalice local, 2,000 jobs in the table (JOBS=2000)
+	$(PYTHON) bench/bench_api.py --jobs $(or $(JOBS),2000)
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py
