@@ -3,11 +3,16 @@
     python -m localruntime [--port 4566] [--stage local] [--set KEY=VALUE ...]
                            [--timeout FUNCTION=SECONDS ...] [--concurrency FUNCTION=N ...]
                            [--no-reload] [--no-status] [--project DIR]
+                           [--fault KIND=RATE ...] [--fault-seed N] [--no-memory-limit]
 
 Starts moto's server as the endpoint (AWS_ENDPOINT_URL=http://HOST:PORT sets host and
 port too), provisions the stage, reads the app's S3 and SQS event sources, and runs each
-handler in warm processes fed the way Lambda would feed them. Edits to app.py,
-chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops everything.
+handler in warm processes fed the way Lambda would feed them. A handler process whose
+memory (RSS) exceeds the function's lambda_memory_size is killed, as Lambda does. Edits to
+app.py, chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops everything.
+
+Faults (off by default; kinds in localruntime/faults.py and docs/guarantees.md):
+    --fault all=0.05 --fault kill=0.01 --fault-seed 7
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 from pathlib import Path
 
 from localruntime.console import Console
+from localruntime.faults import KINDS, FaultPlan, FaultSpecError
 from localruntime.runtime import Runtime
 from localruntime.settings import (
     RuntimeSettings,
@@ -52,6 +58,13 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
     parser.add_argument("--no-status", action="store_true", help="no live status line")
     parser.add_argument("--project", type=Path, default=None,
                         help="directory with app.py and .chalice/ (default: this project)")
+    parser.add_argument("--fault", dest="faults", action="append", default=[],
+                        metavar="KIND=RATE", help="inject a fault with this probability "
+                        f"(kinds: {', '.join(KINDS)}; all=RATE sets every kind)")
+    parser.add_argument("--fault-seed", type=int, default=0, metavar="N",
+                        help="seed of the fault draws (default 0)")
+    parser.add_argument("--no-memory-limit", action="store_true",
+                        help="do not kill handler processes that exceed their memory size")
     args = parser.parse_args(argv)
 
     host, port = endpoint_from_environment()
@@ -70,11 +83,16 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
     for item in args.concurrency:
         name, value = parse_assignment(item, "--concurrency")
         concurrency[name] = parse_positive(value, f"--concurrency {name}", int)
+    try:
+        faults = FaultPlan.parse(args.faults, seed=args.fault_seed)
+    except FaultSpecError as exc:
+        raise SettingsError(str(exc)) from None
     return RuntimeSettings(
         project=project, stage_name=args.stage, host=args.host or host, port=port,
         overrides=dict(parse_assignment(item, "--set") for item in args.overrides),
         timeouts=timeouts, concurrency=concurrency, reload=not args.no_reload,
-        status_line=not args.no_status)
+        status_line=not args.no_status, faults=faults,
+        enforce_memory=not args.no_memory_limit)
 
 
 def main(argv: list[str] | None = None) -> int:
