@@ -104,6 +104,18 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 	-$(PYTHON) -m loadtest.protocol --stage aws --optional
 	$(MAKE) report
 
+# ---- soak: faults, hostile files, reconciliation ---------------------------------------
+SOAK_FILES ?= 1000
+SOAK_SEED ?= 1
+SOAK_ARGS ?=
+.PHONY: soak soak-smoke
+
+soak: install ## mixed + hostile workload through a local runtime with faults, then reconcile: SOAK_FILES=1000 SOAK_SEED=1
+	$(PYTHON) -m soak --files $(SOAK_FILES) --seed $(SOAK_SEED) $(SOAK_ARGS)
+
+soak-smoke: install ## the soak's smoke test (small files, few uploads), as `make test` runs it
+	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_soak_smoke.py
+
 # ---- worker benchmark -----------------------------------------------------------------
 .PHONY: bench
 bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (throughput, peak RSS)

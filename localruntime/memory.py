@@ -58,4 +58,6 @@ class MemoryWatch:
         return rss
 
     def over_limit(self) -> bool:
-        return self.enforce and self.sample() > self.limit_mb * MB
+        """Samples; True when the limit is enforced and the process is over it."""
+        rss = self.sample()
+        return self.enforce and rss > self.limit_mb * MB
