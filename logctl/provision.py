@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.pipeline import MAX_RECEIVE_COUNT
 from logctl.stage import (
-    MAX_RECEIVE_COUNT,
     VISIBILITY_FACTOR,
     Stage,
     StageError,
