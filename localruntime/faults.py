@@ -17,7 +17,8 @@ The kinds, and where each is injected:
     sqs_send_500        SQS SendMessage answers 500 InternalError (nothing sent)
     sqs_visibility_500  SQS ChangeMessageVisibility answers 500 InternalError
     kill                a handler process gets SIGKILL at a random moment of an
-                        invocation (within its first second)
+                        invocation (exponentially distributed, mean 0.25 s after it
+                        starts; an invocation that ends first is not killed)
     s3_duplicate        an S3 notification is delivered again, up to 20 s later
     s3_delay            an S3 notification is delivered up to 20 s late
 
@@ -42,7 +43,7 @@ RUNTIME_KINDS = ("kill", "s3_duplicate", "s3_delay")
 KINDS = ENDPOINT_KINDS + RUNTIME_KINDS
 HANDLER_APP_ID = "localruntime-handler"
 NOTIFICATION_DELAY_MAX_SECONDS = 20
-KILL_WINDOW_SECONDS = 1.0
+KILL_MEAN_SECONDS = 0.25
 
 
 class FaultSpecError(ValueError):
@@ -130,6 +131,10 @@ class Dice:
     def uniform(self, low: float, high: float) -> float:
         with self._lock:
             return self._random.uniform(low, high)
+
+    def exponential(self, mean: float) -> float:
+        with self._lock:
+            return self._random.expovariate(1.0 / mean)
 
 
 def utc_now() -> str:

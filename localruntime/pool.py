@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from localruntime.console import Console
-from localruntime.faults import KILL_WINDOW_SECONDS, Dice, FaultPlan
+from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultPlan
 from localruntime.memory import SAMPLE_SECONDS, MemoryExceeded, MemoryWatch
 from localruntime.settings import FunctionSettings
 
@@ -139,7 +139,7 @@ class HandlerProcess:
         assert stdin is not None
         started = time.monotonic()
         self.memory.start()
-        kill_after = (self.dice.uniform(0.0, KILL_WINDOW_SECONDS)
+        kill_after = (self.dice.exponential(KILL_MEAN_SECONDS)
                       if self.dice is not None and self.dice.roll("kill") else None)
         try:
             stdin.write(json.dumps({"request_id": request_id, "event": event}).encode() + b"\n")

@@ -31,7 +31,7 @@ from localruntime.wiring import s3_queue_name
 from logctl.stage import load_stage
 from soak import workload
 from soak.drive import Driver, drain_messages, queue_depth, stderr
-from soak.reconcile import expected_statistics, job_done_counts, reconcile, table
+from soak.reconcile import expected_statistics, final_writes, reconcile, table
 
 # Handler calls fail this often at the endpoint (the SDK's retries absorb most); a few
 # invocations are killed; notifications come twice or late.
@@ -160,7 +160,7 @@ def soak(runtime: BackgroundRuntime, plan: workload.Plan, args: argparse.Namespa
                             strict=True))
     report = reconcile(driver.versions, records, uploads=driver.uploads,
                        garbage_sent=driver.garbage_sent, dlq_bodies=dlq,
-                       job_done=job_done_counts(log_lines), expected=expected.__getitem__)
+                       final_writes=final_writes(log_lines), expected=expected.__getitem__)
     report.faults = {kind: count for kind, count in count_faults(log_lines).items()}
     report.trigger_failed_events = failed_events
     report.peak_worker_rss_mb = peak_worker_rss(log_lines)

@@ -3,8 +3,8 @@
 Rules, per object version (key and ETag) the soak created:
 
 - lost: no record, although the version is under `logs/`.
-- duplicated: more than one record for the version, or its final record written more
-  than once (two `job_done` log lines for one job).
+- duplicated: more than one record for the version, or a completed record written over
+  (a `job_done` log line after one with status completed, for the same job).
 - wrong: a `completed` record whose content differs from `chalicelib.reference` on the
   same bytes; a `failed` record whose code is not one the version may fail with (a
   deleted object: `not_found`; an overwritten one: `changed`; a hostile file: a resource
@@ -12,20 +12,23 @@ Rules, per object version (key and ETag) the soak created:
 - stuck: a record still `queued` or `processing` once the queues are empty, unless its
   message is in the dead-letter queue (then it is counted there).
 
-The dead-letter queue must hold exactly the messages sent that are not jobs.
+A job whose every attempt failed ends `failed` with `retries_exhausted` and its message in
+the dead-letter queue: that is the pipeline's promise kept, so it is counted (as
+"retries exhausted") and not as wrong. The dead-letter queue is expected to hold exactly
+the messages sent that are not jobs; any job found there is listed beside them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.records import MAX_LINE_BYTES
 from chalicelib.reference import summarize_bytes
+from chalicelib.results import RETRIES_EXHAUSTED
 from soak.drive import Version
 from soak.workload import FileSpec
 
@@ -52,6 +55,7 @@ class Report:
     dlq_expected: int = 0
     dlq_found: int = 0
     dlq_jobs: int = 0
+    exhausted: int = 0
     trigger_failed_events: int = 0
     peak_worker_rss_mb: int = 0
     faults: dict[str, int] = field(default_factory=dict)
@@ -91,8 +95,10 @@ def differences(record: Mapping[str, Any], expected: Mapping[str, Any]) -> list[
             if name in expected and not _same(record.get(name), expected[name])]
 
 
-def job_done_counts(log_lines: Iterable[str]) -> Counter[str]:
-    counts: Counter[str] = Counter()
+def final_writes(log_lines: Iterable[str]) -> dict[str, list[str]]:
+    """The statuses of every final record written, per job id, in log order (the worker
+    logs `job_done` once its final write succeeded)."""
+    writes: dict[str, list[str]] = {}
     for line in log_lines:
         if '"job_done"' not in line:
             continue
@@ -101,8 +107,14 @@ def job_done_counts(log_lines: Iterable[str]) -> Counter[str]:
         except ValueError:
             continue
         if event.get("event") == "job_done":
-            counts[str(event.get("job_id"))] += 1
-    return counts
+            writes.setdefault(str(event.get("job_id")), []).append(str(event.get("status")))
+    return writes
+
+
+def overwritten_after_completion(statuses: list[str]) -> bool:
+    """A failed record may be replaced (the same bytes uploaded again, a redrive); a
+    completed one never."""
+    return "completed" in statuses[:-1]
 
 
 def dlq_job_ids(bodies: Iterable[str]) -> tuple[set[str], int]:
@@ -123,7 +135,7 @@ def dlq_job_ids(bodies: Iterable[str]) -> tuple[set[str], int]:
 
 def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
               uploads: int, garbage_sent: int, dlq_bodies: list[str],
-              job_done: Mapping[str, int],
+              final_writes: Mapping[str, list[str]],
               expected: Callable[[FileSpec], dict[str, Any]] = expected_statistics,
               ) -> Report:
     report = Report(files=uploads, versions=len({(v.key, v.etag) for v in versions}),
@@ -154,7 +166,7 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
         if len(found) > 1:
             report.problem("duplicated", f"{label}: {len(found)} records")
             continue
-        _check(report, version, found[0], dlq_ids, job_done, expected, label)
+        _check(report, version, found[0], dlq_ids, final_writes, expected, label)
     for (key, etag), extra in by_version.items():
         report.problem("wrong", f"{key!r} (etag {etag}): {len(extra)} record(s) for an "
                        "object version the soak did not create")
@@ -162,7 +174,8 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
 
 
 def _check(report: Report, version: Version, record: dict[str, Any], dlq_ids: set[str],
-           job_done: Mapping[str, int], expected: Callable[[FileSpec], dict[str, Any]],
+           final_writes: Mapping[str, list[str]],
+           expected: Callable[[FileSpec], dict[str, Any]],
            label: str) -> None:
     status = record.get("status")
     job_id = str(record.get("job_id"))
@@ -171,13 +184,16 @@ def _check(report: Report, version: Version, record: dict[str, Any], dlq_ids: se
             report.problem("stuck", f"{label}: {status} (last_error "
                            f"{record.get('last_error')!r:.200})")
         return
-    if job_done.get(job_id, 0) > 1:
-        report.problem("duplicated", f"{label}: final record written "
-                       f"{job_done[job_id]} times")
+    writes = final_writes.get(job_id, [])
+    if overwritten_after_completion(writes):
+        report.problem("duplicated", f"{label}: final records written: {', '.join(writes)}")
         return
     if status == "failed":
         reason = str(record.get("failure_reason") or "")
         code = reason.partition(":")[0]
+        if code == RETRIES_EXHAUSTED and job_id in dlq_ids:
+            report.exhausted += 1
+            return
         if code not in version.allowed_failures:
             report.problem("wrong", f"{label}: failed with {reason[:200]!r}")
         return
@@ -203,6 +219,7 @@ def table(report: Report, *, title: str) -> str:
         ("stuck", str(report.stuck)),
         ("DLQ expected / found", f"{report.dlq_expected} / {report.dlq_found}"
          + (f" ({report.dlq_jobs} job(s))" if report.dlq_jobs else "")),
+        ("jobs failed with retries_exhausted (in the DLQ)", str(report.exhausted)),
         ("S3 events that failed every trigger attempt", str(report.trigger_failed_events)),
         ("peak worker RSS", f"{report.peak_worker_rss_mb} MB"),
     ]
