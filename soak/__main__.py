@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +40,7 @@ DEFAULT_FAULTS = ("s3_get_500=0.1,s3_get_slowdown=0.1,s3_get_reset=0.05,ddb_thro
                   "ddb_500=0.1,sqs_send_500=0.2,sqs_visibility_500=0.2,kill=0.02,"
                   "s3_duplicate=0.05,s3_delay=0.05")
 WORKER_TIMEOUT_SECONDS = 20
+REFERENCE_PROCESSES = 2
 
 
 def runtime_args(plan: FaultPlan) -> list[str]:
@@ -142,22 +144,21 @@ def soak(runtime: BackgroundRuntime, plan: workload.Plan, args: argparse.Namespa
     driver = Driver(stage, s3, sqs, stderr)
     stderr(f"soak: {len(plan.steps)} steps against {runtime.endpoint}")
     driver.run(plan, args.seed)
-    stderr(f"soak: {driver.uploads} uploads done; waiting for the queues to empty")
-    if not driver.wait_quiet(args.drain_timeout):
-        stderr(f"soak: the queues were not empty after {args.drain_timeout:g} s; "
-               "reconciling anyway")
-    records = scan_records(_client("dynamodb", runtime.endpoint), stage.results_table)
-    dlq = drain_messages(sqs, stage.dead_letter_queue)
-    failed_events = sum(queue_depth(sqs, s3_queue_name("trigger") + "-failed").values())
-    log_lines = runtime.log().splitlines()
-    completed = {(r["key"], r.get("etag") or ""): r for r in records
-                 if r.get("status") == "completed"}
-    specs = sorted({v.spec for v in driver.versions if (v.key, v.etag) in completed},
-                   key=repr)
-    stderr(f"soak: computing the reference for {len(specs)} completed files")
-    with ProcessPoolExecutor(2) as pool:
-        expected = dict(zip(specs, pool.map(expected_statistics, specs, chunksize=8),
-                            strict=True))
+    stderr(f"soak: {driver.uploads} uploads done; computing the reference of each file "
+           "while the queues empty")
+    # The reference of every file that may complete, computed while the pipeline drains.
+    specs = sorted({v.spec for v in driver.versions if v.record}, key=repr)
+    with ProcessPoolExecutor(REFERENCE_PROCESSES, initializer=os.nice, initargs=(10,)) as pool:
+        futures = {spec: pool.submit(expected_statistics, spec) for spec in specs}
+        if not driver.wait_quiet(args.drain_timeout):
+            stderr(f"soak: the queues were not empty after {args.drain_timeout:g} s; "
+                   "reconciling anyway")
+        records = scan_records(_client("dynamodb", runtime.endpoint), stage.results_table)
+        dlq = drain_messages(sqs, stage.dead_letter_queue)
+        failed_events = sum(queue_depth(sqs, s3_queue_name("trigger") + "-failed").values())
+        log_lines = runtime.log().splitlines()
+        stderr("soak: the pipeline is quiet; reconciling")
+        expected = {spec: future.result() for spec, future in futures.items()}
     report = reconcile(driver.versions, records, uploads=driver.uploads,
                        garbage_sent=driver.garbage_sent, dlq_bodies=dlq,
                        final_writes=final_writes(log_lines), expected=expected.__getitem__)

@@ -14,7 +14,7 @@ import math
 import random
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chalicelib.records import MAX_LINE_BYTES
 from logctl.generate import generate_lines
@@ -217,7 +217,7 @@ class Scale:
 
 
 FULL = Scale(bomb=3 << 30, long_line=100 << 20, blank_lines=1_000_000, nesting=100_000,
-             distinct_users=2_000_000, long_endpoints=20, x_lines=8 << 20,
+             distinct_users=1_000_000, long_endpoints=20, x_lines=8 << 20,
              big_files=(20 << 20, 40 << 20))
 SMALL = Scale(bomb=64 << 20, long_line=2 << 20, blank_lines=10_000, nesting=100_000,
               distinct_users=20_000, long_endpoints=2, x_lines=1 << 20, big_files=())
@@ -280,7 +280,9 @@ def regular_steps(files: int, seed: int) -> Iterator[Step]:
         if roll < 0.03:
             yield Step("duplicate", key, spec)
         elif roll < 0.05:
-            spec2 = _regular_spec(rng, seed * 1_000_003 + i + 500_000_000)
+            # The key's name says gzip or not: the second version keeps to it.
+            spec2 = replace(_regular_spec(rng, seed * 1_000_003 + i + 500_000_000),
+                            gzip=spec.gzip)
             yield Step("overwrite", key, spec, spec2, allowed_failures=frozenset({"changed"}))
         elif roll < 0.07:
             yield Step("delete", key, spec, allowed_failures=frozenset({"not_found"}))

@@ -36,11 +36,19 @@ CONTENTS = (
     b'"response_time_ms":7.5,"status_code":503,"user_id":"v"}\nnot json\n',
     b"\x1f\x8b broken gzip",
 )
-STORE_CALLS = ("create", "requeue", "claim", "finish", "reject")
+STORE_CALLS = ("create", "requeue", "claim", "finish", "reject", "release")
 QUEUE_CALLS = ("send", "retry_later", "delete")
 
 
-class Crash(BaseException):  # noqa: N818 - a process dying, not an error the code handles
+def etag_of(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # what S3's ETag of a single-part upload is
+
+
+def content_of(etag: str) -> bytes:
+    return next(data for data in CONTENTS if etag_of(data) == etag)
+
+
+class Crash(BaseException):
     """The handler process dies here (SIGKILL, out of memory): nothing after it runs."""
 
 
@@ -148,7 +156,7 @@ class PipelineMachine(RuleBasedStateMachine):
 
     def _put(self, key: str, data: bytes) -> None:
         self.tick()
-        etag = hashlib.md5(data).hexdigest()  # noqa: S324 - what S3's ETag is
+        etag = etag_of(data)
         self.source.objects[(BUCKET, key)] = data
         event = {"Records": [{"eventName": "ObjectCreated:Put",
                               "eventTime": iso(self.clock.now),
@@ -175,8 +183,7 @@ class PipelineMachine(RuleBasedStateMachine):
                 if (BUCKET, e["Records"][0]["s3"]["object"]["key"]) not in self.source.objects]
         event = data.draw(st.sampled_from(gone))
         obj = event["Records"][0]["s3"]["object"]
-        data_bytes = next(b for b in CONTENTS if hashlib.md5(b).hexdigest() == obj["eTag"])  # noqa: S324
-        self._put(obj["key"], data_bytes)
+        self._put(obj["key"], content_of(obj["eTag"]))
 
     @precondition(lambda self: self.pending)
     @rule(data=st.data())
@@ -229,9 +236,9 @@ class PipelineMachine(RuleBasedStateMachine):
     def crash_at_a_later_call(self, calls: int) -> None:
         self.crash.left = calls
 
-    @rule(method=st.sampled_from(STORE_CALLS + QUEUE_CALLS + ("open", "release")))
+    @rule(method=st.sampled_from((*STORE_CALLS, *QUEUE_CALLS, "open")))
     def next_call_fails(self, method: str) -> None:
-        twin = (self.store if method in STORE_CALLS + ("release",)
+        twin = (self.store if method in STORE_CALLS
                 else self.source if method == "open" else self.queue)
         twin.fail_next(method, ConnectionError(f"injected: {method} failed"))
 
@@ -312,11 +319,11 @@ class PipelineMachine(RuleBasedStateMachine):
             record = records[0]
             status, reason = record["status"], str(record.get("failure_reason"))
             if status == COMPLETED:
-                data = next(b for b in CONTENTS if hashlib.md5(b).hexdigest() == obj["eTag"])  # noqa: S324
-                expected = summarize_bytes(data, gzip_hint=obj["key"].endswith(".gz"))
+                expected = summarize_bytes(content_of(obj["eTag"]),
+                                           gzip_hint=obj["key"].endswith(".gz"))
                 assert {k: record[k] for k in expected} == expected
             elif status == FAILED:
-                allowed = ["unreadable:"] if obj["eTag"] == hashlib.md5(CONTENTS[3]).hexdigest() else []  # noqa: S324
+                allowed = ["unreadable:"] if obj["eTag"] == etag_of(CONTENTS[3]) else []
                 allowed += ["not_found:"] if obj["key"] in self.deleted else []
                 allowed += [RETRIES_EXHAUSTED + ":"] if record["job_id"] in dead else []
                 assert any(reason.startswith(a) for a in allowed), (obj, reason)
