@@ -163,7 +163,7 @@ def deployed_function_name(stage: Stage, app_name: str = "log-pipeline") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m logctl.provision", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="local", help="stage in .chalice/config.json")
     parser.add_argument("--endpoint-url", default=None,

@@ -14,6 +14,8 @@ from botocore.config import Config
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+# Where `make local` (python -m localruntime --endpoint-file) says which endpoint it serves.
+ENDPOINT_FILE = PROJECT_ROOT / ".localruntime-endpoint"
 VISIBILITY_FACTOR = 6
 RESULT_TTL_DAYS = 7
 
@@ -52,7 +54,8 @@ def read_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
 
 def load_stage(name: str, *, endpoint_url: str | None = None,
                config: dict[str, Any] | None = None) -> Stage:
-    """Resolve a stage. Stage `local` talks to AWS_ENDPOINT_URL (default 127.0.0.1:4566)."""
+    """Resolve a stage. Stage `local` talks to AWS_ENDPOINT_URL, else to the endpoint a
+    running `make local` wrote to ENDPOINT_FILE, else to 127.0.0.1:4566."""
     config = config if config is not None else read_config()
     stages = config.get("stages", {})
     if name not in stages:
@@ -70,7 +73,7 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
     if endpoint_url is None:
         endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
         if endpoint_url is None and name == "local":
-            endpoint_url = LOCAL_ENDPOINT
+            endpoint_url = read_endpoint_file() or LOCAL_ENDPOINT
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return Stage(
         name=name,
@@ -83,6 +86,23 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         region=region,
         endpoint_url=endpoint_url,
     )
+
+
+def read_endpoint_file(path: Path | None = None) -> str | None:
+    try:
+        return (path or ENDPOINT_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def write_endpoint_file(endpoint_url: str, path: Path) -> None:
+    path.write_text(endpoint_url + "\n")
+
+
+def remove_endpoint_file(endpoint_url: str, path: Path) -> None:
+    """Remove the file if it still names `endpoint_url` (another runtime may own it now)."""
+    if read_endpoint_file(path) == endpoint_url:
+        path.unlink(missing_ok=True)
 
 
 def session_for(stage: Stage) -> boto3.session.Session:

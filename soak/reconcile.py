@@ -29,16 +29,12 @@ from typing import Any
 from chalicelib.records import MAX_LINE_BYTES
 from chalicelib.reference import summarize_bytes
 from chalicelib.results import RETRIES_EXHAUSTED
+from chalicelib.schema import FINAL_STATUSES, STATISTICS_FIELDS
 from soak.drive import Version
 from soak.workload import FileSpec
 
-TERMINAL = ("completed", "failed")
-CONTENT_FIELDS = (
-    "line_count", "malformed_count", "malformed_samples", "info_count", "warn_count",
-    "error_count", "debug_count", "avg_response_time_ms", "max_response_time_ms",
-    "p50_response_time_ms", "p95_response_time_ms", "p99_response_time_ms", "unique_users",
-    "unique_endpoints", "status_codes", "top_endpoints", "first_timestamp", "last_timestamp",
-)
+TERMINAL = tuple(FINAL_STATUSES)
+CONTENT_FIELDS = STATISTICS_FIELDS
 
 
 @dataclass
