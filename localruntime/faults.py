@@ -5,22 +5,7 @@ Off unless asked for. `--fault KIND=RATE` (repeatable) sets the probability of o
 process draws from its own stream, seeded from N and its role, so the same run of calls
 meets the same faults; which call meets which draw follows the scheduling).
 
-The kinds, and where each is injected:
-
-    s3_get_500          S3 GetObject answers 500 InternalError
-    s3_get_slowdown     S3 GetObject answers 503 SlowDown
-    s3_get_reset        S3 GetObject sends its headers and half the body, then resets
-    ddb_throughput      DynamoDB PutItem/UpdateItem answers 400
-                        ProvisionedThroughputExceededException (nothing written)
-    ddb_500             DynamoDB PutItem/UpdateItem answers 500 InternalServerError
-                        (nothing written)
-    sqs_send_500        SQS SendMessage answers 500 InternalError (nothing sent)
-    sqs_visibility_500  SQS ChangeMessageVisibility answers 500 InternalError
-    kill                a handler process gets SIGKILL at a random moment of an
-                        invocation (exponentially distributed, mean 0.25 s after it
-                        starts; an invocation that ends first is not killed)
-    s3_duplicate        an S3 notification is delivered again, up to 20 s later
-    s3_delay            an S3 notification is delivered up to 20 s late
+The kinds (KINDS below), where each is injected and what it does: docs/guarantees.md.
 
 Endpoint faults hit only calls made by handler code (the runtime tags its handlers'
 SDK user agent), never the runtime's own polling or a user's tools. Every injected fault
