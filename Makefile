@@ -138,7 +138,7 @@ bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (thro
 PORT ?=
 .PHONY: local demo deploy-local deploy-aws bench-e2e
 
-local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...; upload/results follow it); Ctrl-C stops
+local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...; upload/results follow it; RUNTIME_ARGS="--fault all=0.05" injects faults); Ctrl-C stops
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS) --endpoint-file
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
