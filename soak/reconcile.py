@@ -5,7 +5,7 @@ Rules, per object version (key and ETag) the soak created:
 - lost: no record, although the version is under `logs/`.
 - duplicated: more than one record for the version, or a completed record written over
   (a `job_done` log line after one with status completed, for the same job).
-- wrong: a `completed` record whose content differs from `chalicelib.reference` on the
+- wrong: a `completed` record whose content differs from `chalicelib.core.reference` on the
   same bytes; a `failed` record whose code is not one the version may fail with (a
   deleted object: `not_found`; an overwritten one: `changed`; a hostile file: a resource
   code); any record for a key outside `logs/`; a record for no version at all.
@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.records import MAX_LINE_BYTES
-from chalicelib.reference import summarize_bytes
-from chalicelib.results import RETRIES_EXHAUSTED
-from chalicelib.schema import FINAL_STATUSES, STATISTICS_FIELDS
+from chalicelib.core.records import MAX_LINE_BYTES
+from chalicelib.core.reference import summarize_bytes
+from chalicelib.core.results import RETRIES_EXHAUSTED
+from chalicelib.core.schema import FINAL_STATUSES, STATISTICS_FIELDS
 from soak.drive import Version
 from soak.workload import FileSpec
 
@@ -67,7 +67,7 @@ class Report:
 
 
 def expected_statistics(spec: FileSpec) -> dict[str, Any]:
-    """What chalicelib.reference computes for the spec's bytes. A gzip bomb (gigabytes of
+    """What chalicelib.core.reference computes for the spec's bytes. A gzip bomb (gigabytes of
     zeros, no newline) is one over-long line, the same as its first MiB and one byte."""
     if spec.kind == "gzip_bomb":
         return summarize_bytes(b"\0" * (MAX_LINE_BYTES + 1))

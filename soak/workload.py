@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from chalicelib.records import MAX_LINE_BYTES
+from chalicelib.core.records import MAX_LINE_BYTES
 from logctl.generate import generate_lines
 
 VALID = {"timestamp": "2024-05-01T12:00:00Z", "level": "INFO", "endpoint": "/api/a",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for
 from tests.e2e.conftest import ROOT, Runtime, running, runtime_environment, wait_for_final
 
 pytestmark = pytest.mark.e2e

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from chalicelib.core.reference import summarize_bytes
+from chalicelib.core.results import RETRIES_EXHAUSTED, iso
+from chalicelib.core.schema import Status
 from chalicelib.pipeline import Settings, Trigger, Worker
-from chalicelib.reference import summarize_bytes
-from chalicelib.results import RETRIES_EXHAUSTED, iso
-from chalicelib.schema import Status
 from tests.twins import MemoryQueue, MemorySource, MemoryStore
 
 BUCKET = "logs-bucket"
