@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from botocore.config import Config
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+LOCAL_STAGE = "local"
 MAX_RECEIVE_COUNT = 5
 VISIBILITY_FACTOR = 6
 RESULT_TTL_DAYS = 7
@@ -46,6 +48,25 @@ class Stage:
         return int(self.functions.get(name, {}).get("lambda_memory_size", 128))
 
 
+def endpoint_for(stage_name: str, environ: Mapping[str, str]) -> str | None:
+    """The endpoint a stage talks to when no --endpoint-url is given.
+
+    Stage `local` follows AWS_ENDPOINT_URL (default 127.0.0.1:4566). Every other stage
+    talks to AWS: a leftover AWS_ENDPOINT_URL is refused rather than silently followed,
+    since some commands would honour it and others not; rehearsing against a local
+    endpoint takes an explicit --endpoint-url.
+    """
+    url = environ.get("AWS_ENDPOINT_URL") or None
+    if stage_name == LOCAL_STAGE:
+        return url or LOCAL_ENDPOINT
+    if url:
+        raise StageError(
+            f"AWS_ENDPOINT_URL={url} is set, but stage {stage_name!r} talks to AWS: unset it "
+            f"(`unset AWS_ENDPOINT_URL`), or pass --endpoint-url {url} to aim this command "
+            "at that endpoint on purpose")
+    return None
+
+
 def read_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
     with path.open() as f:
         return json.load(f)
@@ -69,9 +90,7 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         for fn, settings in source.items():
             functions.setdefault(fn, {}).update(settings)
     if endpoint_url is None:
-        endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint_url is None and name == "local":
-            endpoint_url = LOCAL_ENDPOINT
+        endpoint_url = endpoint_for(name, os.environ)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return Stage(
         name=name,
