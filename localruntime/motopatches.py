@@ -14,6 +14,7 @@
   attribute values are parsed and serialized directly (`localruntime.attributevalues`)
   rather than by walking the model member by member. PutItem no longer converts the item
   it stored to JSON only to drop it.
+- A bucket policy's `aws:SecureTransport` condition is evaluated (loopback counts as TLS).
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
 - Requests run in moto one at a time (`serialized`); a long poll gives its turn up while
   it waits.
@@ -340,7 +341,73 @@ def _patch_long_polls() -> None:
     Queue.wait_for_messages = wait_for_messages
 
 
+REQUEST_CONTEXT = {"aws:securetransport": "true"}
+
+
+def statement_applies(statement: dict[str, Any], context: dict[str, str]) -> bool:
+    """Whether a policy statement's `Bool` conditions hold for the request's context keys
+    (lower-case); other operators are left to moto."""
+    for key, expected in statement.get("Condition", {}).get("Bool", {}).items():
+        values = expected if isinstance(expected, list) else [expected]
+        actual = context.get(key.lower())
+        if actual is None or actual not in {str(v).lower() for v in values}:
+            return False
+    return True
+
+
+def evaluate_secure_transport() -> None:
+    """A bucket policy's `Bool` conditions (`aws:SecureTransport`) are evaluated.
+
+    moto treats a condition it cannot evaluate as met, and a condition not met as a
+    denial, so the TLS-only bucket policy provisioning sets would deny every request. The
+    statements whose `Bool` conditions do not hold are set aside first. The endpoint
+    listens on loopback only and speaks plain HTTP: its requests count as TLS (AWS would
+    refuse them).
+    """
+    import json
+
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    if getattr(FakeBucket.get_permission, "secure_transport", False):
+        return
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy.decode())
+        statements = document.get("Statement", [])
+        if isinstance(statements, dict):
+            statements = [statements]
+        kept = []
+        for statement in statements:
+            if not statement_applies(statement, REQUEST_CONTEXT):
+                continue
+            statement = dict(statement)
+            condition = {k: v for k, v in statement.pop("Condition", {}).items() if k != "Bool"}
+            if condition:
+                statement["Condition"] = condition
+            kept.append(statement)
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(
+            action, resource)
+
+    get_permission.secure_transport = True  # type: ignore[attr-defined]
+    FakeBucket.get_permission = get_permission
+
+
+def apply_in_process() -> None:
+    """What in-process moto (tests) needs to answer as AWS does for provisioned stages:
+    the TLS-only bucket policy evaluated, versioned buckets' events carrying versionId."""
+    evaluate_secure_transport()
+    if not getattr(_patch_s3_event_shape, "applied", False):
+        _patch_s3_event_shape()
+        _patch_s3_event_shape.applied = True  # type: ignore[attr-defined]
+
+
 def apply() -> None:
+    evaluate_secure_transport()
     _patch_repeated_work()
     _patch_long_polls()
     _patch_attribute_values()
