@@ -2,7 +2,8 @@
 
 `SqsPoller` is an SQS event source mapping: long polling, batch size and batching
 window, one lane per unit of concurrency; after an invocation it deletes the batch,
-or only the messages a partial batch response did not report; a failed invocation
+or, when the mapping has ReportBatchItemFailures, only the messages a partial batch
+response did not report (`localruntime.mapping`); a failed invocation
 leaves the batch to reappear after the visibility timeout, and the queue's redrive
 policy moves a message that keeps failing to its dead-letter queue.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,11 +104,16 @@ class Poller(ABC):
 
 
 class SqsPoller(Poller):
+    """`reports_item_failures` says whether the mapping has ReportBatchItemFailures: only
+    then is a returned `batchItemFailures` read; otherwise any normal return deletes the
+    whole batch, as Lambda does."""
+
     def __init__(self, *args: Any, batch_size: int, batching_window_seconds: float,
-                 **kwargs: Any) -> None:
+                 reports_item_failures: Callable[[], bool], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_size = batch_size
         self.batching_window_seconds = batching_window_seconds
+        self.reports_item_failures = reports_item_failures
 
     def next_batch(self) -> list[dict[str, Any]]:
         messages = self._receive(self.batch_size, LONG_POLL_SECONDS)
@@ -123,10 +130,11 @@ class SqsPoller(Poller):
 
     def dispatch(self, messages: list[dict[str, Any]]) -> None:
         ids = [m["MessageId"] for m in messages]
+        reports = self.reports_item_failures()
         outcome = self.invoker.invoke(
             self.function, sqs_event(messages, self.queue.arn, self.region),
             batch_size=len(messages), source=self.queue.arn,
-            judge=lambda result: batch_item_failures(result, ids))
+            judge=(lambda result: batch_item_failures(result, ids)) if reports else None)
         if not outcome.ok or outcome.failed_items is None:
             return
         failed = set(outcome.failed_items)

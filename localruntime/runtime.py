@@ -17,12 +17,19 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localruntime.console import Console
+from localruntime.dlqwatch import DeadLetterWatch
 from localruntime.gcpolicy import keep_full_collections_short
 from localruntime.invoker import Invoker
+from localruntime.mapping import MappingReader
 from localruntime.pollers import Poller, S3NotificationPoller, SqsPoller
 from localruntime.pool import FunctionPool
 from localruntime.reload import SourceWatcher
-from localruntime.settings import FunctionSettings, RuntimeSettings, SettingsError
+from localruntime.settings import (
+    FunctionSettings,
+    RuntimeSettings,
+    SettingsError,
+    deployed_name,
+)
 from localruntime.sources import (
     AppDescription,
     DiscoveryError,
@@ -91,6 +98,7 @@ class Runtime:
         self.running: dict[str, _Running] = {}
         self.retired: list[FunctionPool] = []
         self._clients: dict[str, Any] = {}
+        self.app_name = ""
         self._reload_lock = threading.Lock()
 
     # ---- AWS clients against the endpoint ------------------------------------------------
@@ -167,6 +175,7 @@ class Runtime:
 
     def _apply(self, description: AppDescription) -> None:
         self.generation += 1
+        self.app_name = description.app_name
         for name in description.unsupported:
             self.console.info(f"event source {name} is not run by the local runtime")
         wanted: dict[str, tuple[Source, FunctionSettings]] = {}
@@ -231,9 +240,14 @@ class Runtime:
                     f"{','.join(source.events)} via {queue.url}")
         else:
             queue = resolve_sqs_source(sqs, source)
+            mapping = MappingReader(
+                self.client("lambda"),
+                deployed_name(self.app_name, self.stage.name, function.name), queue.arn,
+                self.console)
             poller = SqsPoller(function.name, polling, queue, **common,
                                batch_size=source.batch_size,
-                               batching_window_seconds=source.batching_window_seconds)
+                               batching_window_seconds=source.batching_window_seconds,
+                               reports_item_failures=mapping.reports_batch_item_failures)
             what = (f"sqs {queue.url} (batch {source.batch_size}, window "
                     f"{source.batching_window_seconds} s)")
         poller.start()
@@ -286,6 +300,8 @@ class Runtime:
             return 1
         if self.settings.reload:
             threading.Thread(target=self._watch, daemon=True, name="reload").start()
+        DeadLetterWatch(self.client("sqs"), lambda: self.stage, self.console,
+                        self.shutdown).start()
         if self.console.interactive:
             StatusBoard(self.console, self.invoker, self.client("sqs"), self.client("dynamodb"),
                         stage=lambda: self.stage, stop=self.shutdown).start()

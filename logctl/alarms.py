@@ -47,10 +47,14 @@ def topic_name(stage: Stage, app_name: str = "log-pipeline") -> str:
     return f"{app_name}-{stage.name}-alerts"
 
 
+def dlq_alarm_name(stage: Stage) -> str:
+    return f"{stage.dead_letter_queue}-not-empty"
+
+
 def alarm_specs(stage: Stage) -> list[AlarmSpec]:
     worker, trigger = function_name(stage, WORKER), function_name(stage, TRIGGER)
     return [
-        AlarmSpec(f"{stage.dead_letter_queue}-not-empty",
+        AlarmSpec(dlq_alarm_name(stage),
                   "Jobs failed every retry and wait in the dead-letter queue "
                   "(python -m logctl dlq show / redrive).",
                   "AWS/SQS", "ApproximateNumberOfMessagesVisible",

@@ -66,34 +66,57 @@ def message(n: int, body: str = "{}", receives: int = 1) -> dict[str, Any]:
             "Attributes": {"ApproximateReceiveCount": str(receives)}}
 
 
-def sqs_poller(sqs: FakeSqs, invoker: Invoker, **kwargs: Any) -> SqsPoller:
-    options = {"batch_size": 10, "batching_window_seconds": 0, **kwargs}
+def sqs_poller(sqs: FakeSqs, invoker: Invoker, reports: bool = True,
+               **kwargs: Any) -> SqsPoller:
+    options = {"batch_size": 10, "batching_window_seconds": 0,
+               "reports_item_failures": lambda: reports, **kwargs}
     return SqsPoller("worker", sqs, QUEUE, "us-east-1", lanes=1, invoker=invoker,
                      console=invoker.console, shutdown=threading.Event(), **options)
 
 
-def test_a_successful_batch_is_deleted() -> None:
+@pytest.mark.parametrize("reports", [True, False], ids=["with", "without"])
+def test_a_successful_batch_is_deleted(reports: bool) -> None:
     sqs = FakeSqs()
     invoker = FakeInvoker(lambda event: (True, None))
-    sqs_poller(sqs, invoker).dispatch([message(1), message(2)])
+    sqs_poller(sqs, invoker, reports).dispatch([message(1), message(2)])
     assert sqs.deleted == ["r1", "r2"]
     assert [r["messageId"] for r in invoker.events[0]["Records"]] == ["m1", "m2"]
 
 
-def test_partial_batch_response_deletes_only_the_successes() -> None:
+def test_with_report_batch_item_failures_only_the_successes_are_deleted() -> None:
     sqs = FakeSqs()
     invoker = FakeInvoker(lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "m2"}]}))
-    sqs_poller(sqs, invoker).dispatch([message(1), message(2), message(3)])
+    sqs_poller(sqs, invoker, reports=True).dispatch([message(1), message(2), message(3)])
     assert sqs.deleted == ["r1", "r3"]
 
 
 @pytest.mark.parametrize("reply", [
-    lambda event: (False, None),
+    lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "m2"}]}),
     lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "unknown"}]}),
-], ids=["handler error", "malformed response"])
-def test_a_failed_batch_is_left_for_the_visibility_timeout(reply: Any) -> None:
+], ids=["partial response", "malformed response"])
+def test_without_report_batch_item_failures_a_normal_return_deletes_the_whole_batch(
+        reply: Any) -> None:
+    # GIVEN a mapping as `chalice deploy` creates it (no ReportBatchItemFailures)
     sqs = FakeSqs()
-    sqs_poller(sqs, FakeInvoker(reply)).dispatch([message(1), message(2)])
+    # WHEN the handler returns, whatever it returns
+    sqs_poller(sqs, FakeInvoker(reply), reports=False).dispatch(
+        [message(1), message(2), message(3)])
+    # THEN Lambda counts the batch a success: every message is deleted, the failed one too
+    assert sqs.deleted == ["r1", "r2", "r3"]
+
+
+@pytest.mark.parametrize("reports", [True, False], ids=["with", "without"])
+def test_a_handler_error_leaves_the_batch_for_the_visibility_timeout(reports: bool) -> None:
+    sqs = FakeSqs()
+    sqs_poller(sqs, FakeInvoker(lambda event: (False, None)), reports).dispatch(
+        [message(1), message(2)])
+    assert sqs.deleted == [] and sqs.visibility == {}
+
+
+def test_a_malformed_partial_response_fails_the_batch_when_reported() -> None:
+    sqs = FakeSqs()
+    reply = lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "unknown"}]})  # noqa: E731
+    sqs_poller(sqs, FakeInvoker(reply), reports=True).dispatch([message(1), message(2)])
     assert sqs.deleted == [] and sqs.visibility == {}
 
 
