@@ -109,9 +109,16 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (throughput, peak RSS)
 	$(PYTHON) bench/bench_worker.py
 
-# ---- local runtime and deployment -----------------------------------------------------
+# ---- local runtime, deployment and teardown --------------------------------------------
 PORT ?=
-.PHONY: local demo deploy-local deploy-aws bench-e2e
+ALERT_EMAIL ?=
+RAW_LOG_DAYS ?=
+YES ?=
+PURGE ?=
+SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
+	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
+DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
+.PHONY: local demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all bench-e2e
 
 local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...), no Docker; Ctrl-C stops
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS)
@@ -119,11 +126,23 @@ local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...), no Dock
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo
 
-deploy-local: install ## provision, chalice-local deploy, post-deploy: into a running `make local`
-	$(PYTHON) -m localruntime.deploy local $(if $(PORT),--port $(PORT))
+policy: install ## rewrite .chalice/policy-<stage>.json from the stage names in config.json
+	$(PYTHON) -m logctl.policy
 
-deploy-aws: install ## provision, chalice deploy --stage aws, post-deploy (needs AWS credentials)
-	$(PYTHON) -m localruntime.deploy aws
+deploy-local: install ## provision, chalice-local deploy, post-deploy: into a running `make local`
+	$(PYTHON) -m logctl.deploy --stage local $(if $(PORT),--port $(PORT)) $(SAFETY_ARGS)
+
+deploy-aws: install ## policy, provision, chalice deploy --stage aws, post-deploy (ALERT_EMAIL=, RAW_LOG_DAYS=30)
+	$(PYTHON) -m logctl.deploy --stage aws $(SAFETY_ARGS)
+
+destroy-local: install ## delete stage local from a running `make local` (YES=1 no question, PURGE=1 uploads too)
+	$(PYTHON) -m logctl.destroy --stage local $(if $(PORT),--port $(PORT)) $(DESTROY_ARGS)
+
+destroy-aws: install ## chalice delete + everything provisioning made in AWS (YES=1, PURGE=1)
+	$(PYTHON) -m logctl.destroy --stage aws $(DESTROY_ARGS)
+
+clean-all: clean ## clean, plus .venv and the local stage's Chalice state (AWS state is kept)
+	rm -rf $(VENV) .chalice/deployments .chalice/deployed/local.json
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py
