@@ -13,6 +13,7 @@ running it again when nothing is left does nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,17 @@ class Plan:
     alarms: list[str] = field(default_factory=list)
     log_groups: list[str] = field(default_factory=list)
 
+    @property
+    def deployed(self) -> bool:
+        """Whether Chalice's state for the stage lists resources it deployed."""
+        try:
+            return bool(json.loads(self.deployed_state.read_text()).get("resources"))
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def lines(self) -> list[str]:
         found = []
-        if self.deployed_state.is_file():
+        if self.deployed:
             found.append(f"the Chalice deployment ({self.deployed_state.name}: functions, "
                          "role, bucket notification, SQS mapping)")
         found += [f"log group {name}" for name in self.log_groups]
@@ -129,7 +138,7 @@ def execute(target: Target, plan: Plan, purge: bool) -> list[str]:
     """Delete what the plan found, Chalice's resources first; returns what was done."""
     stage, session = target.stage, session_for(target.stage)
     done: list[str] = []
-    if plan.deployed_state.is_file():
+    if plan.deployed:
         run_chalice(target, "delete")
         done.append("chalice delete")
     logs = client(stage, "logs", session)

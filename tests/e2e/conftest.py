@@ -132,3 +132,30 @@ def queue_depth(runtime: Runtime, name: str) -> int:
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed"])["Attributes"]
     return sum(int(v) for v in attributes.values())
+
+
+def stage_resources(runtime: Runtime, stage: Stage) -> list[str]:
+    """Every resource of the stage the endpoint lists, by kind and name."""
+    prefix = f"log-pipeline-{stage.name}"
+    found = [f"bucket {b['Name']}" for b in runtime.client("s3").list_buckets()["Buckets"]
+             if b["Name"] == stage.bucket]
+    found += [f"queue {url}" for url in runtime.client("sqs").list_queues().get("QueueUrls", [])
+              if url.rsplit("/", 1)[-1] in (stage.jobs_queue, stage.dead_letter_queue)]
+    found += [f"table {t}" for t in runtime.client("dynamodb").list_tables()["TableNames"]
+              if t == stage.results_table]
+    found += [f"function {f['FunctionName']}" for f in
+              runtime.client("lambda").list_functions()["Functions"]
+              if f["FunctionName"].startswith(prefix)]
+    found += [f"mapping {m['UUID']}" for m in
+              runtime.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+              if f":function:{prefix}-" in m["FunctionArn"]]
+    found += [f"role {r['RoleName']}" for r in runtime.client("iam").list_roles()["Roles"]
+              if r["RoleName"].startswith(prefix)]
+    found += [f"topic {t['TopicArn']}" for t in runtime.client("sns").list_topics()["Topics"]
+              if t["TopicArn"].endswith(f":{prefix}-alerts")]
+    found += [f"alarm {a['AlarmName']}" for a in
+              runtime.client("cloudwatch").describe_alarms()["MetricAlarms"]
+              if a["AlarmName"].startswith(prefix)]
+    found += [f"log group {g['logGroupName']}" for g in runtime.client("logs").describe_log_groups(
+        logGroupNamePrefix=f"/aws/lambda/{prefix}-")["logGroups"]]
+    return found
