@@ -13,7 +13,15 @@ from typing import Any
 
 from chalicelib.errors import JobRejected
 from chalicelib.jobs import Job
-from chalicelib.results import COMPLETED, PROCESSING, QUEUED
+from chalicelib.results import (
+    COMPLETED,
+    FAILED,
+    KEPT_FIELDS,
+    MAX_ERROR_CHARS,
+    PROCESSING,
+    QUEUED,
+    RETRIES_EXHAUSTED,
+)
 
 log = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
@@ -81,53 +89,79 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class ResultsStore:
-    """Job and result records in the results table, written conditionally."""
+    """Job and result records in the results table, written conditionally.
+
+    Claims and final records are updates, not replacements: `created_at` keeps the value
+    the trigger wrote, and `last_error` stays from the failed attempts before.
+    """
 
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
 
-    def _conditional_put(self, record: dict[str, Any], condition: str,
-                         values: dict[str, Any] | None = None) -> bool:
-        kwargs: dict[str, Any] = {"TableName": self.table, "Item": to_item(record),
-                                  "ConditionExpression": condition}
-        if values:
-            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
-            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+    def _write(self, record: dict[str, Any], condition: str,
+               values: dict[str, Any] | None = None, *, replace: bool = False) -> bool:
+        """A conditional write of the record; False when the condition does not hold."""
+        condition_values = {k: to_value(v) for k, v in (values or {}).items()}
         try:
-            self.client.put_item(**kwargs)
+            if replace:
+                extra: dict[str, Any] = {}
+                if values:
+                    extra["ExpressionAttributeValues"] = condition_values
+                if "#status" in condition:
+                    extra["ExpressionAttributeNames"] = {"#status": "status"}
+                self.client.put_item(TableName=self.table, Item=to_item(record),
+                                     ConditionExpression=condition, **extra)
+            else:
+                fields = [k for k in record if k != "job_id"]
+                sets = [f"#{k} = if_not_exists(#{k}, :{k})" if k in KEPT_FIELDS
+                        else f"#{k} = :{k}" for k in fields]
+                self.client.update_item(
+                    TableName=self.table, Key={"job_id": {"S": record["job_id"]}},
+                    UpdateExpression="SET " + ", ".join(sets), ConditionExpression=condition,
+                    ExpressionAttributeNames={f"#{k}": k for k in fields},
+                    ExpressionAttributeValues={
+                        **{f":{k}": to_value(record[k]) for k in fields}, **condition_values})
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
-    def create(self, record: dict[str, Any]) -> str | None:
-        """Write a new job record; None if written, else the status of the existing one."""
-        if self._conditional_put(record, "attribute_not_exists(job_id)"):
+    def create(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Write a new job record; None if written, else the existing record."""
+        if self._write(record, "attribute_not_exists(job_id)", replace=True):
             return None
         existing = self.get(record["job_id"])
-        return existing["status"] if existing else QUEUED
+        return existing if existing else {**record}
+
+    def requeue(self, record: dict[str, Any], failed_at: str) -> bool:
+        """Replace a failed record (completed at `failed_at`) with a new queued one."""
+        return self._write(record, "#status = :failed AND completed_at = :failed_at",
+                           {":failed": FAILED, ":failed_at": failed_at}, replace=True)
 
     def claim(self, record: dict[str, Any], stale_before: str) -> bool:
         """Write the `processing` record. False when the job ended, or runs elsewhere now.
 
         A `processing` claim that started before `stale_before` belongs to an attempt that
-        died (it ran past the worker's time limit) and may be taken over.
+        died (it ran past the worker's time limit) and may be taken over; a job that failed
+        because its retries ran out may be claimed again (a redrive from the DLQ).
         """
-        return self._conditional_put(
+        return self._write(
             record,
-            "attribute_not_exists(job_id) OR #s = :queued "
-            "OR (#s = :processing AND started_at < :stale)",
-            {":queued": QUEUED, ":processing": PROCESSING, ":stale": stale_before},
+            "attribute_not_exists(job_id) OR #status = :queued "
+            "OR (#status = :processing AND started_at < :stale) "
+            "OR (#status = :failed AND begins_with(failure_reason, :exhausted))",
+            {":queued": QUEUED, ":processing": PROCESSING, ":stale": stale_before,
+             ":failed": FAILED, ":exhausted": RETRIES_EXHAUSTED + ":"},
         )
 
     def finish(self, record: dict[str, Any]) -> bool:
         """Store the final record unless a completed one is already there."""
-        return self._conditional_put(
-            record, "attribute_not_exists(job_id) OR #s <> :completed", {":completed": COMPLETED})
+        return self._write(record, "attribute_not_exists(job_id) OR #status <> :completed",
+                           {":completed": COMPLETED})
 
     def reject(self, record: dict[str, Any]) -> bool:
         """Store a record for a file refused up front, unless the job already exists."""
-        return self._conditional_put(record, "attribute_not_exists(job_id)")
+        return self._write(record, "attribute_not_exists(job_id)", replace=True)
 
     def release(self, job_id: str, error: str) -> None:
         """Give a failed attempt's claim back (status queued, with the error) for the retry."""
@@ -138,7 +172,8 @@ class ResultsStore:
                 UpdateExpression="SET #s = :queued, last_error = :e",
                 ConditionExpression="#s = :processing",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":e": {"S": error[:1000]}, ":queued": {"S": QUEUED},
+                ExpressionAttributeValues={":e": {"S": error[:MAX_ERROR_CHARS]},
+                                           ":queued": {"S": QUEUED},
                                            ":processing": {"S": PROCESSING}},
             )
         except Exception:  # noqa: BLE001 - the claim then goes stale, which also frees it
@@ -170,6 +205,16 @@ class SqsJobQueue:
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
         self.client.change_message_visibility(
             QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay_seconds)
+
+    def delete(self, receipt_handles: list[str]) -> None:
+        """Delete handled messages, ten at a time (SQS's batch limit)."""
+        for start in range(0, len(receipt_handles), 10):
+            batch = receipt_handles[start:start + 10]
+            response = self.client.delete_message_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batch)])
+            if response.get("Failed"):
+                raise RuntimeError(f"could not delete {len(response['Failed'])} handled "
+                                   f"messages: {response['Failed'][0].get('Message', '')}")
 
 
 class S3Source:

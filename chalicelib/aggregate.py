@@ -18,7 +18,7 @@ from fractions import Fraction
 from itertools import compress
 from typing import Any
 
-from chalicelib.records import LogRecord, normalize_level
+from chalicelib.records import LogRecord, normalize_level, shown_endpoint
 from chalicelib.reference import MAX_SAMPLES, TOP_ENDPOINTS, iso_utc
 
 _append = list.append
@@ -27,6 +27,17 @@ _EXACT_INT = 2**53
 
 def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def in_range(value: datetime) -> bool:
+    """True if the instant exists in UTC (years 0001-9999), as the reference requires."""
+    if value.tzinfo is None:
+        return True
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _extremes(stamps: Sequence[datetime]) -> tuple[datetime, datetime]:
@@ -68,9 +79,17 @@ class Aggregator:
         return name
 
     def add(self, records: list[LogRecord]) -> bool:
-        """Add a batch of decoded records; False (and nothing added) if a level is invalid."""
+        """Add a batch of decoded records; False (and nothing added) if one is not valid.
+
+        msgspec checks everything but two rules: the level's spelling, and that the
+        timestamp exists in UTC. An instant outside UTC's range lies before or after every
+        other, so it is always the batch's first or last.
+        """
         if not records:
             return True
+        first, last = _extremes([r.timestamp for r in records])
+        if not (in_range(first) and in_range(last)):
+            return False
         levels = [r.level for r in records]
         level_counts = Counter(levels)
         error_forms = set()
@@ -96,7 +115,7 @@ class Aggregator:
             self._errors.update(compress(endpoints, map(error_forms.__contains__, levels)))
         self._status.update([r.status_code for r in records])
         self._users.update([r.user_id for r in records])
-        self._merge_extremes(*_extremes([r.timestamp for r in records]))
+        self._merge_extremes(first, last)
         return True
 
     def _merge_extremes(self, first: datetime, last: datetime) -> None:
@@ -139,7 +158,7 @@ class Aggregator:
             "status_codes": {str(code): c for code, c in sorted(self._status.items())},
             "top_endpoints": [
                 {
-                    "endpoint": e,
+                    "endpoint": shown_endpoint(e),
                     "count": totals[e].count,
                     "error_count": self._errors[e],
                     "avg_response_time_ms": round(totals[e].mean(), 3),

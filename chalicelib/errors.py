@@ -10,7 +10,8 @@ class PipelineError(Exception):
 class JobRejected(PipelineError):
     """The file cannot be processed at all; the job ends `failed` with this reason.
 
-    `code` is one of: too_large, not_found, unsupported_type, unreadable, changed.
+    `code` is one of: too_large, not_found, unsupported_type, unreadable, changed,
+    retries_exhausted (docs/spec.md, "Failure reasons").
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -36,3 +37,7 @@ class ConfigurationError(PipelineError):
 
 class BadMessage(PipelineError):
     """A queue message is not a job; it is retried and ends in the dead-letter queue."""
+
+
+class Deferred(PipelineError):
+    """A job cannot finish in this invocation through no fault of its file; it is handed on."""

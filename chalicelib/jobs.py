@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -41,15 +41,20 @@ class Job:
     version_id: str | None
     uploaded_at: str | None
     created_at: str
+    deferrals: int = 0  # times the job was handed to a fresh invocation (see Worker)
 
     def to_message(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
+
+    def deferred(self) -> Job:
+        return replace(self, deferrals=self.deferrals + 1)
 
     @classmethod
     def from_message(cls, body: str) -> Job:
         try:
             data = json.loads(body)
-            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+            return cls(**{f.name: data[f.name] for f in fields(cls)
+                          if f.name in data or f.default is MISSING})
         except (ValueError, TypeError, KeyError) as exc:
             raise BadMessage(f"not a job message: {body[:200]!r}") from exc
 

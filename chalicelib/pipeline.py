@@ -11,11 +11,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.errors import ConfigurationError, JobRejected
+from chalicelib.budget import Budget, JobBudget
+from chalicelib.errors import ConfigurationError, Deferred, JobRejected
 from chalicelib.jobs import Job, jobs_from_s3_event, unsupported_reason
 from chalicelib.results import (
+    FAILED,
+    MAX_ERROR_CHARS,
     QUEUED,
+    RETRIES_EXHAUSTED,
     completed_record,
+    epoch,
     failed_record,
     iso,
     processing_record,
@@ -28,6 +33,8 @@ log = logging.getLogger("chalicelib.pipeline")
 ASSUMED_GZIP_RATIO = 8
 TIME_SAFETY = 0.8
 MAX_RETRY_DELAY = 900
+MAX_RECEIVE_COUNT = 5  # receives before SQS moves a message to the dead-letter queue
+MAX_DEFERRALS = 10
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class Settings:
     worker_timeout_seconds: int = 300
     worker_min_bytes_per_second: int = 20_000_000
     retry_base_seconds: float = 1.0
+    max_receive_count: int = MAX_RECEIVE_COUNT
+    memory_mb: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -58,6 +67,9 @@ class Settings:
                 worker_min_bytes_per_second=int(env.get("WORKER_MIN_BYTES_PER_SECOND",
                                                         cls.worker_min_bytes_per_second)),
                 retry_base_seconds=float(env.get("RETRY_BASE_SECONDS", cls.retry_base_seconds)),
+                max_receive_count=int(env.get("MAX_RECEIVE_COUNT", cls.max_receive_count)),
+                memory_mb=int(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+                if env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") else None,
             )
         except ValueError as exc:
             raise ConfigurationError(f"invalid numeric setting: {exc}") from exc
@@ -86,7 +98,8 @@ class Settings:
 
 
 class JobStore(Protocol):
-    def create(self, record: dict[str, Any]) -> str | None: ...
+    def create(self, record: dict[str, Any]) -> dict[str, Any] | None: ...
+    def requeue(self, record: dict[str, Any], failed_at: str) -> bool: ...
     def reject(self, record: dict[str, Any]) -> bool: ...
     def claim(self, record: dict[str, Any], stale_before: str) -> bool: ...
     def finish(self, record: dict[str, Any]) -> bool: ...
@@ -96,6 +109,7 @@ class JobStore(Protocol):
 class JobQueue(Protocol):
     def send(self, job: Job) -> None: ...
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None: ...
+    def delete(self, receipt_handles: list[str]) -> None: ...
 
 
 class ObjectSource(Protocol):
@@ -127,8 +141,12 @@ class Trigger:
                 counts["rejected"] += 1
                 _event("job_rejected", job_id=job.job_id, key=job.key, reason=rejection.reason)
                 continue
-            existing = self.store.create(queued_record(job))
-            if existing is None or existing == QUEUED:
+            record = queued_record(job)
+            existing = self.store.create(record)
+            if (existing is not None and _uploaded_again(job, existing)
+                    and self.store.requeue(record, existing["completed_at"])):
+                existing = None
+            if existing is None or existing["status"] == QUEUED:
                 # A queued job may have lost its message to a crash: sending again is safe.
                 self.queue.send(job)
             if existing is None:
@@ -136,8 +154,23 @@ class Trigger:
                 _event("job_queued", job_id=job.job_id, key=job.key, size=job.size)
             else:
                 counts["duplicate"] += 1
-                _event("job_duplicate", job_id=job.job_id, key=job.key, status=existing)
+                _event("job_duplicate", job_id=job.job_id, key=job.key,
+                       status=existing["status"])
         return counts
+
+
+def _uploaded_again(job: Job, existing: dict[str, Any]) -> bool:
+    """True when the same bytes were uploaded again after the job failed.
+
+    A late copy of the first notification carries the first upload's time, which is
+    before the failure; an upload after the failure may succeed where it did not.
+    """
+    if existing.get("status") != FAILED or not existing.get("completed_at"):
+        return False
+    try:
+        return epoch(job.uploaded_at or "") > epoch(existing["completed_at"])
+    except ValueError:
+        return False
 
 
 def _discard(fetch: Future[Any]) -> None:
@@ -150,8 +183,21 @@ def _discard(fetch: Future[Any]) -> None:
         close()
 
 
+class BatchFailed(Exception):
+    """Some jobs of a batch failed: raised so that SQS keeps exactly their messages.
+
+    The worker deletes the messages it handled itself before raising, so a failed
+    neighbour never sends them round again, whether or not the event-source mapping
+    reports batch item failures.
+    """
+
+    def __init__(self, failures: list[str]) -> None:
+        super().__init__(f"{len(failures)} job(s) failed and will be retried: "
+                         + "; ".join(failures))
+
+
 class Worker:
-    """SQS batch -> one result record per job; failed messages are reported and retried."""
+    """SQS batch -> one result record per job; failed messages are retried, then dead-lettered."""
 
     def __init__(self, settings: Settings, store: JobStore, source: ObjectSource,
                  queue: JobQueue, clock: Callable[[], float] = time.time) -> None:
@@ -163,22 +209,36 @@ class Worker:
         self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch")
 
     def handle(self, event: dict[str, Any],
-               remaining_ms: Callable[[], int] | None = None) -> dict[str, list[dict[str, str]]]:
-        failures: list[dict[str, str]] = []
-        budget_ms = remaining_ms() if remaining_ms is not None else None
+               remaining_ms: Callable[[], int] | None = None) -> dict[str, list[Any]]:
+        budget = Budget(remaining_ms, self.settings.memory_mb)
+        handled: list[str] = []
+        failures: list[str] = []
         for record in event.get("Records") or []:
             try:
-                self.process(record, self._deadline(remaining_ms, budget_ms))
+                self.process(record, budget)
             except Exception as exc:  # noqa: BLE001 - every failure is retried by SQS
-                failures.append({"itemIdentifier": record.get("messageId", "")})
-                _event("job_error", message_id=record.get("messageId"),
-                       error=f"{type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
+                failures.append(f"{record.get('messageId', '')}: {error}"[:MAX_ERROR_CHARS])
+                _event("job_error", message_id=record.get("messageId"), error=error)
                 self._retry_later(record)
-        return {"batchItemFailures": failures}
+            else:
+                if record.get("receiptHandle"):
+                    handled.append(record["receiptHandle"])
+        if failures:
+            if handled:
+                self.queue.delete(list(dict.fromkeys(handled)))
+            raise BatchFailed(failures)
+        return {"batchItemFailures": []}
 
-    def process(self, record: dict[str, Any], check: Callable[[], None] | None = None) -> None:
+    def process(self, record: dict[str, Any], budget: Budget | None = None) -> None:
         job = Job.from_message(record.get("body", ""))
         attempts = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
+        limits = (budget or Budget(None, None)).job(job.size)
+        try:
+            limits.start()
+        except Deferred as deferred:
+            self._defer(job, deferred)
+            return
         started = self.clock()
         stale_before = iso(started - self.settings.worker_timeout_seconds)
         # The object is requested while the claim is written; it is read only once claimed.
@@ -193,40 +253,51 @@ class Worker:
             _event("job_skipped", job_id=job.job_id, why="ended or running elsewhere")
             return
         try:
-            chunks = fetch.result()
-            statistics = summarize_chunks(chunks, gzip_hint=is_gzip_name(job.key), check=check)
-            result = completed_record(job, statistics, started, self.clock(), attempts)
-        except JobRejected as rejection:
-            result = failed_record(job, rejection, started, self.clock(), attempts)
+            result = self._result(job, fetch, limits, started, attempts)
+            if not self.store.finish(result):
+                _event("job_skipped", job_id=job.job_id, why="completed elsewhere")
+                return
+        except Deferred as deferred:
+            self.store.release(job.job_id, f"Deferred: {deferred}")
+            self._defer(job, deferred)
+            return
         except Exception as exc:
-            self.store.release(job.job_id, f"{type(exc).__name__}: {exc}")
+            self._give_back(job, exc, started, attempts)
             raise
-        self.store.finish(result)
         _event("job_done", job_id=job.job_id, status=result["status"],
                lines=result["line_count"], ms=result["processing_time_ms"],
                reason=result.get("failure_reason"))
 
-    def _deadline(self, remaining_ms: Callable[[], int] | None,
-                  budget_ms: float | None) -> Callable[[], None] | None:
-        """A check that stops a job before the invocation runs out of time.
+    def _result(self, job: Job, fetch: Future[Any], limits: JobBudget, started: float,
+                attempts: int) -> dict[str, Any]:
+        try:
+            chunks = limits.counted(fetch.result())
+            statistics = summarize_chunks(chunks, gzip_hint=is_gzip_name(job.key),
+                                          check=limits.check)
+        except JobRejected as rejection:
+            return failed_record(job, rejection, started, self.clock(), attempts)
+        return completed_record(job, statistics, started, self.clock(), attempts)
 
-        A job that had (nearly) the whole invocation to itself and still ran out is too
-        large; one that started late in a batch is retried in a fresh invocation.
-        """
-        if remaining_ms is None or budget_ms is None:
-            return None
-        margin = max(500.0, budget_ms * 0.05)
-        had_whole_budget = remaining_ms() >= budget_ms * 0.9
+    def _give_back(self, job: Job, exc: Exception, started: float, attempts: int) -> None:
+        """Release the claim for the retry, or end the job if this was its last attempt."""
+        error = f"{type(exc).__name__}: {exc}"
+        if attempts < self.settings.max_receive_count:
+            self.store.release(job.job_id, error)
+            return
+        exhausted = JobRejected(RETRIES_EXHAUSTED, f"{attempts} attempts failed; the message "
+                                f"goes to the dead-letter queue. Last error: {error}"
+                                [:MAX_ERROR_CHARS])
+        try:
+            self.store.finish(failed_record(job, exhausted, started, self.clock(), attempts))
+        except Exception:  # noqa: BLE001 - the claim goes stale; a redrive takes it over
+            log.warning("could not record that job %s ran out of retries", job.job_id)
 
-        def check() -> None:
-            if remaining_ms() >= margin:
-                return
-            if had_whole_budget:
-                raise JobRejected(
-                    "too_large", f"processing did not finish within the worker's "
-                    f"{round(budget_ms / 1000)} s time limit")
-            raise TimeoutError("the invocation ran out of time; retrying in a fresh one")
-        return check
+    def _defer(self, job: Job, deferred: Deferred) -> None:
+        """Hand the job to a fresh invocation as a new message, with its own receive count."""
+        if job.deferrals >= MAX_DEFERRALS:
+            raise RuntimeError(f"deferred {job.deferrals} times already: {deferred}")
+        self.queue.send(job.deferred())
+        _event("job_deferred", job_id=job.job_id, why=str(deferred))
 
     def _retry_later(self, record: dict[str, Any]) -> None:
         receipt = record.get("receiptHandle")

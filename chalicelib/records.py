@@ -1,4 +1,4 @@
-"""What a valid log record is (see DESIGN.md), as a msgspec type for the fast path."""
+"""What a valid log record is (docs/spec.md), as a msgspec type for the fast path."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 
 MAX_LINE_BYTES = 1024 * 1024
+MAX_ENDPOINT_CHARS = 256  # of an endpoint name as shown in top_endpoints
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 _LEVEL_NAMES = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
                 "ERROR": "ERROR"}
@@ -41,3 +42,10 @@ def normalize_level(raw: str) -> str | None:
     if not raw.isascii():
         return None
     return _LEVEL_NAMES.get(raw.upper())
+
+
+def shown_endpoint(name: str) -> str:
+    """An endpoint's name in the record: cut to MAX_ENDPOINT_CHARS, the cut marked by '…'."""
+    if len(name) <= MAX_ENDPOINT_CHARS:
+        return name
+    return name[:MAX_ENDPOINT_CHARS - 1] + "…"

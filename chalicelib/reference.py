@@ -1,4 +1,4 @@
-"""The rules of DESIGN.md written plainly with the standard library.
+"""The rules of docs/spec.md written plainly with the standard library.
 
 This is the executable specification: the fast path (`chalicelib.scan`) must produce
 exactly the same statistics on every input, which the property tests check. It also
@@ -18,7 +18,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from chalicelib.records import MAX_LINE_BYTES
+from chalicelib.records import MAX_LINE_BYTES, shown_endpoint
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -36,7 +36,7 @@ REASON_UTF8 = "not valid UTF-8"
 REASON_JSON = "not valid JSON"
 REASON_OBJECT = "not a JSON object"
 FIELD_RULES = (
-    ("timestamp", "expected an RFC 3339 date-time string"),
+    ("timestamp", "expected an RFC 3339 date-time string, 0001-9999 in UTC"),
     ("level", "expected one of DEBUG, INFO, WARN, WARNING, ERROR"),
     ("endpoint", "expected a non-empty string"),
     ("response_time_ms", "expected a number >= 0"),
@@ -80,6 +80,7 @@ def parse_timestamp(value: str) -> datetime | None:
         parsed = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
         if round_up:
             parsed += timedelta(microseconds=1)
+        parsed.astimezone(UTC)  # the instant must exist in UTC, years 0001-9999
     except (ValueError, OverflowError):
         return None
     return parsed
@@ -230,7 +231,7 @@ def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
                          sorted(Counter(r["status_code"] for r in records).items())},
         "top_endpoints": [
             {
-                "endpoint": endpoint,
+                "endpoint": shown_endpoint(endpoint),
                 "count": len(values),
                 "error_count": errors[endpoint],
                 "avg_response_time_ms": round(mean(values), 3),

@@ -8,12 +8,12 @@ where the reference decides: malformed lines cost extra work only where they are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-from chalicelib.aggregate import Aggregator
+from chalicelib.aggregate import Aggregator, in_range
 from chalicelib.lines import TooLong
 from chalicelib.records import LogRecord
 from chalicelib.reference import REASON_TOO_LONG, classify_line, parse_timestamp
@@ -86,7 +86,7 @@ class _Scanner:
                 record = _from_reference(fields)
             valid.append(record)
         if not agg.add(valid):
-            raise AssertionError("a record checked line by line has an unknown level")
+            raise AssertionError("a record checked line by line was refused")
 
 
 def _decode_one(line: bytes, agg: Aggregator) -> LogRecord | None:
@@ -96,7 +96,8 @@ def _decode_one(line: bytes, agg: Aggregator) -> LogRecord | None:
         record = _decode(line)
     except _DECODE_ERRORS:
         return None
-    return record if agg.level_of(record.level) is not None else None
+    valid = agg.level_of(record.level) is not None and in_range(record.timestamp)
+    return record if valid else None
 
 
 def _from_reference(fields: dict[str, Any]) -> LogRecord:
@@ -111,13 +112,10 @@ def _from_reference(fields: dict[str, Any]) -> LogRecord:
     )
 
 
-def scan(blocks: Iterable[bytes | TooLong], agg: Aggregator | None = None,
-         check: Callable[[], None] | None = None) -> Aggregator:
-    """Aggregate every block; `check` runs between blocks (e.g. to enforce a deadline)."""
+def scan(blocks: Iterable[bytes | TooLong], agg: Aggregator | None = None) -> Aggregator:
+    """Aggregate every block."""
     scanner = _Scanner(agg if agg is not None else Aggregator())
     for item in blocks:
-        if check is not None:
-            check()
         if type(item) is TooLong:
             scanner.too_long()
         else:

@@ -18,9 +18,21 @@ def is_gzip_name(key: str) -> bool:
 
 def summarize_chunks(chunks: Iterable[bytes], *, gzip_hint: bool = False,
                      check: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Stream raw (possibly gzipped) chunks through decode, validation and aggregation."""
-    blocks = line_blocks(decoded_chunks(chunks, gzip_hint=gzip_hint))
-    return scan(blocks, check=check).result()
+    """Stream raw (possibly gzipped) chunks through decode, validation and aggregation.
+
+    `check` runs before every decoded chunk (at most 64 KiB of content): also while a
+    gzip bomb inflates or an over-long line is skipped, when no line block comes out.
+    """
+    content = decoded_chunks(chunks, gzip_hint=gzip_hint)
+    if check is not None:
+        content = _checked(content, check)
+    return scan(line_blocks(content)).result()
+
+
+def _checked(chunks: Iterable[bytes], check: Callable[[], None]) -> Iterator[bytes]:
+    for chunk in chunks:
+        check()
+        yield chunk
 
 
 def read_chunks(stream: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:

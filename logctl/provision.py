@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib.pipeline import MAX_RECEIVE_COUNT
 from logctl.alarms import ensure_alarms
 from logctl.hardening import (
     DEFAULT_RAW_LOG_DAYS,
@@ -29,7 +30,6 @@ from logctl.hardening import (
     harden_bucket,
 )
 from logctl.stage import (
-    MAX_RECEIVE_COUNT,
     VISIBILITY_FACTOR,
     Stage,
     StageError,

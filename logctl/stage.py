@@ -16,7 +16,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 LOCAL_STAGE = "local"
-MAX_RECEIVE_COUNT = 5
 VISIBILITY_FACTOR = 6
 RESULT_TTL_DAYS = 7
 

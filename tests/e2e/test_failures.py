@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.jobs import job_id_for
+from chalicelib.pipeline import MAX_RECEIVE_COUNT
 from logctl.generate import generate_lines
 from tests.e2e.conftest import (
     ROOT,
@@ -29,7 +30,6 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.e2e
 
 WORKER_TIMEOUT = 5
-MAX_RECEIVE_COUNT = 5
 LINES = 600_000
 
 

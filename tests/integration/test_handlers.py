@@ -13,6 +13,7 @@ from chalice.test import Client
 
 from chalicelib.adapters import from_item
 from chalicelib.jobs import job_id_for
+from chalicelib.pipeline import BatchFailed
 from chalicelib.summary import summarize_file
 from logctl.generate import write_log_file
 
@@ -158,16 +159,21 @@ def test_redelivered_message_does_not_overwrite_completed_result(app_module, s3,
     assert record(dynamodb, stage, job_id) == done
 
 
-def test_poison_message_is_reported_alone(app_module, s3, sqs, dynamodb, stage) -> None:
+def test_a_poison_message_fails_alone_and_its_handled_neighbour_is_deleted(
+        app_module, s3, sqs, dynamodb, stage) -> None:
     obj = upload(s3, stage, "logs/good.ndjson", b"\n".join(_lines(5)) + b"\n")
     with Client(app_module.app) as client:
         client.lambda_.invoke("trigger", s3_event(client, stage, obj))
         good = receive_jobs(sqs, stage)
         poison = dict(good[0], messageId="poison-1", body="not a job", receiptHandle="")
-        response = client.lambda_.invoke("worker", {"Records": [poison, *good]})
-    assert response.payload == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
+        with pytest.raises(BatchFailed, match="poison-1: BadMessage"):
+            client.lambda_.invoke("worker", {"Records": [poison, *good]})
     result = record(dynamodb, stage, job_id_for(stage.bucket, obj["key"], etag=obj["etag"]))
     assert result["status"] == "completed"
+    url = sqs.get_queue_url(QueueName=stage.jobs_queue)["QueueUrl"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"],
+            counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 
 
 def test_missing_object_fails_not_found(app_module, dynamodb, stage) -> None:

@@ -22,6 +22,7 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
+from chalicelib.pipeline import BatchFailed
 from logctl.provision import provision
 from logctl.stage import PROJECT_ROOT, load_stage
 
@@ -56,9 +57,10 @@ def to_permission(service: str, operation: str, params: dict[str, Any]) -> tuple
         action = "s3:GetObjectVersion" if operation == "GetObject" and params.get(
             "VersionId") else f"s3:{operation}"
         return action, f"arn:aws:s3:::{params['Bucket']}/{params.get('Key', '')}"
-    if service == "sqs":
+    if service == "sqs":  # a batch call needs the permission of its single form
         name = params.get("QueueName") or params["QueueUrl"].rsplit("/", 1)[-1]
-        return f"sqs:{operation}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+        return (f"sqs:{operation.removesuffix('Batch')}",
+                f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
     if service == "dynamodb":
         assert "TableName" in params, f"dynamodb:{operation} {params}"
         return (f"dynamodb:{operation}",
@@ -114,7 +116,8 @@ def _drive_every_path(app_module: Any, stage: Any) -> None:
         gone = json.loads(records[0]["body"]) | {"key": "logs/gone.ndjson", "job_id": "g" * 32,
                                                  "version_id": "v1"}
         records.append(dict(records[0], messageId="gone", body=json.dumps(gone)))
-        client.lambda_.invoke("worker", {"Records": records})
+        with pytest.raises(BatchFailed):  # the poison message; the others are deleted
+            client.lambda_.invoke("worker", {"Records": records})
         _fail_one_read(app_module, client, s3, sqs, stage, url, line)
 
 
@@ -133,9 +136,10 @@ def _fail_one_read(app_module: Any, client: Client, s3: Any, sqs: Any, stage: An
     message = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"][0]
     source, app_module.worker_logic.source = app_module.worker_logic.source, _Unreachable()
     try:
-        client.lambda_.invoke("worker", {"Records": [{
-            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"], "attributes": message["Attributes"]}]})
+        with pytest.raises(BatchFailed):
+            client.lambda_.invoke("worker", {"Records": [{
+                "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"], "attributes": message["Attributes"]}]})
     finally:
         app_module.worker_logic.source = source
 

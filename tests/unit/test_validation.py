@@ -29,7 +29,7 @@ FIELDS = {
     "status_code": "200",
     "user_id": '"u1"',
 }
-TS_RULE = "timestamp: expected an RFC 3339 date-time string"
+TS_RULE = "timestamp: expected an RFC 3339 date-time string, 0001-9999 in UTC"
 LEVEL_RULE = "level: expected one of DEBUG, INFO, WARN, WARNING, ERROR"
 ENDPOINT_RULE = "endpoint: expected a non-empty string"
 TIME_RULE = "response_time_ms: expected a number >= 0"

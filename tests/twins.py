@@ -1,0 +1,200 @@
+"""In-memory twins of the results store, the job queue and the object source.
+
+They keep the contracts of `chalicelib.adapters` (conditional writes, kept fields,
+messages with receive counts and visibility), so Trigger and Worker logic runs in unit
+tests without moto. `fail_next` makes the next call of a method raise, for fault tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.errors import JobRejected
+from chalicelib.jobs import Job
+from chalicelib.results import (
+    COMPLETED,
+    FAILED,
+    KEPT_FIELDS,
+    MAX_ERROR_CHARS,
+    PROCESSING,
+    QUEUED,
+    RETRIES_EXHAUSTED,
+)
+
+
+class Faults:
+    """Methods told to fail: name -> exceptions to raise, one per call, in order."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[Exception]] = {}
+
+    def fail_next(self, method: str, error: Exception | None = None) -> None:
+        self.pending.setdefault(method, []).append(error or ConnectionError(f"{method} failed"))
+
+    def maybe_fail(self, method: str) -> None:
+        errors = self.pending.get(method)
+        if errors:
+            raise errors.pop(0)
+
+
+class MemoryStore(Faults):
+    """ResultsStore's contract over a dict of records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, dict[str, Any]] = {}
+        self.writes: list[tuple[str, dict[str, Any]]] = []
+
+    def _put(self, method: str, record: dict[str, Any]) -> None:
+        self.items[record["job_id"]] = copy.deepcopy(record)
+        self.writes.append((method, copy.deepcopy(record)))
+
+    def _update(self, method: str, record: dict[str, Any]) -> None:
+        old = self.items.get(record["job_id"], {})
+        kept = {k: old[k] for k in KEPT_FIELDS if k in old}
+        self._put(method, {**old, **record, **kept})
+
+    def create(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        self.maybe_fail("create")
+        existing = self.items.get(record["job_id"])
+        if existing is not None:
+            return copy.deepcopy(existing)
+        self._put("create", record)
+        return None
+
+    def requeue(self, record: dict[str, Any], failed_at: str) -> bool:
+        self.maybe_fail("requeue")
+        old = self.items.get(record["job_id"])
+        if old is None or old["status"] != FAILED or old.get("completed_at") != failed_at:
+            return False
+        self._put("requeue", record)
+        return True
+
+    def claim(self, record: dict[str, Any], stale_before: str) -> bool:
+        self.maybe_fail("claim")
+        old = self.items.get(record["job_id"])
+        if old is not None and not (
+                old["status"] == QUEUED
+                or (old["status"] == PROCESSING and old["started_at"] < stale_before)
+                or (old["status"] == FAILED
+                    and str(old.get("failure_reason")).startswith(RETRIES_EXHAUSTED + ":"))):
+            return False
+        self._update("claim", record)
+        return True
+
+    def finish(self, record: dict[str, Any]) -> bool:
+        self.maybe_fail("finish")
+        old = self.items.get(record["job_id"])
+        if old is not None and old["status"] == COMPLETED:
+            return False
+        self._update("finish", record)
+        return True
+
+    def reject(self, record: dict[str, Any]) -> bool:
+        self.maybe_fail("reject")
+        if record["job_id"] in self.items:
+            return False
+        self._put("reject", record)
+        return True
+
+    def release(self, job_id: str, error: str) -> None:
+        old = self.items.get(job_id)
+        if self.pending.get("release"):
+            self.pending["release"].pop(0)
+            return  # ResultsStore.release swallows its errors
+        if old is not None and old["status"] == PROCESSING:
+            self._put("release", {**old, "status": QUEUED, "last_error": error[:MAX_ERROR_CHARS]})
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        item = self.items.get(job_id)
+        return copy.deepcopy(item) if item is not None else None
+
+
+@dataclass
+class Message:
+    message_id: str
+    body: str
+    receive_count: int = 0
+    visible_at: float = 0.0
+    receipt: str | None = None
+
+
+@dataclass
+class MemoryQueue(Faults):
+    """SqsJobQueue's contract plus what SQS does: receive counts, visibility, a DLQ."""
+
+    max_receive_count: int = 5
+    visibility_timeout: float = 60.0
+    now: float = 0.0
+    messages: dict[str, Message] = field(default_factory=dict)
+    dead: list[Message] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        Faults.__init__(self)
+
+    def send(self, job: Job) -> None:
+        self.maybe_fail("send")
+        self.send_body(job.to_message())
+
+    def send_body(self, body: str) -> str:
+        message_id = f"m{next(self._ids)}"
+        self.messages[message_id] = Message(message_id, body)
+        return message_id
+
+    def receive(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Visible messages as an SQS event's records; over-received ones go to the DLQ."""
+        records = []
+        for message in list(self.messages.values()):
+            if len(records) == limit:
+                break
+            if message.visible_at > self.now:
+                continue
+            if message.receive_count >= self.max_receive_count:
+                del self.messages[message.message_id]
+                self.dead.append(message)
+                continue
+            message.receive_count += 1
+            message.visible_at = self.now + self.visibility_timeout
+            message.receipt = f"{message.message_id}#{message.receive_count}"
+            records.append({"messageId": message.message_id, "receiptHandle": message.receipt,
+                            "body": message.body,
+                            "attributes": {"ApproximateReceiveCount": str(message.receive_count)}})
+        return records
+
+    def _by_receipt(self, receipt: str) -> Message | None:
+        message = self.messages.get(receipt.split("#", 1)[0])
+        return message if message is not None and message.receipt == receipt else None
+
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        self.maybe_fail("retry_later")
+        message = self._by_receipt(receipt_handle)
+        if message is not None:
+            message.visible_at = self.now + delay_seconds
+
+    def delete(self, receipt_handles: list[str]) -> None:
+        self.maybe_fail("delete")
+        for receipt in receipt_handles:
+            message = self._by_receipt(receipt)
+            if message is not None:
+                del self.messages[message.message_id]
+
+
+class MemorySource(Faults):
+    """Objects by (bucket, key): bytes, served in chunks; a missing one reads as not_found."""
+
+    def __init__(self, chunk_size: int = 64 * 1024) -> None:
+        super().__init__()
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.chunk_size = chunk_size
+
+    def open(self, job: Job) -> Iterator[bytes]:
+        self.maybe_fail("open")
+        data = self.objects.get((job.bucket, job.key))
+        if data is None:
+            raise JobRejected("not_found", f"s3://{job.bucket}/{job.key} no longer exists")
+        return iter([data[i:i + self.chunk_size] for i in range(0, len(data), self.chunk_size)])
