@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,8 +58,12 @@ class Runtime(BackgroundRuntime):
                     records.append(record)
         return records
 
+    def __init__(self, log_path: Path, *args: str, project: Path = ROOT) -> None:
+        super().__init__(log_path, *args, project=project)
+        self.stage_name = args[args.index("--stage") + 1] if "--stage" in args else "local"
+
     def stage(self) -> Stage:
-        return load_stage("local", endpoint_url=self.endpoint)
+        return load_stage(self.stage_name, endpoint_url=self.endpoint)
 
     @functools.cache  # noqa: B019 - one client per service for the runtime's short life
     def client(self, service: str) -> Any:
@@ -159,3 +164,15 @@ def stage_resources(runtime: Runtime, stage: Stage) -> list[str]:
     found += [f"log group {g['logGroupName']}" for g in runtime.client("logs").describe_log_groups(
         logGroupNamePrefix=f"/aws/lambda/{prefix}-")["logGroups"]]
     return found
+
+
+def project_copy(directory: Path) -> Path:
+    """A copy of the app to deploy, so deployment state stays out of the repository."""
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy(ROOT / name, directory / name)
+    shutil.copytree(ROOT / "chalicelib", directory / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (directory / ".chalice").mkdir()
+    for config in (ROOT / ".chalice").glob("*.json"):
+        shutil.copy(config, directory / ".chalice" / config.name)
+    return directory

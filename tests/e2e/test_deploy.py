@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from chalicelib.jobs import job_id_for
 from tests.e2e.conftest import (
     ROOT,
     Runtime,
+    project_copy,
     running,
     runtime_environment,
     stage_resources,
@@ -29,16 +29,7 @@ DEPLOY_TIMEOUT_SECONDS = 600
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the app to deploy, so deployment state stays out of the repository."""
-    copy = tmp_path_factory.mktemp("project")
-    for name in ("app.py", "requirements.txt"):
-        shutil.copy(ROOT / name, copy / name)
-    shutil.copytree(ROOT / "chalicelib", copy / "chalicelib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / ".chalice").mkdir()
-    for config in (ROOT / ".chalice").glob("*.json"):
-        shutil.copy(config, copy / ".chalice" / config.name)
-    return copy
+    return project_copy(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
