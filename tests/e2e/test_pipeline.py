@@ -126,7 +126,8 @@ def test_duplicate_notifications_make_one_job(runtime: Runtime, tmp_path: Path) 
         "s3": {"s3SchemaVersion": "1.0", "configurationId": "localruntime-trigger",
                "bucket": {"name": stage.bucket, "arn": f"arn:aws:s3:::{stage.bucket}"},
                "object": {"key": quote_plus(key, safe="/"), "size": path.stat().st_size,
-                          "eTag": response["ETag"].strip('"')}}}]}
+                          "eTag": response["ETag"].strip('"'),
+                          "versionId": response["VersionId"]}}}]}
     for _ in range(2):
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
     first = wait_for_final(runtime, job_id)
