@@ -105,9 +105,12 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 	$(MAKE) report
 
 # ---- worker benchmark -----------------------------------------------------------------
-.PHONY: bench
+.PHONY: bench bench-telemetry
 bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (throughput, peak RSS)
 	$(PYTHON) bench/bench_worker.py
+
+bench-telemetry: install ## what Powertools (Logger, EMF metrics) adds to cold start and per file
+	$(PYTHON) bench/bench_telemetry.py
 
 # ---- local runtime, deployment and teardown --------------------------------------------
 PORT ?=
