@@ -6,21 +6,28 @@ BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 STAMP := $(VENV)/.installed
 STAGE ?= local
-export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format clean
+.PHONY: help install lock test test-fast lint format clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv with runtime and development dependencies
+install: $(STAMP) ## create .venv with exactly the locked versions (requirements.lock)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.lock pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+		echo "Python 3.11 is needed (the Lambda runtime the functions run on); found $$($(PY) -V 2>&1)." >&2; \
+		echo "Install it (e.g. pyenv install 3.11) and run: make install PY=python3.11" >&2; exit 2; }
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+lock: ## re-resolve requirements.txt + requirements-dev.in into requirements.lock
+	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+		requirements.txt requirements-dev.in -o requirements.lock
 
 test: install ## lint, then run every test (unit, integration, end-to-end)
 	$(BIN)/ruff check .

@@ -16,7 +16,8 @@ from chalicelib.errors import Deferred, JobRejected
 MIN_MARGIN_MS = 500.0
 MARGIN_SHARE = 0.05  # of the invocation's time, kept back to write the result
 WHOLE_SHARE = 0.9  # a job that started with this share of the time left had it to itself
-PROJECT_AFTER_SHARE = 0.1  # the rate so far is trusted once this share of the time has passed
+PROJECT_AFTER_SHARE = 0.25  # the rate so far is trusted once this share of the time has passed
+PROJECT_SLACK = 1.5  # and a job ends early only if it needs this many times the time it has
 MEMORY_SHARE = 0.8  # of the function's memory size, the most a job may make the process hold
 # Reading the resident size takes ~11 µs: once per 16 checks (1 MiB of content) costs <0.5 %
 # of the time to process it, and 1 MiB of content cannot grow memory by the 20 % kept back.
@@ -86,7 +87,7 @@ class JobBudget:
         elapsed = self.started_ms - left
         if self.read and elapsed >= self.started_ms * PROJECT_AFTER_SHARE:
             needed = elapsed * self.size / self.read
-            if needed > self.started_ms - self.margin_ms:
+            if needed > PROJECT_SLACK * (self.started_ms - self.margin_ms):
                 rate = self.read / elapsed / 1000  # MB/s
                 self._out_of_time(f"at {rate:.2f} MB/s so far, the file needs about "
                                   f"{needed / 1000:.0f} s, more than")

@@ -10,6 +10,9 @@ import msgspec
 
 MAX_LINE_BYTES = 1024 * 1024
 MAX_ENDPOINT_CHARS = 256  # of an endpoint name as shown in top_endpoints
+# 31,700 years: beyond it a value is no response time, and every statistic over the values
+# stays within what a DynamoDB number holds (at most 9.99e125).
+MAX_RESPONSE_TIME_MS = 10**15
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 _LEVEL_NAMES = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
                 "ERROR": "ERROR"}
@@ -20,9 +23,8 @@ LEVEL_SPELLINGS = tuple("".join(letters) for name in _LEVEL_NAMES
                         for letters in product(*((c.upper(), c.lower()) for c in name)))
 Level = Literal[LEVEL_SPELLINGS]  # type: ignore[valid-type]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-# Larger integers fall back to the reference check (finite as a double) on the slow path.
-ResponseTime = (Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-                | Annotated[float, msgspec.Meta(ge=0)])
+ResponseTime = (Annotated[int, msgspec.Meta(ge=0, le=MAX_RESPONSE_TIME_MS)]
+                | Annotated[float, msgspec.Meta(ge=0, le=MAX_RESPONSE_TIME_MS)])
 StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)]
 
 

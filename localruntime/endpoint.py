@@ -1,5 +1,5 @@
-"""The AWS endpoint: moto's application, adjusted by `localruntime.motopatches`, served by
-`localruntime.httpserver`.
+"""The AWS endpoint: moto's application, adjusted by `localruntime.motofixes` (behaviour)
+and `localruntime.motospeed` (speed), served by `localruntime.httpserver`.
 
     python -m localruntime.endpoint [--host 127.0.0.1] [--port 4566]
 """
@@ -13,7 +13,7 @@ import sys
 import threading
 from types import FrameType
 
-from localruntime import motopatches
+from localruntime import motofixes, motoguard, motospeed
 from localruntime.gcpolicy import keep_full_collections_short
 
 
@@ -41,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     # CORS headers serve browsers; the clients here are SDKs, and the headers cost per request.
     os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
-    motopatches.apply()
+    try:
+        motoguard.check_version()
+        motospeed.apply()
+        motofixes.apply()
+    except motoguard.MotoMismatch as exc:
+        print(f"endpoint: {exc}", file=sys.stderr)
+        return 2
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -49,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    application = motopatches.serialized(DomainDispatcherApplication(create_backend_app))
+    application = motospeed.serialized(DomainDispatcherApplication(create_backend_app))
     try:
         server = HttpServer((args.host, args.port), application)
     except OSError as exc:

@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localruntime import motoguard
 from localruntime.console import Console
 from localruntime.dlqwatch import DeadLetterWatch
 from localruntime.gcpolicy import keep_full_collections_short
@@ -117,6 +118,10 @@ class Runtime:
 
     def start_endpoint(self) -> None:
         host, port = self.settings.host, self.settings.port
+        try:
+            motoguard.check_version()
+        except motoguard.MotoMismatch as exc:
+            raise RuntimeStartError(str(exc)) from exc
         if port_in_use(host, port):
             raise RuntimeStartError(
                 f"{host}:{port} is already in use (another local runtime, or LocalStack?): "

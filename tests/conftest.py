@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
+"""In-process moto answers as the endpoint does for a provisioned (TLS-only, versioned)
+bucket."""
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-# In-process moto answers as the endpoint does for a provisioned (TLS-only, versioned) bucket.
-from localruntime.motopatches import apply_in_process  # noqa: E402
+from localruntime.motofixes import apply_in_process
 
 apply_in_process()

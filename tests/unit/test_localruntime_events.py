@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from localruntime.events import batch_item_failures, s3_event, sqs_event
-from localruntime.motopatches import function_name_of, next_sequencer, normalise_filter_rule_names
+from localruntime.motofixes import function_name_of, next_sequencer, normalise_filter_rule_names
 from localruntime.settings import (
     RuntimeSettings,
     SettingsError,

@@ -176,7 +176,7 @@ def test_a_file_read_too_slowly_to_finish_fails_early_in_its_first_invocation() 
 
     record = p.record(job_id)
     assert record["status"] == "failed" and "MB/s so far" in record["failure_reason"]
-    assert clock.left > 200_000  # given up after about a tenth of the time, not at the end
+    assert clock.left > 200_000  # given up after about a quarter of the time, not at the end
 
 
 # 4. memory -------------------------------------------------------------------------------

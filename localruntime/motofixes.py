@@ -1,0 +1,188 @@
+"""Behaviour fixes: where moto differs from AWS in a way the pipeline can see.
+
+- S3 accepts notification filter rule names in any case (`Prefix`, as Chalice sends them);
+  moto asserts lower case and answers 500.
+- S3 events carry `versionId` (versioned buckets) and a `sequencer`, and keys encoded as
+  S3 encodes them (`+` for a space), as AWS sends them.
+- Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
+- A bucket policy's `Bool` conditions (`aws:SecureTransport`) are evaluated; moto would
+  deny every request under the TLS-only policy provisioning sets. The endpoint serves
+  plain HTTP on loopback only: its requests count as TLS (AWS would refuse them).
+- moto never runs a Lambda function: S3 notifications that target a function and SQS
+  event source mappings are recorded but invoke nothing (moto would invoke through
+  Docker, inside SendMessage). The local runtime runs the handlers itself.
+
+Each fix is a function of its own over moto's: written as the change moto itself needs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import quote_plus
+
+from localruntime.motoguard import replaced
+
+_FILTER_RULE_NAME = re.compile(r"<Name>\s*(prefix|suffix)\s*</Name>", re.IGNORECASE)
+_sequence = itertools.count()
+
+
+def normalise_filter_rule_names(body: str | bytes) -> str | bytes:
+    """Lower-case `<Name>Prefix</Name>` / `<Name>Suffix</Name>` in a notification configuration."""
+    if isinstance(body, bytes):
+        text = body.decode("utf-8")
+        return _FILTER_RULE_NAME.sub(lambda m: f"<Name>{m.group(1).lower()}</Name>", text).encode()
+    return _FILTER_RULE_NAME.sub(lambda m: f"<Name>{m.group(1).lower()}</Name>", body)
+
+
+def next_sequencer() -> str:
+    """A hex string that sorts after every earlier one, like S3's `sequencer`."""
+    return f"{time.time_ns():016X}{next(_sequence) % 0x10000:04X}"
+
+
+def function_name_of(name_or_arn: str) -> str:
+    """`name` from `name`, `arn:...:function:name` or `arn:...:function:name:qualifier`."""
+    if ":function:" in name_or_arn:
+        return name_or_arn.split(":function:", 1)[1].split(":", 1)[0]
+    return name_or_arn
+
+
+def _fix_notification_filters() -> None:
+    from moto.s3.responses import S3Response
+
+    original = replaced(S3Response, "_notification_config_from_body", ("self",))
+
+    def notification_config_from_body(self: Any) -> dict[str, Any]:
+        if self.body:
+            self.body = normalise_filter_rule_names(self.body)
+        return original(self)
+
+    S3Response._notification_config_from_body = notification_config_from_body
+
+
+def _fix_s3_event_shape() -> None:
+    from moto.s3 import notifications
+
+    original = replaced(notifications, "_get_s3_event",
+                        ("event_name", "bucket", "key", "notification_id"))
+
+    def get_s3_event(event_name: str, bucket: Any, key: Any,
+                     notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        s3_object = event["Records"][0]["s3"]["object"]
+        s3_object["key"] = quote_plus(key.name, safe="/")
+        version_id = getattr(key, "version_id", None)
+        if version_id and version_id != "null":
+            s3_object["versionId"] = version_id
+        s3_object["sequencer"] = next_sequencer()
+        return event
+
+    notifications._get_s3_event = get_s3_event
+
+
+def _fix_lambda_invocations() -> None:
+    from moto.awslambda.models import LambdaBackend
+    from moto.s3 import notifications
+    from moto.sqs.models import sqs_backends
+
+    replaced(notifications, "_invoke_awslambda",
+             ("account_id", "event_body", "fn_arn", "region_name"))
+
+    def invoke_nothing(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        return None
+
+    notifications._invoke_awslambda = invoke_nothing
+
+    original_create = replaced(LambdaBackend, "create_event_source_mapping", ("self", "spec"))
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        esm = original_create(self, spec)
+        for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+            queue.lambda_event_source_mappings.pop(esm.function_arn, None)
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+    original_list = replaced(LambdaBackend, "list_event_source_mappings",
+                             ("self", "event_source_arn", "function_name"))
+
+    def list_event_source_mappings(self: Any, event_source_arn: str,
+                                   function_name: str) -> list[Any]:
+        mappings = original_list(self, event_source_arn, None)
+        if not function_name:
+            return list(mappings)
+        wanted = function_name_of(function_name)
+        return [m for m in mappings if function_name_of(m.function_arn) == wanted]
+
+    LambdaBackend.list_event_source_mappings = list_event_source_mappings
+
+
+REQUEST_CONTEXT = {"aws:securetransport": "true"}
+
+
+def statement_applies(statement: dict[str, Any], context: dict[str, str]) -> bool:
+    """Whether a policy statement's `Bool` conditions hold for the request's context keys
+    (lower-case); other operators are left to moto."""
+    for key, expected in statement.get("Condition", {}).get("Bool", {}).items():
+        values = expected if isinstance(expected, list) else [expected]
+        actual = context.get(key.lower())
+        if actual is None or actual not in {str(v).lower() for v in values}:
+            return False
+    return True
+
+
+def _fix_bucket_policy_conditions() -> None:
+    """moto treats a condition it cannot evaluate as met, and a condition not met as a
+    denial: the statements whose `Bool` conditions do not hold are set aside first."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    replaced(FakeBucket, "get_permission", ("self", "action", "resource"))
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy.decode())
+        statements = document.get("Statement", [])
+        if isinstance(statements, dict):
+            statements = [statements]
+        kept = []
+        for statement in statements:
+            if not statement_applies(statement, REQUEST_CONTEXT):
+                continue
+            statement = dict(statement)
+            condition = {k: v for k, v in statement.pop("Condition", {}).items() if k != "Bool"}
+            if condition:
+                statement["Condition"] = condition
+            kept.append(statement)
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(
+            action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
+_applied_in_process = False
+
+
+def apply_in_process() -> None:
+    """The fixes in-process moto (tests) needs to answer as AWS does for a provisioned
+    stage: the TLS-only bucket policy, versioned buckets' events carrying versionId.
+    Applied once per process."""
+    global _applied_in_process
+    if _applied_in_process:
+        return
+    _applied_in_process = True
+    _fix_bucket_policy_conditions()
+    _fix_s3_event_shape()
+
+
+def apply() -> None:
+    _fix_notification_filters()
+    _fix_s3_event_shape()
+    _fix_lambda_invocations()
+    _fix_bucket_policy_conditions()
