@@ -52,7 +52,8 @@ def upload(runtime: Runtime, key: str, lines: int = 20) -> str:
         b'"response_time_ms":%d,"status_code":200,"user_id":"u%d"}\n' % (i % 10, i, i)
         for i in range(lines))
     response = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key, Body=body)
-    return job_id_for(stage.bucket, key, etag=response["ETag"])
+    return job_id_for(stage.bucket, key, etag=response["ETag"],
+                      version_id=response.get("VersionId"))
 
 
 def reloads(runtime: Runtime) -> int:

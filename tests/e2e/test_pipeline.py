@@ -158,7 +158,8 @@ def test_non_log_objects_and_other_prefixes(runtime: Runtime, tmp_path: Path) ->
     record = wait_for_final(runtime, rejected_id)
     assert record["status"] == "failed"
     assert record["failure_reason"].startswith("unsupported_type")
-    outside_id = job_id_for(stage.bucket, "other/x.ndjson", etag=outside["ETag"])
+    outside_id = job_id_for(stage.bucket, "other/x.ndjson", etag=outside["ETag"],
+                            version_id=outside.get("VersionId"))
     assert runtime.client("dynamodb").get_item(
         TableName=stage.results_table, Key={"job_id": {"S": outside_id}}).get("Item") is None
 
