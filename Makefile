@@ -43,8 +43,8 @@ format: install ## ruff --fix and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean: ## remove caches, generated data and results
-	rm -rf .pytest_cache .ruff_cache .hypothesis .bench-cache demo-data
+clean: ## remove caches, generated data and raw measurements (results/raw/; results/*.json.gz stay)
+	rm -rf .pytest_cache .ruff_cache .hypothesis .bench-cache demo-data results/raw
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 # ---- operate: generate, upload, results, dead-letter queue -----------------------------
@@ -85,23 +85,29 @@ LOCUST := $(BIN)/locust
 RUNTIME_ARGS ?=
 LOCUST_COMMON := --headless --sizes $(SIZES) --stop-timeout 30 --csv {output_stem}-locust
 WITH_RUNTIME = $(PYTHON) -m loadtest.runtime --runtime-args "$(RUNTIME_ARGS)"
+COMPACT := $(PYTHON) -m analysis.compact
 .PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report full-analysis
 
 loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000
 	$(WITH_RUNTIME) --kind load -- $(LOCUST) -f loadtest/upload.py --pace $(PACE) \
 		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
+	$(COMPACT)
 
 concurrency-sweep: install ## throughput vs users: STEPS=1,2,4,8,16,32 STEP_SECONDS=20 SIZES=1000
 	$(WITH_RUNTIME) --kind sweep -- $(LOCUST) -f loadtest/sweep.py \
 		$(LOCUST_COMMON) --steps $(STEPS) --step-seconds $(STEP_SECONDS)
+	$(COMPACT)
 
 run-tests-local: install ## the seed's protocol (2 warm-up, 10 x 100/500/1000 lines) on a local runtime
 	$(WITH_RUNTIME) --kind protocol -- $(PYTHON) -m loadtest.protocol --stage local
+	$(COMPACT)
 
 run-tests-aws: install ## the same protocol against the deployed `aws` stage (needs credentials)
 	$(PYTHON) -m loadtest.protocol --stage aws
+	$(COMPACT)
 
-report: install ## docs/report.md and docs/charts/*.png from the CSVs in results/
+report: install ## compact new raw runs into results/, then docs/report.md and docs/charts/*.png
+	$(COMPACT)
 	$(PYTHON) -m analysis --results results --docs docs --readme README.md
 
 full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if available, then report
@@ -130,8 +136,8 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all bench-e2e
 
-local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...), no Docker; Ctrl-C stops
-	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS)
+local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...; upload/results follow it); Ctrl-C stops
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS) --endpoint-file
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo

@@ -1,6 +1,8 @@
-"""Build docs/report.md and docs/charts/*.png from the raw CSVs in results/.
+"""Build docs/report.md and docs/charts/*.png from the runs in results/.
 
     python -m analysis [--results results] [--docs docs]
+
+`--results` holds compact runs (`<run>.json.gz`, see `analysis.compact`) or raw CSVs.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ import sys
 from pathlib import Path
 
 from analysis.charts import draw_all
-from analysis.dataset import DatasetError, latest_runs, runs_of
+from analysis.dataset import LOAD_HISTORY_RUNS, DatasetError, latest_runs, runs_of
 from analysis.report import readme_summary, render, summary_rows, update_readme
 from analysis.series import build
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default="results", help="directory of raw CSVs")
+    parser.add_argument("--results", default="results", help="directory of runs (compact or raw)")
     parser.add_argument("--docs", default="docs", help="where report.md and charts/ go")
     parser.add_argument("--readme", default="",
                         help="also refresh the figures between the report markers in this file")
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         runs = latest_runs(results)
-        history = tuple(runs_of(results, "load", "local"))
+        history = tuple(runs_of(results, "load", "local")[-LOAD_HISTORY_RUNS:])
     except (DatasetError, OSError, ValueError) as exc:
         print(f"analysis: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import cost, stats
+from analysis.dataset import LOAD_HISTORY_RUNS
 from analysis.seed import SEED_HOST, SEED_POLL_INTERVAL_MS, SEED_PROTOCOL
 from analysis.series import (
     TARGET_LINES,
@@ -115,15 +116,15 @@ def _load_history(comparison: Comparison) -> list[str]:
             continue
         check = run.host.get("cpu_check_seconds")
         pace = run.host.get("pace_seconds")
-        rows.append([f"`{run.path.stem}`", str(run.users),
+        rows.append([f"`{run.name}`", str(run.users),
                      f"{pace:g} s" if isinstance(pace, (int, float)) else "not recorded",
                      f"{check:.3f} s" if isinstance(check, (int, float)) else "not recorded",
                      f"{stats.wall_throughput(samples):.1f}",
                      ms(stats.percentile(ok, 50)), ms(stats.percentile(ok, 99)),
                      f"{sum(1 for s in samples if not s.ok)} of {len(samples)}"])
-    return ["Every local load run kept in `results/` (the targets above are judged on the "
-            "newest). The CPU check is a timed Python loop: the machine is shared, and a slow "
-            "check means a slow machine at the time.", "",
+    return [f"The local load runs kept in `results/` (at most the newest {LOAD_HISTORY_RUNS}; "
+            "the targets above are judged on the newest). The CPU check is a timed Python "
+            "loop: the machine is shared, and a slow check means a slow machine at the time.", "",
             table(["run", "users", "pace", "CPU check", "files/s", "P50", "P99", "failed"],
                   rows), ""]
 
@@ -244,7 +245,7 @@ def _invocation_table(comparison: Comparison) -> list[str]:
             calls = run.invocations_of(function)
             durations = [i.duration_ms for i in calls]
             files = sum(i.batch_size for i in calls)
-            rows.append([f"`{run.path.name}`", function, str(len(calls)),
+            rows.append([f"`{run.name}`", function, str(len(calls)),
                          f"{files / len(calls):.2f}", ms(sum(durations) / len(durations)),
                          ms(stats.percentile(durations, 50)), ms(stats.percentile(durations, 99)),
                          str(sum(1 for i in calls if i.cold_start)),
@@ -325,7 +326,7 @@ def _concurrency_section(comparison: Comparison) -> list[str]:
              ms(p.p99)] for p in points]
     best = max(points, key=lambda p: p.throughput)
     sizes = sorted({s.lines for s in comparison.sweep.samples})
-    return [f"Run `{comparison.sweep.path.name}`; file sizes {', '.join(map(str, sizes))} lines. "
+    return [f"Run `{comparison.sweep.name}`; file sizes {', '.join(map(str, sizes))} lines. "
             "Each step's throughput is its completed files over the step's window "
             "(first upload to last result).", "",
             table(["users", "files", "failed", "files/s", "P50", "P99"], rows), "",
@@ -402,7 +403,7 @@ def _aws_section(comparison: Comparison) -> list[str]:
 
 
 def _host_lines(comparison: Comparison) -> list[str]:
-    hosts = [(run.path.name, run.host) for run in comparison.runs.values() if run.host]
+    hosts = [(run.name, run.host) for run in comparison.runs.values() if run.host]
     current = describe_host()
     host: dict[str, Any] = hosts[-1][1] if hosts else current
     out = [f"- Machine: {host.get('cpu_model')}, {host.get('cores')} cores "
@@ -436,7 +437,7 @@ def render(comparison: Comparison, charts_rel: str = "charts",
     backoff = Backoff()
     out = ["# Performance report: the log pipeline on Chalice", "",
            f"Generated {now:%Y-%m-%d %H:%M} UTC by `make report` (`python -m analysis`) from the "
-           "raw CSVs in `results/`; regenerate it, do not edit it.", ""]
+           "runs kept in `results/`; regenerate it, do not edit it.", ""]
     out += _targets_section(checks, comparison)
     out += ["## 1. Set-up", ""]
     out += _host_lines(comparison)
@@ -504,7 +505,9 @@ def render(comparison: Comparison, charts_rel: str = "charts",
             "- The seed's figures come from its report (another machine, LocalStack in "
             "Docker, Go Lambdas); ratios compare published numbers with ours, not runs on one "
             "machine.", "",
-            "## Raw data", ""]
+            "## Data", "",
+            "Compact runs in `results/` (`python -m analysis.compact` writes them from the raw "
+            "files in `results/raw/`, which git ignores):", ""]
     out += [f"- `{run.path.name}`: {len(run.samples)} rows ({run.kind}, {run.env})"
             for run in comparison.runs.values()] or ["- none"]
     return "\n".join(out) + "\n"

@@ -76,7 +76,7 @@ def _series(name: str, run: Run, samples: list[Sample] | None = None) -> Series:
     chosen = samples if samples is not None else run.measured
     return Series(name=name, env=run.env, kind=run.kind, samples=tuple(chosen),
                   warmups=tuple(s for s in run.samples if not s.measured),
-                  source=run.path.name)
+                  source=run.name)
 
 
 def build(runs: dict[tuple[str, str], Run], load_history: tuple[Run, ...] = ()) -> Comparison:

@@ -8,7 +8,7 @@ end. Files are uploaded one after another, and each job's record is polled with 
 the way the load test polls it (`loadtest.probe`: around the time recent files took,
 backing off after that) until it is completed. Prints
 P50/P95/P99/mean and where the time goes (from the record's uploaded_at / created_at /
-started_at / completed_at), and writes every measurement to results/bench_e2e.csv.
+started_at / completed_at), and writes every measurement to results/raw/bench_e2e.csv.
 """
 
 from __future__ import annotations
@@ -153,14 +153,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python bench/bench_e2e.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--endpoint", default=None,
                         help="a running local runtime (default: start one on a free port)")
-    parser.add_argument("--out", default=str(ROOT / "results" / "bench_e2e.csv"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "raw" / "bench_e2e.csv"))
     args = parser.parse_args(argv)
     if args.files < 1 or args.lines < 1 or args.warmup < 0:
         parser.error("--files and --lines must be at least 1, --warmup at least 0")

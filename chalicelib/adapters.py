@@ -14,14 +14,11 @@ from typing import Any
 from chalicelib.errors import JobRejected
 from chalicelib.jobs import Job
 from chalicelib.results import (
-    COMPLETED,
-    FAILED,
     KEPT_FIELDS,
     MAX_ERROR_CHARS,
-    PROCESSING,
-    QUEUED,
     RETRIES_EXHAUSTED,
 )
+from chalicelib.schema import Status
 
 log = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
@@ -136,7 +133,7 @@ class ResultsStore:
     def requeue(self, record: dict[str, Any], failed_at: str) -> bool:
         """Replace a failed record (completed at `failed_at`) with a new queued one."""
         return self._write(record, "#status = :failed AND completed_at = :failed_at",
-                           {":failed": FAILED, ":failed_at": failed_at}, replace=True)
+                           {":failed": Status.FAILED, ":failed_at": failed_at}, replace=True)
 
     def claim(self, record: dict[str, Any], stale_before: str) -> bool:
         """Write the `processing` record. False when the job ended, or runs elsewhere now.
@@ -150,14 +147,14 @@ class ResultsStore:
             "attribute_not_exists(job_id) OR #status = :queued "
             "OR (#status = :processing AND started_at < :stale) "
             "OR (#status = :failed AND begins_with(failure_reason, :exhausted))",
-            {":queued": QUEUED, ":processing": PROCESSING, ":stale": stale_before,
-             ":failed": FAILED, ":exhausted": RETRIES_EXHAUSTED + ":"},
+            {":queued": Status.QUEUED, ":processing": Status.PROCESSING, ":stale": stale_before,
+             ":failed": Status.FAILED, ":exhausted": RETRIES_EXHAUSTED + ":"},
         )
 
     def finish(self, record: dict[str, Any]) -> bool:
         """Store the final record unless a completed one is already there."""
         return self._write(record, "attribute_not_exists(job_id) OR #status <> :completed",
-                           {":completed": COMPLETED})
+                           {":completed": Status.COMPLETED})
 
     def reject(self, record: dict[str, Any]) -> bool:
         """Store a record for a file refused up front, unless the job already exists."""
@@ -173,8 +170,8 @@ class ResultsStore:
                 ConditionExpression="#s = :processing",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":e": {"S": error[:MAX_ERROR_CHARS]},
-                                           ":queued": {"S": QUEUED},
-                                           ":processing": {"S": PROCESSING}},
+                                           ":queued": {"S": Status.QUEUED},
+                                           ":processing": {"S": Status.PROCESSING}},
             )
         except Exception:  # noqa: BLE001 - the claim then goes stale, which also frees it
             log.warning("could not release job %s", job_id)

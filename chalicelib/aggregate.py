@@ -20,6 +20,7 @@ from typing import Any
 
 from chalicelib.records import LogRecord, normalize_level, shown_endpoint
 from chalicelib.reference import MAX_SAMPLES, TOP_ENDPOINTS, iso_utc
+from chalicelib.schema import Statistics
 
 _append = list.append
 _EXACT_INT = 2**53
@@ -129,7 +130,7 @@ class Aggregator:
             self._first = min(_as_utc(self._first), _as_utc(first))
             self._last = max(_as_utc(self._last), _as_utc(last))
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> Statistics:
         levels: Counter[str] = Counter()
         for raw, count in self._levels.items():
             levels[self._level_names[raw]] += count

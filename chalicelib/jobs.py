@@ -70,7 +70,9 @@ def jobs_from_s3_event(event: dict[str, Any], created_at: str) -> list[Job]:
         obj = s3["object"]
         key = unquote_plus(obj["key"])
         etag = obj.get("eTag") or obj.get("etag")
-        version_id = obj.get("versionId") or None
+        version_id = obj.get("versionId")
+        if version_id == "null":  # an object put while versioning was off or suspended
+            version_id = None
         jobs.append(Job(
             job_id=job_id_for(bucket, key, etag=etag, version_id=version_id),
             bucket=bucket,

@@ -15,9 +15,7 @@ from chalicelib.budget import Budget, JobBudget
 from chalicelib.errors import ConfigurationError, Deferred, JobRejected
 from chalicelib.jobs import Job, jobs_from_s3_event, unsupported_reason
 from chalicelib.results import (
-    FAILED,
     MAX_ERROR_CHARS,
-    QUEUED,
     RETRIES_EXHAUSTED,
     completed_record,
     epoch,
@@ -27,6 +25,7 @@ from chalicelib.results import (
     queued_record,
     rejected_record,
 )
+from chalicelib.schema import Status
 from chalicelib.summary import is_gzip_name, summarize_chunks
 
 log = logging.getLogger("chalicelib.pipeline")
@@ -146,7 +145,7 @@ class Trigger:
             if (existing is not None and _uploaded_again(job, existing)
                     and self.store.requeue(record, existing["completed_at"])):
                 existing = None
-            if existing is None or existing["status"] == QUEUED:
+            if existing is None or existing["status"] == Status.QUEUED:
                 # A queued job may have lost its message to a crash: sending again is safe.
                 self.queue.send(job)
             if existing is None:
@@ -165,7 +164,7 @@ def _uploaded_again(job: Job, existing: dict[str, Any]) -> bool:
     A late copy of the first notification carries the first upload's time, which is
     before the failure; an upload after the failure may succeed where it did not.
     """
-    if existing.get("status") != FAILED or not existing.get("completed_at"):
+    if existing.get("status") != Status.FAILED or not existing.get("completed_at"):
         return False
     try:
         return epoch(job.uploaded_at or "") > epoch(existing["completed_at"])

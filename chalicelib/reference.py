@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from chalicelib.records import MAX_LINE_BYTES, MAX_RESPONSE_TIME_MS, shown_endpoint
+from chalicelib.schema import Statistics
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -166,7 +167,7 @@ def nearest_rank(sorted_values: list[Any], p: int) -> Any:
     return sorted_values[(p * len(sorted_values) + 99) // 100 - 1]
 
 
-def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> dict[str, Any]:
+def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> Statistics:
     """Statistics of a whole file held in memory: simple, slow, obviously correct."""
     if gzip_hint or data.startswith(GZIP_MAGIC):
         data = gzip.decompress(data)
@@ -194,7 +195,7 @@ def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> dict[str, Any]:
 
 
 def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
-                records: list[dict[str, Any]]) -> dict[str, Any]:
+                records: list[dict[str, Any]]) -> Statistics:
     levels = Counter(_LEVELS[r["level"].upper()] for r in records)
     times = [r["response_time_ms"] for r in records]
     ordered = sorted(times)

@@ -7,21 +7,13 @@ from typing import Any
 
 from chalicelib.errors import JobRejected
 from chalicelib.jobs import Job
+from chalicelib.schema import Statistics, Status, empty_statistics
 
 TTL_SECONDS = 7 * 24 * 3600
 MAX_ITEM_BYTES = 350_000  # DynamoDB's item limit is 400 KB
-QUEUED, PROCESSING, COMPLETED, FAILED = "queued", "processing", "completed", "failed"
 RETRIES_EXHAUSTED = "retries_exhausted"  # the failure code of a job whose retries ran out
 KEPT_FIELDS = ("created_at",)  # an update of a record never changes these
 MAX_ERROR_CHARS = 1000
-EMPTY_STATISTICS: dict[str, Any] = {
-    "line_count": 0, "malformed_count": 0, "malformed_samples": [],
-    "info_count": 0, "warn_count": 0, "error_count": 0, "debug_count": 0,
-    "avg_response_time_ms": None, "max_response_time_ms": None,
-    "p50_response_time_ms": None, "p95_response_time_ms": None, "p99_response_time_ms": None,
-    "unique_users": 0, "unique_endpoints": 0, "status_codes": {}, "top_endpoints": [],
-    "first_timestamp": None, "last_timestamp": None,
-}
 
 
 def iso(moment: float) -> str:
@@ -49,28 +41,29 @@ def _base(job: Job, status: str, written: float) -> dict[str, Any]:
 
 
 def queued_record(job: Job) -> dict[str, Any]:
-    return _base(job, QUEUED, epoch(job.created_at))
+    return _base(job, Status.QUEUED, epoch(job.created_at))
 
 
 def processing_record(job: Job, started: float, attempts: int) -> dict[str, Any]:
-    return {**_base(job, PROCESSING, started), "started_at": iso(started), "attempts": attempts}
+    return {**_base(job, Status.PROCESSING, started), "started_at": iso(started),
+            "attempts": attempts}
 
 
 def rejected_record(job: Job, rejection: JobRejected, now: float) -> dict[str, Any]:
     """A file refused before processing (by the trigger)."""
-    return {**_base(job, FAILED, now), **EMPTY_STATISTICS, "failure_reason": rejection.reason,
-            "processing_time_ms": 0, "completed_at": iso(now)}
+    return {**_base(job, Status.FAILED, now), **empty_statistics(),
+            "failure_reason": rejection.reason, "processing_time_ms": 0, "completed_at": iso(now)}
 
 
-def completed_record(job: Job, statistics: dict[str, Any], started: float, finished: float,
+def completed_record(job: Job, statistics: Statistics, started: float, finished: float,
                      attempts: int) -> dict[str, Any]:
-    return bounded({**_final(job, COMPLETED, started, finished, attempts), **statistics,
+    return bounded({**_final(job, Status.COMPLETED, started, finished, attempts), **statistics,
                     "failure_reason": None})
 
 
 def failed_record(job: Job, rejection: JobRejected, started: float, finished: float,
                   attempts: int) -> dict[str, Any]:
-    return {**_final(job, FAILED, started, finished, attempts), **EMPTY_STATISTICS,
+    return {**_final(job, Status.FAILED, started, finished, attempts), **empty_statistics(),
             "failure_reason": rejection.reason}
 
 
@@ -101,6 +94,6 @@ def bounded(record: dict[str, Any]) -> dict[str, Any]:
     size = item_bytes(record)
     if size <= MAX_ITEM_BYTES:
         return record
-    return {**record, **EMPTY_STATISTICS, "status": FAILED,
+    return {**record, **empty_statistics(), "status": Status.FAILED,
             "failure_reason": f"too_large: the result record would take {size} bytes, over "
                               f"the {MAX_ITEM_BYTES}-byte limit for one item"}

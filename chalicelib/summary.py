@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from chalicelib.lines import decoded_chunks, line_blocks
 from chalicelib.scan import scan
+from chalicelib.schema import Statistics
 
 READ_SIZE = 64 * 1024
 
@@ -17,7 +18,7 @@ def is_gzip_name(key: str) -> bool:
 
 
 def summarize_chunks(chunks: Iterable[bytes], *, gzip_hint: bool = False,
-                     check: Callable[[], None] | None = None) -> dict[str, Any]:
+                     check: Callable[[], None] | None = None) -> Statistics:
     """Stream raw (possibly gzipped) chunks through decode, validation and aggregation.
 
     `check` runs before every decoded chunk (at most 64 KiB of content): also while a
@@ -40,7 +41,7 @@ def read_chunks(stream: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
         yield chunk
 
 
-def summarize_file(path: str | Path) -> dict[str, Any]:
+def summarize_file(path: str | Path) -> Statistics:
     path = Path(path)
     with path.open("rb") as f:
         return summarize_chunks(read_chunks(f), gzip_hint=is_gzip_name(path.name))

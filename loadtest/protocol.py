@@ -5,7 +5,7 @@
 
 Same protocol as the Go pipeline's report (2 warm-up files, 10 iterations x 100/500/1000
 lines, sequential), measured with the same probe as the Locust run. One CSV row per file
-goes to `results/protocol-<stage>-<UTC stamp>.csv` (or `-o`), with a `.host.json` beside it.
+goes to `results/raw/protocol-<stage>-<UTC stamp>.csv` (or `-o`), with a `.host.json` beside it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from loadtest.itemsize import item_size
 from loadtest.payloads import DEFAULT_SIZES, Payload, SizeSpecError, build_payloads, parse_sizes
 from loadtest.preflight import TargetError, check_target
 from loadtest.probe import Measurement, PipelineProbe
-from loadtest.samples import RunContext, SampleWriter, results_path, sample_row
+from loadtest.samples import (
+    RAW_RESULTS_DIR,
+    RunContext,
+    SampleWriter,
+    results_path,
+    sample_row,
+)
 from logctl.stage import Stage, StageError, client, load_stage, session_for
 
 
@@ -80,7 +86,7 @@ def run_protocol(stage: Stage, out: Path, *, sizes: tuple[int, ...], iterations:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m loadtest.protocol", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default=os.environ.get("LOG_STAGE", "local"))
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for each file's final result")
     parser.add_argument("-o", "--output", default=os.environ.get("LOADTEST_OUTPUT", ""),
-                        help="raw CSV (default results/protocol-<stage>-<stamp>.csv)")
+                        help="raw CSV (default results/raw/protocol-<stage>-<stamp>.csv)")
     parser.add_argument("--optional", action="store_true",
                         help="exit 0, saying why, when the stage cannot be measured")
     args = parser.parse_args(argv)
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SizeSpecError, StageError) as exc:
         print(f"protocol[{args.stage}]: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.output) if args.output else results_path(Path("results"), "protocol",
+    out = Path(args.output) if args.output else results_path(RAW_RESULTS_DIR, "protocol",
                                                              stage.name)
     print(f"protocol[{stage.name}]: {args.warmup} warm-up + {args.iterations} x "
           f"{len(sizes)} sizes -> {out}", flush=True)

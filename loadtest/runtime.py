@@ -5,7 +5,7 @@
 
 The runtime (`python -m localruntime`) listens on a free 127.0.0.1 port; the command gets
 AWS_ENDPOINT_URL, LOG_STAGE=local, LOADTEST_KIND and LOADTEST_OUTPUT (the raw CSV path,
-`results/<kind>-local-<UTC stamp>.csv`) in its environment, and `{output_stem}` in its
+`results/raw/<kind>-local-<UTC stamp>.csv`) in its environment, and `{output_stem}` in its
 arguments is replaced by that path without `.csv`. The pipeline must first complete a
 canary file. While the command runs, the CPU used by the runtime's processes and by the
 command's processes is sampled; both go into `<output>.host.json` with the machine's
@@ -33,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from loadtest.host import update_host_file
 from loadtest.payloads import build_payload
 from loadtest.probe import PipelineProbe
-from loadtest.samples import KINDS, results_path
+from loadtest.samples import KINDS, RAW_RESULTS_DIR, results_path
 from logctl.stage import client, load_stage, session_for
 
 STOP_GRACE_SECONDS = 15.0
@@ -228,12 +228,13 @@ class CpuSampler(threading.Thread):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m loadtest.runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=KINDS, required=True, help="run kind for the CSV name")
     parser.add_argument("--port", type=int, default=0, help="runtime port (default: a free one)")
     parser.add_argument("--ready-timeout", type=float, default=90.0)
-    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--results-dir", default=str(RAW_RESULTS_DIR),
+                        help="where the raw files go (default %(default)s)")
     parser.add_argument("--runtime-args", default="",
                         help="extra arguments for python -m localruntime, e.g. "
                         "'--concurrency worker=4'")

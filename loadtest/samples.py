@@ -1,7 +1,9 @@
 """Raw results: one CSV row per uploaded file.
 
 File names are `<kind>-<env>-<UTC stamp>.csv` (kind: protocol, load or sweep), so the
-analysis can pick the newest run of each kind per environment.
+analysis can pick the newest run of each kind per environment. Raw files go to
+RAW_RESULTS_DIR, which git ignores; `python -m analysis.compact` keeps what the report
+needs in `results/`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, TextIO
 from loadtest.probe import Measurement
 
 KINDS = ("protocol", "load", "sweep")
+RAW_RESULTS_DIR = Path("results/raw")
 FIELDS = (
     "run_id", "kind", "env", "phase", "users", "seq", "size_label", "lines", "bytes", "key",
     "job_id", "outcome", "reason", "start_epoch", "upload_ms", "e2e_ms", "polls", "status",

@@ -10,7 +10,7 @@ its response time is the end-to-end latency, upload start to final result record
 Locust's tables, CSV files and percentiles are per file size. A `failed` result, a
 timeout and an upload error are Locust failures carrying the reason. One raw CSV row per
 file, with the result record's timestamps, goes to `--results-csv`
-(default `results/load-<stage>-<UTC stamp>.csv`) for `python -m analysis`.
+(default `results/raw/load-<stage>-<UTC stamp>.csv`) for `python -m analysis`.
 
 Clients: Locust runs users as gevent greenlets in one process and patches the socket
 module, which urllib3 (and so boto3) uses, so boto3 calls yield while they wait. Each
@@ -39,11 +39,15 @@ from loadtest.host import update_host_file
 from loadtest.payloads import DEFAULT_SIZES, Payload, build_payloads, parse_sizes
 from loadtest.preflight import TargetError, check_target
 from loadtest.probe import Backoff, PipelineProbe
-from loadtest.samples import RunContext, SampleWriter, results_path, sample_row
+from loadtest.samples import (
+    RAW_RESULTS_DIR,
+    RunContext,
+    SampleWriter,
+    results_path,
+    sample_row,
+)
 from localruntime.gcpolicy import keep_full_collections_short
 from logctl.stage import Stage, StageError, client, load_stage, session_for
-
-RESULTS_DIR = Path("results")
 
 
 class PipelineFailure(Exception):
@@ -65,7 +69,8 @@ def _add_options(parser: Any) -> None:
     group.add_argument("--result-timeout", env_var="LOADTEST_RESULT_TIMEOUT", type=float,
                        default=30.0, help="seconds to wait for a file's final result")
     group.add_argument("--results-csv", env_var="LOADTEST_OUTPUT", default="",
-                       help="raw CSV, one row per file (default results/load-<stage>-<stamp>.csv)")
+                       help="raw CSV, one row per file "
+                       "(default results/raw/load-<stage>-<stamp>.csv)")
     group.add_argument("--pace", env_var="LOADTEST_PACE", type=float, default=0.0,
                        help="seconds between the starts of a user's files (0: back to back)")
     group.add_argument("--run-kind", env_var="LOADTEST_KIND", default="load",
@@ -92,7 +97,7 @@ class _Run:
         self.client_lock = threading.Lock()
         kind = options.run_kind
         path = (Path(options.results_csv) if options.results_csv
-                else results_path(RESULTS_DIR, kind, self.stage.name))
+                else results_path(RAW_RESULTS_DIR, kind, self.stage.name))
         self.context = RunContext(run_id=path.stem, kind=kind, env=self.stage.name)
         self.writer = SampleWriter(path)
         self.sequence = itertools.count(1)

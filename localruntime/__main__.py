@@ -2,12 +2,14 @@
 
     python -m localruntime [--port 4566] [--stage local] [--set KEY=VALUE ...]
                            [--timeout FUNCTION=SECONDS ...] [--concurrency FUNCTION=N ...]
-                           [--no-reload] [--no-status] [--project DIR]
+                           [--no-reload] [--no-status] [--project DIR] [--endpoint-file]
 
 Starts moto's server as the endpoint (AWS_ENDPOINT_URL=http://HOST:PORT sets host and
 port too), provisions the stage, reads the app's S3 and SQS event sources, and runs each
 handler in warm processes fed the way Lambda would feed them. Edits to app.py,
 chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops everything.
+With --endpoint-file (as `make local` runs it), the endpoint URL is written to a file
+that the project's tools read when AWS_ENDPOINT_URL is not set; see docs/local-runtime.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from localruntime.settings import (
     parse_assignment,
     parse_positive,
 )
+from logctl.stage import ENDPOINT_FILE, remove_endpoint_file, write_endpoint_file
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +55,10 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
     parser.add_argument("--no-status", action="store_true", help="no live status line")
     parser.add_argument("--project", type=Path, default=None,
                         help="directory with app.py and .chalice/ (default: this project)")
+    parser.add_argument("--endpoint-file", type=Path, nargs="?", const=ENDPOINT_FILE,
+                        default=None, metavar="PATH",
+                        help="write the endpoint URL here while running, for the project's "
+                        f"tools (default PATH: {ENDPOINT_FILE.name} in the project)")
     args = parser.parse_args(argv)
 
     host, port = endpoint_from_environment()
@@ -74,7 +81,7 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
         project=project, stage_name=args.stage, host=args.host or host, port=port,
         overrides=dict(parse_assignment(item, "--set") for item in args.overrides),
         timeouts=timeouts, concurrency=concurrency, reload=not args.no_reload,
-        status_line=not args.no_status)
+        status_line=not args.no_status, endpoint_file=args.endpoint_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,10 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(status_line=settings.status_line)
     try:
         runtime = Runtime(settings, console)
+        notes = [*settings.applied_overrides(), *settings.timeout_warnings(runtime.stage)]
     except SettingsError as exc:
         console.info(str(exc))
         return 2
-    return runtime.run()
+    for note in notes:
+        console.info(note)
+    if settings.endpoint_file is None:
+        return runtime.run()
+    write_endpoint_file(settings.endpoint_url, settings.endpoint_file)
+    try:
+        return runtime.run()
+    finally:
+        remove_endpoint_file(settings.endpoint_url, settings.endpoint_file)
 
 
 if __name__ == "__main__":

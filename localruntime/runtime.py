@@ -175,6 +175,7 @@ class Runtime:
         for action in provision(stage).actions:
             self.console.info(f"provision[{stage.name}]: {action}")
         description = discover(self.settings.project, self.settings.app_environment(stage))
+        self.settings.check_functions(source.function for source in description.sources)
         self.stage = stage
         self._apply(description)
 

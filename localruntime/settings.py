@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,9 @@ DEFAULT_CONCURRENCY = 2
 DEFAULT_TIMEOUT_SECONDS = 60
 DEFAULT_MEMORY_MB = 128
 RUNTIME_ROOT = Path(__file__).resolve().parent.parent
+# A function whose own time budget is a stage variable: on AWS both come from one config,
+# so a --timeout for the function without the same value in the variable is a mismatch.
+TIMEOUT_VARIABLES = {"worker": "WORKER_TIMEOUT_SECONDS"}
 
 
 class SettingsError(Exception):
@@ -43,6 +48,7 @@ class RuntimeSettings:
     concurrency: dict[str, int] = field(default_factory=dict)
     reload: bool = True
     status_line: bool = True
+    endpoint_file: Path | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -52,20 +58,39 @@ class RuntimeSettings:
     def config_path(self) -> Path:
         return self.project / ".chalice" / "config.json"
 
-    def read_config(self) -> dict[str, Any]:
-        """The project's Chalice config with the command line's overrides applied."""
+    def _project_config(self) -> dict[str, Any]:
+        """The project's Chalice config as written, with the stage checked to exist."""
         try:
-            config = json.loads(self.config_path.read_text())
+            config: dict[str, Any] = json.loads(self.config_path.read_text())
         except OSError as exc:
             raise SettingsError(f"cannot read {self.config_path}: {exc.strerror or exc}") from exc
         except ValueError as exc:
             raise SettingsError(f"{self.config_path} is not valid JSON: {exc}") from exc
-        config = copy.deepcopy(config)
         stages = config.get("stages", {})
         if self.stage_name not in stages:
             raise SettingsError(f"stage {self.stage_name!r} is not in {self.config_path} "
                                 f"(have: {', '.join(sorted(stages)) or 'none'})")
-        stage = stages[self.stage_name]
+        return config
+
+    def _declared_variables(self, config: dict[str, Any]) -> dict[str, str]:
+        stage = config["stages"][self.stage_name]
+        return {**config.get("environment_variables", {}),
+                **stage.get("environment_variables", {})}
+
+    def read_config(self) -> dict[str, Any]:
+        """The project's Chalice config with the command line's overrides applied.
+
+        `--set` may only change a variable the stage declares: on AWS the functions see
+        exactly the config's variables, so any other name is a typo here.
+        """
+        config = copy.deepcopy(self._project_config())
+        declared = self._declared_variables(config)
+        for name in self.overrides:
+            if name not in declared:
+                raise SettingsError(f"--set {name}: stage {self.stage_name!r} declares no such "
+                                    f"variable{_did_you_mean(name, declared)} (declare a new "
+                                    f"one in {self.config_path} first)")
+        stage = config["stages"][self.stage_name]
         stage.setdefault("environment_variables", {}).update(self.overrides)
         functions = stage.setdefault("lambda_functions", {})
         for name, seconds in self.timeouts.items():
@@ -78,6 +103,55 @@ class RuntimeSettings:
                               config=self.read_config())
         except StageError as exc:
             raise SettingsError(str(exc)) from exc
+
+    def check_functions(self, names: Iterable[str]) -> None:
+        """Refuse a --timeout or --concurrency for a function the app does not have."""
+        have = sorted(names)
+        for option, values in (("--timeout", self.timeouts),
+                               ("--concurrency", self.concurrency)):
+            for name in values:
+                if name not in have:
+                    raise SettingsError(f"{option} {name}: the app has no function {name!r}"
+                                        f"{_did_you_mean(name, have)} (it has: "
+                                        f"{', '.join(have) or 'none'})")
+
+    def applied_overrides(self) -> list[str]:
+        """One line per override given on the command line, with the value it replaces."""
+        config = self._project_config()
+        declared = self._declared_variables(config)
+        functions = load_stage(self.stage_name, endpoint_url=self.endpoint_url,
+                               config=config).functions
+        lines = [f"override: --set {name}={value} (stage value {declared.get(name)!r})"
+                 for name, value in self.overrides.items()]
+        for name, seconds in self.timeouts.items():
+            was = functions.get(name, {}).get("lambda_timeout", DEFAULT_TIMEOUT_SECONDS)
+            lines.append(f"override: --timeout {name}={seconds:g} s (stage value {was} s)")
+        for name, count in self.concurrency.items():
+            was = functions.get(name, {}).get("reserved_concurrency")
+            lines.append(f"override: --concurrency {name}={count} (stage value: "
+                         + (f"reserved_concurrency {was})" if was else "none, default "
+                            f"{DEFAULT_CONCURRENCY} or the event source's maximum)"))
+        return lines
+
+    def timeout_warnings(self, stage: Stage) -> list[str]:
+        """A function timeout changed here that its time-budget variable does not match."""
+        warnings = []
+        for function, variable in TIMEOUT_VARIABLES.items():
+            if function not in self.timeouts and variable not in self.overrides:
+                continue
+            seconds = float(stage.functions.get(function, {}).get(
+                "lambda_timeout", DEFAULT_TIMEOUT_SECONDS))
+            value = stage.environment.get(variable)
+            try:
+                matches = value is not None and float(value) == seconds
+            except ValueError:
+                matches = False
+            if not matches:
+                warnings.append(
+                    f"warning: {function} times out after {seconds:g} s but {variable} is "
+                    f"{value!r}; the {function} plans its work by {variable}, so the two "
+                    f"disagree (add --set {variable}={seconds:g})")
+        return warnings
 
     def function(self, name: str, stage: Stage,
                  declared_concurrency: int | None = None) -> FunctionSettings:
@@ -125,6 +199,11 @@ class RuntimeSettings:
 def deployed_name(app_name: str, stage_name: str, function: str) -> str:
     """The function name `chalice deploy` gives a handler."""
     return f"{app_name}-{stage_name}-{function}"
+
+
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def parse_assignment(text: str, what: str) -> tuple[str, str]:

@@ -27,8 +27,8 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage(), file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
+        print(usage())
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"logctl: unknown command {command!r}\n\n{usage()}", file=sys.stderr)

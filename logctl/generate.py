@@ -105,7 +105,7 @@ def write_log_file(path: str | Path, lines: int, *, error_rate: float = 0.05,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m logctl.generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--error-rate", type=float, default=0.05,

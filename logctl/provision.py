@@ -202,7 +202,7 @@ def safety_from(args: argparse.Namespace) -> Safety:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m logctl.provision", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="local", help="stage in .chalice/config.json")
     parser.add_argument("--endpoint-url", default=None,

@@ -16,6 +16,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 LOCAL_STAGE = "local"
+# Where `make local` (python -m localruntime --endpoint-file) says which endpoint it serves.
+ENDPOINT_FILE = PROJECT_ROOT / ".localruntime-endpoint"
 VISIBILITY_FACTOR = 6
 RESULT_TTL_DAYS = 7
 
@@ -50,14 +52,15 @@ class Stage:
 def endpoint_for(stage_name: str, environ: Mapping[str, str]) -> str | None:
     """The endpoint a stage talks to when no --endpoint-url is given.
 
-    Stage `local` follows AWS_ENDPOINT_URL (default 127.0.0.1:4566). Every other stage
+    Stage `local` follows AWS_ENDPOINT_URL, else the endpoint `make local` wrote down,
+    else 127.0.0.1:4566. Every other stage
     talks to AWS: a leftover AWS_ENDPOINT_URL is refused rather than silently followed,
     since some commands would honour it and others not; rehearsing against a local
     endpoint takes an explicit --endpoint-url.
     """
     url = environ.get("AWS_ENDPOINT_URL") or None
     if stage_name == LOCAL_STAGE:
-        return url or LOCAL_ENDPOINT
+        return url or read_endpoint_file() or LOCAL_ENDPOINT
     if url:
         raise StageError(
             f"AWS_ENDPOINT_URL={url} is set, but stage {stage_name!r} talks to AWS: unset it "
@@ -73,7 +76,8 @@ def read_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
 
 def load_stage(name: str, *, endpoint_url: str | None = None,
                config: dict[str, Any] | None = None) -> Stage:
-    """Resolve a stage. Stage `local` talks to AWS_ENDPOINT_URL (default 127.0.0.1:4566)."""
+    """Resolve a stage. Stage `local` talks to AWS_ENDPOINT_URL, else to the endpoint a
+    running `make local` wrote to ENDPOINT_FILE, else to 127.0.0.1:4566."""
     config = config if config is not None else read_config()
     stages = config.get("stages", {})
     if name not in stages:
@@ -102,6 +106,23 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         region=region,
         endpoint_url=endpoint_url,
     )
+
+
+def read_endpoint_file(path: Path | None = None) -> str | None:
+    try:
+        return (path or ENDPOINT_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def write_endpoint_file(endpoint_url: str, path: Path) -> None:
+    path.write_text(endpoint_url + "\n")
+
+
+def remove_endpoint_file(endpoint_url: str, path: Path) -> None:
+    """Remove the file if it still names `endpoint_url` (another runtime may own it now)."""
+    if read_endpoint_file(path) == endpoint_url:
+        path.unlink(missing_ok=True)
 
 
 def session_for(stage: Stage) -> boto3.session.Session:

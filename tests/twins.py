@@ -16,14 +16,11 @@ from typing import Any
 from chalicelib.errors import JobRejected
 from chalicelib.jobs import Job
 from chalicelib.results import (
-    COMPLETED,
-    FAILED,
     KEPT_FIELDS,
     MAX_ERROR_CHARS,
-    PROCESSING,
-    QUEUED,
     RETRIES_EXHAUSTED,
 )
+from chalicelib.schema import Status
 
 
 class Faults:
@@ -69,7 +66,7 @@ class MemoryStore(Faults):
     def requeue(self, record: dict[str, Any], failed_at: str) -> bool:
         self.maybe_fail("requeue")
         old = self.items.get(record["job_id"])
-        if old is None or old["status"] != FAILED or old.get("completed_at") != failed_at:
+        if old is None or old["status"] != Status.FAILED or old.get("completed_at") != failed_at:
             return False
         self._put("requeue", record)
         return True
@@ -78,9 +75,9 @@ class MemoryStore(Faults):
         self.maybe_fail("claim")
         old = self.items.get(record["job_id"])
         if old is not None and not (
-                old["status"] == QUEUED
-                or (old["status"] == PROCESSING and old["started_at"] < stale_before)
-                or (old["status"] == FAILED
+                old["status"] == Status.QUEUED
+                or (old["status"] == Status.PROCESSING and old["started_at"] < stale_before)
+                or (old["status"] == Status.FAILED
                     and str(old.get("failure_reason")).startswith(RETRIES_EXHAUSTED + ":"))):
             return False
         self._update("claim", record)
@@ -89,7 +86,7 @@ class MemoryStore(Faults):
     def finish(self, record: dict[str, Any]) -> bool:
         self.maybe_fail("finish")
         old = self.items.get(record["job_id"])
-        if old is not None and old["status"] == COMPLETED:
+        if old is not None and old["status"] == Status.COMPLETED:
             return False
         self._update("finish", record)
         return True
@@ -106,8 +103,9 @@ class MemoryStore(Faults):
         if self.pending.get("release"):
             self.pending["release"].pop(0)
             return  # ResultsStore.release swallows its errors
-        if old is not None and old["status"] == PROCESSING:
-            self._put("release", {**old, "status": QUEUED, "last_error": error[:MAX_ERROR_CHARS]})
+        if old is not None and old["status"] == Status.PROCESSING:
+            self._put("release", {**old, "status": Status.QUEUED,
+                                  "last_error": error[:MAX_ERROR_CHARS]})
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         item = self.items.get(job_id)

@@ -77,8 +77,11 @@ def test_edit_reloads_handlers_without_losing_queued_jobs(runtime: Runtime,
     # THEN every job completes, new processes run the edited code, the old ones are gone
     for job_id in [*during, after]:
         assert wait_for_final(runtime, job_id)["status"] == "completed"
-    done_after = [line for line in runtime.log().splitlines()
-                  if '"job_done"' in line and after in line]
+    def done_lines() -> list[str]:  # the handler logs after the write: the line may trail it
+        return [line for line in runtime.log().splitlines()
+                if '"job_done"' in line and after in line]
+
+    done_after = wait_until(done_lines, 30, "the worker's log line for the last job")
     assert len(done_after) == 1 and '"edited": true' in done_after[0]
     wait_until(lambda: not set(runtime.handler_pids("worker")) & before, 30,
                "the previous processes to finish their invocations and exit")

@@ -43,7 +43,9 @@ def summarize(path: Path) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "chalicelib.summarize", str(path)],
                           cwd=ROOT, env=runtime_environment(), capture_output=True, text=True,
                           check=True)
-    return json.loads(done.stdout)
+    stats = json.loads(done.stdout)
+    assert stats.pop("file") == str(path)
+    return stats
 
 
 def upload(runtime: Runtime, path: Path, key: str) -> tuple[str, dict[str, Any]]:
@@ -92,7 +94,7 @@ def test_record_matches_summarize_field_by_field(runtime: Runtime, tmp_path: Pat
     assert uploaded <= created + millisecond
     assert created <= started + millisecond
     assert started <= completed + millisecond
-    assert record["expires_at"] == int(created) + 7 * 24 * 3600
+    assert record["expires_at"] == int(completed) + 7 * 24 * 3600  # written + 7 days
     assert 0 <= record["processing_time_ms"] <= (completed - started) * 1000 + 1
 
 

@@ -14,15 +14,9 @@ from chalice.test import Client
 from chalicelib.adapters import from_item
 from chalicelib.jobs import job_id_for
 from chalicelib.pipeline import BatchFailed
+from chalicelib.schema import STATISTICS_FIELDS
 from chalicelib.summary import summarize_file
 from logctl.generate import write_log_file
-
-STATS_FIELDS = (
-    "line_count", "malformed_count", "malformed_samples", "info_count", "warn_count",
-    "error_count", "debug_count", "avg_response_time_ms", "max_response_time_ms",
-    "p50_response_time_ms", "p95_response_time_ms", "p99_response_time_ms", "unique_users",
-    "unique_endpoints", "status_codes", "top_endpoints", "first_timestamp", "last_timestamp",
-)
 
 
 def upload(s3, stage, key: str, body: bytes) -> dict[str, Any]:
@@ -80,7 +74,7 @@ def test_upload_to_completed_result_with_every_field(app_module, s3, sqs, dynamo
     assert result["bucket"] == stage.bucket
     assert result["file_size_bytes"] == len(body)
     expected = summarize_file(path)
-    assert {k: result[k] for k in STATS_FIELDS} == json.loads(json.dumps(expected))
+    assert {k: result[k] for k in STATISTICS_FIELDS} == json.loads(json.dumps(expected))
     assert result["malformed_count"] > 0
     assert result["expires_at"] - int(_epoch(result["created_at"])) == 7 * 24 * 3600
     assert result["processing_time_ms"] >= 0

@@ -84,3 +84,11 @@ def test_settings_from_env_names_what_is_missing() -> None:
     with pytest.raises(ConfigurationError, match="invalid numeric"):
         Settings.from_env({"LOG_BUCKET": "b", "JOBS_QUEUE": "q", "RESULTS_TABLE": "t",
                            "MAX_FILE_BYTES": "lots"})
+
+
+def test_a_null_version_id_is_no_version_so_each_upload_keeps_its_own_job() -> None:
+    first = jobs_from_s3_event({"Records": [s3_record("logs/a.ndjson", etag="e1",
+                                                      version="null")]}, "now")[0]
+    second = jobs_from_s3_event({"Records": [s3_record("logs/a.ndjson", etag="e2",
+                                                       version="null")]}, "now")[0]
+    assert first.version_id is None and first.job_id != second.job_id

@@ -44,7 +44,9 @@ def test_check_fails_on_a_hand_edited_policy(tmp_path: Path,
     assert "make policy" in capsys.readouterr().err
 
 
-def test_stage_aws_refuses_a_leftover_endpoint() -> None:
+def test_stage_aws_refuses_a_leftover_endpoint(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setattr("logctl.stage.ENDPOINT_FILE", tmp_path / "none")
     with pytest.raises(StageError, match="unset AWS_ENDPOINT_URL"):
         endpoint_for("aws", {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"})
     assert endpoint_for("aws", {}) is None

@@ -63,7 +63,7 @@ def test_exact_statistics_of_a_small_file(small: Path, capsys: pytest.CaptureFix
     out, err = capsys.readouterr()
     assert err == ""
     assert out.count("\n") == 1
-    assert json.loads(out) == EXPECTED
+    assert json.loads(out) == {"file": str(small), **EXPECTED}
 
 
 def test_gzip_by_name_and_by_magic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +73,8 @@ def test_gzip_by_name_and_by_magic(tmp_path: Path, capsys: pytest.CaptureFixture
     unnamed.write_bytes(gzip.compress(SMALL_FILE[:200]) + gzip.compress(SMALL_FILE[200:]))
     assert main([str(named), str(unnamed)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [json.loads(line) for line in lines] == [EXPECTED, EXPECTED]
+    assert [json.loads(line) for line in lines] == [{"file": str(named), **EXPECTED},
+                                                    {"file": str(unnamed), **EXPECTED}]
 
 
 def test_unreadable_files_go_to_stderr_and_the_others_still_print(
@@ -86,7 +87,8 @@ def test_unreadable_files_go_to_stderr_and_the_others_still_print(
     assert main([str(truncated), str(small), str(missing), str(empty)]) == 1
     out, err = capsys.readouterr()
     results = [json.loads(line) for line in out.splitlines()]
-    assert results[0] == EXPECTED
+    assert results[0] == {"file": str(small), **EXPECTED}
+    assert results[1]["file"] == str(empty)
     assert results[1]["line_count"] == 0 and results[1]["avg_response_time_ms"] is None
     assert len(results) == 2
     err_lines = err.splitlines()
@@ -96,8 +98,28 @@ def test_unreadable_files_go_to_stderr_and_the_others_still_print(
 
 
 def test_no_arguments_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 2
-    assert "usage" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2
+    assert "usage: python -m chalicelib.summarize" in capsys.readouterr().err
+
+
+def test_help_describes_the_command_and_reads_no_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("usage: python -m chalicelib.summarize [-h] FILE [FILE ...]")
+    assert "one JSON object per line" in out and err == ""
+
+
+def test_a_file_named_like_an_option_after_a_double_dash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "--help").write_bytes(SMALL_FILE)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--", "--help"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"file": "--help", **EXPECTED}
 
 
 def test_runs_as_a_module(small: Path, tmp_path: Path) -> None:
@@ -107,5 +129,5 @@ def test_runs_as_a_module(small: Path, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "chalicelib.summarize", str(small), str(bad)],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     assert done.returncode == 1
-    assert json.loads(done.stdout) == EXPECTED
+    assert json.loads(done.stdout) == {"file": str(small), **EXPECTED}
     assert str(bad) in done.stderr

@@ -239,3 +239,46 @@ def test_cli_missing_bucket_suggests_provisioning(stage: Stage, log_file: Path,
     err = capsys.readouterr().err
     assert "NoSuchBucket" in err
     assert "logctl.provision" in err
+
+
+def test_upload_file_accepts_a_stage_name(stage: Stage, log_file: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stage.endpoint_url or "")
+
+    done = upload.upload_file("local", log_file)
+
+    assert done.key == "logs/app.ndjson"
+    assert done.job_id == expected_job_id(stage, done.key, log_file)
+
+
+def test_a_large_file_goes_up_in_parts_and_reports_every_byte(stage: Stage,
+                                                              tmp_path: Path) -> None:
+    big = tmp_path / "big.ndjson"
+    big.write_bytes(b'{"level":"INFO"}\n' * (9 * 1024 * 1024 // 17))  # over the 8 MiB threshold
+    chunks: list[int] = []
+
+    done = upload.upload_file(stage, big, callback=chunks.append)
+
+    head = client(stage, "s3").head_object(Bucket=stage.bucket, Key=done.key)
+    assert done.etag == head["ETag"] and done.etag.endswith('-2"')  # two parts
+    assert done.job_id == job_id_for(stage.bucket, done.key, etag=head["ETag"])
+    assert sum(chunks) == big.stat().st_size and len(chunks) > 1
+    body = client(stage, "s3").get_object(Bucket=stage.bucket, Key=done.key)["Body"].read()
+    assert body == big.read_bytes()
+
+
+def test_cli_shows_progress_while_it_waits(stage: Stage, log_file: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("logctl.progress.PLAIN_INTERVAL_SECONDS", 0.0)
+    job_id = expected_job_id(stage, "logs/app.ndjson", log_file)
+    put_record(stage, result_record(job_id, "processing"))
+
+    assert cli(stage, str(log_file), "--wait", "--timeout", "2") == 1
+
+    captured = capsys.readouterr()
+    assert "upload: logs/app.ndjson  0.0 of 0.0 MiB (100%)" in captured.err
+    assert ("upload: waiting for results, 0 of 1 final; logs/app.ndjson: processing after "
+            in captured.err)
+    assert "did not finish within --timeout 2s (status processing)" in captured.err
+    assert "upload:" not in captured.out

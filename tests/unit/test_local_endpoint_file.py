@@ -1,0 +1,73 @@
+"""Which endpoint stage `local` talks to: AWS_ENDPOINT_URL, else `make local`'s endpoint file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logctl import stage as stage_module
+from logctl.stage import (
+    LOCAL_ENDPOINT,
+    load_stage,
+    remove_endpoint_file,
+    session_for,
+    write_endpoint_file,
+)
+
+CONFIG = {"stages": {name: {"environment_variables": {
+    "LOG_BUCKET": "b", "JOBS_QUEUE": "q", "DEAD_LETTER_QUEUE": "d", "RESULTS_TABLE": "t"}}
+    for name in ("local", "aws")}}
+
+
+@pytest.fixture
+def endpoint_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / ".localruntime-endpoint"
+    monkeypatch.setattr(stage_module, "ENDPOINT_FILE", path)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return path
+
+
+def test_the_runtimes_endpoint_file_is_followed(endpoint_file: Path) -> None:
+    write_endpoint_file("http://127.0.0.1:5123", endpoint_file)
+
+    assert load_stage("local", config=CONFIG).endpoint_url == "http://127.0.0.1:5123"
+    assert load_stage("aws", config=CONFIG).endpoint_url is None
+
+
+def test_aws_endpoint_url_and_an_explicit_endpoint_win_over_the_file(
+        endpoint_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_endpoint_file("http://127.0.0.1:5123", endpoint_file)
+
+    assert load_stage("local", config=CONFIG,
+                      endpoint_url="http://127.0.0.1:7").endpoint_url == "http://127.0.0.1:7"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    assert load_stage("local", config=CONFIG).endpoint_url == "http://127.0.0.1:9"
+
+
+def test_without_a_file_the_default_port_is_used(endpoint_file: Path) -> None:
+    assert load_stage("local", config=CONFIG).endpoint_url == LOCAL_ENDPOINT
+
+
+def test_a_runtime_removes_only_its_own_endpoint_file(endpoint_file: Path) -> None:
+    write_endpoint_file("http://127.0.0.1:6000", endpoint_file)  # a second runtime took over
+
+    remove_endpoint_file("http://127.0.0.1:5123", endpoint_file)
+    assert endpoint_file.exists()
+    remove_endpoint_file("http://127.0.0.1:6000", endpoint_file)
+    assert not endpoint_file.exists()
+
+
+def test_the_tools_bring_stand_in_credentials_and_a_region_for_the_local_stage(
+        endpoint_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(endpoint_file.with_name("no-config")))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(endpoint_file.with_name("no-creds")))
+
+    session = session_for(load_stage("local", config=CONFIG))
+
+    credentials = session.get_credentials()
+    assert credentials is not None and credentials.access_key == "test"
+    assert session.region_name == "us-east-1"
