@@ -11,10 +11,13 @@ from chalice import Chalice
 
 from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue
 from chalicelib.pipeline import Settings, Trigger, Worker
+from chalicelib.telemetry import Telemetry
 
-app = Chalice(app_name="log-pipeline")
+# Logs go through Powertools' Logger (chalicelib.telemetry), whose logger has the app's name.
+app = Chalice(app_name="log-pipeline", configure_logs=False)
 
 settings = Settings.from_env(os.environ)
+telemetry = Telemetry.from_env(os.environ)
 _config = Config(retries={"max_attempts": 4, "mode": "standard"}, tcp_keepalive=True)
 s3 = boto3.client("s3", config=_config)
 sqs = boto3.client("sqs", config=_config)
@@ -22,8 +25,8 @@ dynamodb = boto3.client("dynamodb", config=_config)
 
 results = ResultsStore(dynamodb, settings.results_table)
 queue = SqsJobQueue(sqs, settings.jobs_queue)
-trigger_logic = Trigger(settings, results, queue)
-worker_logic = Worker(settings, results, S3Source(s3), queue)
+trigger_logic = Trigger(settings, results, queue, telemetry=telemetry)
+worker_logic = Worker(settings, results, S3Source(s3), queue, telemetry=telemetry)
 
 
 @app.on_s3_event(bucket=settings.bucket, events=["s3:ObjectCreated:*"], prefix="logs/")

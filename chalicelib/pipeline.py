@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +25,7 @@ from chalicelib.results import (
 )
 from chalicelib.schema import Status
 from chalicelib.summary import is_gzip_name, summarize_chunks
+from chalicelib.telemetry import Telemetry
 
 log = logging.getLogger("chalicelib.pipeline")
 ASSUMED_GZIP_RATIO = 8
@@ -115,20 +114,17 @@ class ObjectSource(Protocol):
     def open(self, job: Job) -> Iterable[bytes]: ...
 
 
-def _event(name: str, **fields: Any) -> None:
-    """One structured line on stdout (CloudWatch Logs in Lambda)."""
-    sys.stdout.write(json.dumps({"event": name, **fields}, default=str) + "\n")
-
-
 class Trigger:
     """S3 ObjectCreated -> a job record (queued, or failed with a reason) and a queue message."""
 
     def __init__(self, settings: Settings, store: JobStore, queue: JobQueue,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
 
     def handle(self, event: dict[str, Any]) -> dict[str, int]:
         counts = {"queued": 0, "rejected": 0, "duplicate": 0}
@@ -138,7 +134,8 @@ class Trigger:
             if rejection is not None:
                 self.store.reject(rejected_record(job, rejection, now))
                 counts["rejected"] += 1
-                _event("job_rejected", job_id=job.job_id, key=job.key, reason=rejection.reason)
+                self.telemetry.event("job_rejected", job_id=job.job_id, key=job.key,
+                                     reason=rejection.reason)
                 continue
             record = queued_record(job)
             existing = self.store.create(record)
@@ -150,11 +147,13 @@ class Trigger:
                 self.queue.send(job)
             if existing is None:
                 counts["queued"] += 1
-                _event("job_queued", job_id=job.job_id, key=job.key, size=job.size)
+                self.telemetry.event("job_queued", job_id=job.job_id, key=job.key,
+                                     size=job.size)
             else:
                 counts["duplicate"] += 1
-                _event("job_duplicate", job_id=job.job_id, key=job.key,
-                       status=existing["status"])
+                self.telemetry.event("job_duplicate", job_id=job.job_id, key=job.key,
+                                     status=existing["status"])
+        self.telemetry.jobs_created(counts)
         return counts
 
 
@@ -199,12 +198,14 @@ class Worker:
     """SQS batch -> one result record per job; failed messages are retried, then dead-lettered."""
 
     def __init__(self, settings: Settings, store: JobStore, source: ObjectSource,
-                 queue: JobQueue, clock: Callable[[], float] = time.time) -> None:
+                 queue: JobQueue, clock: Callable[[], float] = time.time,
+                 telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.store = store
         self.source = source
         self.queue = queue
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
         self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch")
 
     def handle(self, event: dict[str, Any],
@@ -218,7 +219,8 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - every failure is retried by SQS
                 error = f"{type(exc).__name__}: {exc}"
                 failures.append(f"{record.get('messageId', '')}: {error}"[:MAX_ERROR_CHARS])
-                _event("job_error", message_id=record.get("messageId"), error=error)
+                self.telemetry.event("job_error", level="warning",
+                                     message_id=record.get("messageId"), error=error)
                 self._retry_later(record)
             else:
                 if record.get("receiptHandle"):
@@ -249,12 +251,12 @@ class Worker:
             raise
         if not claimed:
             _discard(fetch)
-            _event("job_skipped", job_id=job.job_id, why="ended or running elsewhere")
+            self.telemetry.event("job_skipped", job_id=job.job_id, why="ended or running elsewhere")
             return
         try:
             result = self._result(job, fetch, limits, started, attempts)
             if not self.store.finish(result):
-                _event("job_skipped", job_id=job.job_id, why="completed elsewhere")
+                self.telemetry.event("job_skipped", job_id=job.job_id, why="completed elsewhere")
                 return
         except Deferred as deferred:
             self.store.release(job.job_id, f"Deferred: {deferred}")
@@ -263,9 +265,10 @@ class Worker:
         except Exception as exc:
             self._give_back(job, exc, started, attempts)
             raise
-        _event("job_done", job_id=job.job_id, status=result["status"],
-               lines=result["line_count"], ms=result["processing_time_ms"],
-               reason=result.get("failure_reason"))
+        self.telemetry.event("job_done", job_id=job.job_id, status=result["status"],
+                             lines=result["line_count"], ms=result["processing_time_ms"],
+                             reason=result.get("failure_reason"))
+        self.telemetry.file_finished(result)
 
     def _result(self, job: Job, fetch: Future[Any], limits: JobBudget, started: float,
                 attempts: int) -> dict[str, Any]:
@@ -287,7 +290,9 @@ class Worker:
                                 f"goes to the dead-letter queue. Last error: {error}"
                                 [:MAX_ERROR_CHARS])
         try:
-            self.store.finish(failed_record(job, exhausted, started, self.clock(), attempts))
+            ended = failed_record(job, exhausted, started, self.clock(), attempts)
+            if self.store.finish(ended):
+                self.telemetry.file_finished(ended)
         except Exception:  # noqa: BLE001 - the claim goes stale; a redrive takes it over
             log.warning("could not record that job %s ran out of retries", job.job_id)
 
@@ -296,7 +301,7 @@ class Worker:
         if job.deferrals >= MAX_DEFERRALS:
             raise RuntimeError(f"deferred {job.deferrals} times already: {deferred}")
         self.queue.send(job.deferred())
-        _event("job_deferred", job_id=job.job_id, why=str(deferred))
+        self.telemetry.event("job_deferred", job_id=job.job_id, why=str(deferred))
 
     def _retry_later(self, record: dict[str, Any]) -> None:
         receipt = record.get("receiptHandle")

@@ -23,7 +23,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from chalicelib.results import COMPLETED, epoch
+from chalicelib.results import epoch
+from chalicelib.schema import Status
 
 NAMESPACE = "LogPipeline"
 SERVICE = "log-pipeline"
@@ -69,7 +70,7 @@ class Telemetry:
 
     def file_finished(self, record: Mapping[str, Any]) -> None:
         """One EMF line for a file the worker finished (its final record)."""
-        completed = record.get("status") == COMPLETED
+        completed = record.get("status") == Status.COMPLETED
         metrics = (self._metrics() if completed
                    else self._metrics(reason=reason_code(record.get("failure_reason"))))
         metrics.add_metric(name="FilesCompleted" if completed else "FilesFailed",
