@@ -29,7 +29,6 @@ from localruntime.settings import (
     FunctionSettings,
     RuntimeSettings,
     SettingsError,
-    deployed_name,
 )
 from localruntime.sources import (
     AppDescription,
@@ -99,7 +98,6 @@ class Runtime:
         self.running: dict[str, _Running] = {}
         self.retired: list[FunctionPool] = []
         self._clients: dict[str, Any] = {}
-        self.app_name = ""
         self._reload_lock = threading.Lock()
 
     # ---- AWS clients against the endpoint ------------------------------------------------
@@ -181,7 +179,6 @@ class Runtime:
 
     def _apply(self, description: AppDescription) -> None:
         self.generation += 1
-        self.app_name = description.app_name
         for name in description.unsupported:
             self.console.info(f"event source {name} is not run by the local runtime")
         wanted: dict[str, tuple[Source, FunctionSettings]] = {}
@@ -189,7 +186,7 @@ class Runtime:
             declared = source.maximum_concurrency if isinstance(source, SqsSource) else None
             function = self.settings.function(source.function, self.stage, declared)
             wanted[function.name] = (source, function)
-        self._replace_pools(description.app_name, wanted)
+        self._replace_pools(wanted)
         for name in list(self.running):
             current = self.running[name]
             if wanted.get(name) == (current.source, current.function):
@@ -209,12 +206,10 @@ class Runtime:
                 self.running[name] = _Running(source, function,
                                               self._start_poller(source, function))
 
-    def _replace_pools(self, app_name: str,
-                       wanted: dict[str, tuple[Source, FunctionSettings]]) -> None:
+    def _replace_pools(self, wanted: dict[str, tuple[Source, FunctionSettings]]) -> None:
         """New warm processes for every function (importing in parallel), then the swap."""
         pools = {name: FunctionPool(function, source.handler, self.settings.project,
-                                    self.settings.handler_environment(self.stage, function,
-                                                                      app_name),
+                                    self.settings.handler_environment(self.stage, function),
                                     self.console, self.generation)
                  for name, (source, function) in wanted.items()}
         for name, pool in pools.items():
@@ -248,7 +243,7 @@ class Runtime:
             queue = resolve_sqs_source(sqs, source)
             mapping = MappingReader(
                 self.client("lambda"),
-                deployed_name(self.app_name, self.stage.name, function.name), queue.arn,
+                self.stage.function_name(function.name), queue.arn,
                 self.console)
             poller = SqsPoller(function.name, polling, queue, **common,
                                batch_size=source.batch_size,

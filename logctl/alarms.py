@@ -38,13 +38,8 @@ class AlarmSpec:
     datapoints_to_alarm: int = 1
 
 
-def function_name(stage: Stage, function: str, app_name: str = "log-pipeline") -> str:
-    """The name `chalice deploy` gives a handler's Lambda function."""
-    return f"{app_name}-{stage.name}-{function}"
-
-
-def topic_name(stage: Stage, app_name: str = "log-pipeline") -> str:
-    return f"{app_name}-{stage.name}-alerts"
+def topic_name(stage: Stage) -> str:
+    return f"{stage.app_name}-{stage.name}-alerts"
 
 
 def dlq_alarm_name(stage: Stage) -> str:
@@ -52,7 +47,7 @@ def dlq_alarm_name(stage: Stage) -> str:
 
 
 def alarm_specs(stage: Stage) -> list[AlarmSpec]:
-    worker, trigger = function_name(stage, WORKER), function_name(stage, TRIGGER)
+    worker, trigger = stage.function_name(WORKER), stage.function_name(TRIGGER)
     return [
         AlarmSpec(dlq_alarm_name(stage),
                   "Jobs failed every retry and wait in the dead-letter queue "

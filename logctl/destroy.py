@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from logctl.alarms import alarm_specs, function_name, topic_name
+from logctl.alarms import alarm_specs, topic_name
 from logctl.deploy import DeployError, run_chalice
 from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, Stage, StageError, client, session_for
 from logctl.target import Target, TargetError, resolve
@@ -119,7 +119,7 @@ def survey(target: Target) -> Plan:
     plan.alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(
         AlarmNames=names)["MetricAlarms"]]
     for fn in FUNCTIONS:
-        prefix = f"/aws/lambda/{function_name(stage, fn)}"
+        prefix = f"/aws/lambda/{stage.function_name(fn)}"
         groups = logs.describe_log_groups(logGroupNamePrefix=prefix).get("logGroups", [])
         plan.log_groups += [g["logGroupName"] for g in groups if g["logGroupName"] == prefix]
     return plan

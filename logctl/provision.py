@@ -184,8 +184,8 @@ def enable_batch_item_failures(stage: Stage, function_name: str) -> list[str]:
     return changed
 
 
-def deployed_function_name(stage: Stage, app_name: str = "log-pipeline") -> str:
-    return f"{app_name}-{stage.name}-{WORKER_FUNCTION}"
+def deployed_function_name(stage: Stage) -> str:
+    return stage.function_name(WORKER_FUNCTION)
 
 
 def safety_from(args: argparse.Namespace) -> Safety:

@@ -37,6 +37,11 @@ class Stage:
     functions: dict[str, dict[str, Any]]
     region: str
     endpoint_url: str | None
+    app_name: str = "log-pipeline"
+
+    def function_name(self, function: str) -> str:
+        """The name `chalice deploy` gives a handler's Lambda function."""
+        return f"{self.app_name}-{self.name}-{function}"
 
     @property
     def is_local(self) -> bool:
@@ -105,6 +110,7 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         functions=functions,
         region=region,
         endpoint_url=endpoint_url,
+        app_name=config.get("app_name", "log-pipeline"),
     )
 
 
