@@ -52,6 +52,7 @@ class Poller(ABC):
         self.console = console
         self.shutdown = shutdown
         self._stopping = threading.Event()
+        self._last_error: str | None = None
         self._threads = [
             threading.Thread(target=self._lane, daemon=True, name=f"{function}-lane-{i}")
             for i in range(lanes)]
@@ -75,13 +76,17 @@ class Poller(ABC):
         while not self._stopping.is_set() and not self.shutdown.is_set():
             try:
                 messages = self.next_batch()
+                self._last_error = None
                 if messages and not self.shutdown.is_set():
                     self.dispatch(messages)
             except Exception as exc:  # noqa: BLE001 - a lane reports and keeps polling
                 if self.shutdown.is_set():
                     return
-                self.console.info(f"{self.function}: polling {self.queue.url} failed: "
-                                  f"{type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self._last_error:  # a queue that is gone is reported once
+                    self._last_error = error
+                    self.console.info(f"{self.function}: polling {self.queue.url} failed: "
+                                      f"{error} (retrying every {ERROR_PAUSE_SECONDS:g} s)")
                 self.shutdown.wait(ERROR_PAUSE_SECONDS)
 
     def next_batch(self) -> list[dict[str, Any]]:

@@ -166,3 +166,25 @@ def test_a_failed_s3_event_is_retried_after_one_then_two_minutes_then_set_aside(
     assert sqs.visibility == {"r1": ASYNC_RETRY_DELAYS_SECONDS[0],
                               "r2": ASYNC_RETRY_DELAYS_SECONDS[1], "r3": 0}
     assert ASYNC_RETRY_DELAYS_SECONDS == (60, 120)
+
+
+def test_a_queue_that_is_gone_is_reported_once_not_every_second(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a queue deleted under the poller (destroy-local while the runtime runs)
+    monkeypatch.setattr("localruntime.pollers.ERROR_PAUSE_SECONDS", 0)
+    invoker = FakeInvoker(lambda event: (True, None))
+    out = invoker.console.stream
+
+    class GoneSqs(FakeSqs):
+        def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+            self.receives.append(kwargs)
+            if len(self.receives) >= 5:
+                poller.stop()
+            raise RuntimeError("QueueDoesNotExist: The specified queue does not exist.")
+
+    poller = sqs_poller(GoneSqs(), invoker)
+    # WHEN a lane keeps polling it
+    poller._lane()
+    # THEN five failed polls make one line
+    lines = [line for line in out.getvalue().splitlines() if "polling" in line]
+    assert len(lines) == 1 and "QueueDoesNotExist" in lines[0]
