@@ -196,8 +196,9 @@ class SqsJobQueue:
             self._url = self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
         return self._url
 
-    def send(self, job: Job) -> None:
-        self.client.send_message(QueueUrl=self.url, MessageBody=job.to_message())
+    def send(self, job: Job, delay_seconds: int = 0) -> None:
+        self.client.send_message(QueueUrl=self.url, MessageBody=job.to_message(),
+                                 DelaySeconds=delay_seconds)
 
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
         self.client.change_message_visibility(

@@ -62,10 +62,13 @@ class JobBudget:
             self.started_ms >= total * WHOLE_SHARE
         self.baseline = invocation.resident() if invocation.memory_limit else None
         self.checks = 0
+        self.first_byte_ms: int | None = None  # remaining time when the first bytes came
 
     def counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """The object's raw chunks, counting the bytes read for the rate check."""
         for chunk in chunks:
+            if self.first_byte_ms is None and self.invocation.remaining_ms is not None:
+                self.first_byte_ms = self.invocation.remaining_ms()
             self.read += len(chunk)
             yield chunk
 
@@ -84,13 +87,24 @@ class JobBudget:
         left = self.invocation.remaining_ms()
         if left < self.margin_ms:
             self._out_of_time("processing did not finish within")
-        elapsed = self.started_ms - left
-        if self.read and elapsed >= self.started_ms * PROJECT_AFTER_SHARE:
-            needed = elapsed * self.size / self.read
-            if needed > PROJECT_SLACK * (self.started_ms - self.margin_ms):
-                rate = self.read / elapsed / 1000  # MB/s
-                self._out_of_time(f"at {rate:.2f} MB/s so far, the file needs about "
-                                  f"{needed / 1000:.0f} s, more than")
+        self._check_rate(left)
+
+    def _check_rate(self, left: int) -> None:
+        """Stop early a job whose reading rate so far cannot finish it in time.
+
+        The rate is measured from the first byte: a slow start (S3 retrying a throttled
+        GetObject, a cold connection) says nothing about how fast the file is read.
+        """
+        if self.first_byte_ms is None or self.started_ms is None or not self.read:
+            return
+        reading = self.first_byte_ms - left
+        if reading < self.started_ms * PROJECT_AFTER_SHARE:
+            return
+        needed = (self.started_ms - self.first_byte_ms) + reading * self.size / self.read
+        if needed > PROJECT_SLACK * (self.started_ms - self.margin_ms):
+            rate = self.read / reading / 1000  # MB/s
+            self._out_of_time(f"at {rate:.2f} MB/s so far, the file needs about "
+                              f"{needed / 1000:.0f} s, more than")
 
     def _out_of_time(self, what: str) -> None:
         total_s = round((self.invocation.total_ms or 0) / 1000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +31,7 @@ from chalicelib.telemetry import Telemetry
 log = logging.getLogger("chalicelib.pipeline")
 ASSUMED_GZIP_RATIO = 8
 TIME_SAFETY = 0.8
-MAX_RETRY_DELAY = 900
+MAX_DELAY = 900  # seconds: SQS's longest DelaySeconds, and the longest retry back-off
 MAX_RECEIVE_COUNT = 5  # receives before SQS moves a message to the dead-letter queue
 MAX_DEFERRALS = 10
 
@@ -105,7 +106,7 @@ class JobStore(Protocol):
 
 
 class JobQueue(Protocol):
-    def send(self, job: Job) -> None: ...
+    def send(self, job: Job, delay_seconds: int = 0) -> None: ...
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None: ...
     def delete(self, receipt_handles: list[str]) -> None: ...
 
@@ -251,7 +252,7 @@ class Worker:
             raise
         if not claimed:
             _discard(fetch)
-            self.telemetry.event("job_skipped", job_id=job.job_id, why="ended or running elsewhere")
+            self._skip(job, started)
             return
         try:
             result = self._result(job, fetch, limits, started, attempts)
@@ -296,19 +297,35 @@ class Worker:
         except Exception:  # noqa: BLE001 - the claim goes stale; a redrive takes it over
             log.warning("could not record that job %s ran out of retries", job.job_id)
 
-    def _defer(self, job: Job, deferred: Deferred) -> None:
+    def _skip(self, job: Job, now: float) -> None:
+        """A job that ended, or that another attempt holds, is not ours to run.
+
+        The other attempt may die before it writes a result: this message then comes
+        back, as a new one, when that claim goes stale, to see the result or take over.
+        """
+        holder = self.store.get(job.job_id)
+        if holder is None or holder["status"] != Status.PROCESSING:
+            self.telemetry.event("job_skipped", job_id=job.job_id, why="ended")
+            return
+        stale_at = epoch(holder["started_at"]) + self.settings.worker_timeout_seconds
+        delay = min(MAX_DELAY, max(1, math.ceil(stale_at - now) + 1))
+        self._defer(job, Deferred("another attempt holds the job; back when its claim goes "
+                                  "stale"), delay)
+
+    def _defer(self, job: Job, deferred: Deferred, delay_seconds: int = 0) -> None:
         """Hand the job to a fresh invocation as a new message, with its own receive count."""
         if job.deferrals >= MAX_DEFERRALS:
             raise RuntimeError(f"deferred {job.deferrals} times already: {deferred}")
-        self.queue.send(job.deferred())
-        self.telemetry.event("job_deferred", job_id=job.job_id, why=str(deferred))
+        self.queue.send(job.deferred(), delay_seconds)
+        self.telemetry.event("job_deferred", job_id=job.job_id, why=str(deferred),
+                             delay=delay_seconds)
 
     def _retry_later(self, record: dict[str, Any]) -> None:
         receipt = record.get("receiptHandle")
         if not receipt:
             return
         count = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
-        delay = min(MAX_RETRY_DELAY, int(self.settings.retry_base_seconds * 2 ** (count - 1)))
+        delay = min(MAX_DELAY, int(self.settings.retry_base_seconds * 2 ** (count - 1)))
         try:
             self.queue.retry_later(receipt, delay)
         except Exception:  # noqa: BLE001 - the visibility timeout still brings it back

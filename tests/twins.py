@@ -135,13 +135,13 @@ class MemoryQueue(Faults):
     def __post_init__(self) -> None:
         Faults.__init__(self)
 
-    def send(self, job: Job) -> None:
+    def send(self, job: Job, delay_seconds: int = 0) -> None:
         self.maybe_fail("send")
-        self.send_body(job.to_message())
+        self.send_body(job.to_message(), delay_seconds)
 
-    def send_body(self, body: str) -> str:
+    def send_body(self, body: str, delay_seconds: int = 0) -> str:
         message_id = f"m{next(self._ids)}"
-        self.messages[message_id] = Message(message_id, body)
+        self.messages[message_id] = Message(message_id, body, visible_at=self.now + delay_seconds)
         return message_id
 
     def receive(self, limit: int = 10) -> list[dict[str, Any]]:

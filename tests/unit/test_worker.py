@@ -345,3 +345,46 @@ def test_the_final_record_keeps_created_at_and_the_last_error_of_earlier_attempt
     assert record["status"] == "completed"
     assert record["created_at"] == created
     assert record["last_error"] == "ConnectionError: reset by peer"
+
+
+def test_a_slow_first_byte_does_not_make_an_ordinary_file_too_large() -> None:
+    p = Pipeline()
+    job_id = p.upload("logs/throttled.ndjson", line() * 2000)
+    p.source.chunk_size = 8 * 1024
+    clock = Countdown(20_000, 0)
+    opened = p.source.open
+
+    def throttled_open(job: Any) -> Any:  # S3 retried a SlowDown: the first byte is 6 s late
+        clock.left -= 6_000
+        chunks = opened(job)
+
+        def read() -> Any:
+            for chunk in chunks:
+                clock.left -= 50  # then 160 KiB/s: the file needs well under its time
+                yield chunk
+        return read()
+
+    p.source.open = throttled_open  # type: ignore[method-assign]
+    p.deliver(remaining_ms=clock)
+
+    assert p.record(job_id)["status"] == "completed"
+
+
+def test_a_copy_skipped_while_another_attempt_held_the_job_comes_back_if_that_one_dies() -> None:
+    p = Pipeline()
+    job_id = p.upload("logs/dup.ndjson", line())
+    p.queue.send_body(next(iter(p.queue.messages.values())).body)  # SQS delivered it twice
+    first, copy = p.queue.receive(limit=2)
+    p.store.fail_next("finish", SystemExit("the process died"))  # attempt A claims, then dies
+    with pytest.raises(SystemExit):
+        p.worker.process(first)
+
+    p.worker.process(copy)  # B: the claim is fresh, so B is not to run it ...
+    p.queue.delete([copy["receiptHandle"]])  # ... and Lambda deletes B's message
+
+    assert p.record(job_id)["status"] == "processing"
+    p.clock.now += p.settings.worker_timeout_seconds + 2
+    p.queue.now = p.clock.now
+    p.queue.delete([first["receiptHandle"]])  # even with A's own message gone for good
+    p.drain()
+    assert p.record(job_id)["status"] == "completed"
