@@ -119,6 +119,9 @@ def no_job_is_lost(runtime: Runtime, stage: Stage) -> None:
     # THEN it is retried until it reaches the dead-letter queue, and the runtime says so
     wait_until(lambda: queue_depth(runtime, stage.dead_letter_queue) > dead_before, 90,
                "the poisoned message in the dead-letter queue")
+    # (a handler's log lines reach the runtime's log through a pipe: they may trail)
+    wait_until(lambda: job_errors(runtime, marker) >= MAX_RECEIVE_COUNT, 30,
+               "the worker's log line for each attempt")
     assert job_errors(runtime, marker) == MAX_RECEIVE_COUNT
     assert marker in dead_letters(runtime, stage)
     wait_until(lambda: runtime.log().count("ALARM log-pipeline-aws-jobs-dlq-not-empty")
@@ -132,6 +135,8 @@ def no_job_is_lost(runtime: Runtime, stage: Stage) -> None:
         record = wait_for_final(runtime, job_id)
         assert record["status"] == "completed" and record["line_count"] == 20
         assert record["attempts"] == 1
+        wait_until(lambda job_id=job_id: done_lines(runtime, job_id) >= 1, 30,
+                   "the worker's log line for the job")
         assert done_lines(runtime, job_id) == 1
     assert queue_depth(runtime, stage.jobs_queue) == 0
 
