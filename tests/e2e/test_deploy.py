@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     runtime_environment,
     stage_resources,
     wait_for_final,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -81,9 +82,11 @@ def test_deploy_and_redeploy_succeed_and_files_are_processed_once(runtime: Runti
     record = wait_for_final(runtime, job_id)
     assert record["status"] == "completed" and record["line_count"] == 1
     assert record["attempts"] == 1
-    done_lines = [line for line in runtime.log().splitlines()
-                  if '"job_done"' in line and job_id in line]
-    assert len(done_lines) == 1
+    def done_lines() -> list[str]:  # the handler's log line may trail the record
+        return [line for line in runtime.log().splitlines()
+                if '"job_done"' in line and job_id in line]
+
+    assert len(wait_until(done_lines, 30, "the worker's log line for the job")) == 1
 
 
 def test_destroy_refuses_uploads_then_purges_everything_and_is_idempotent(
