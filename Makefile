@@ -29,9 +29,24 @@ lock: ## re-resolve requirements.txt + requirements-dev.in into requirements.loc
 		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
 		requirements.txt requirements-dev.in -o requirements.lock
 
-test: install ## lint, then run every test (unit, integration, end-to-end)
+test: install browser ## lint, then run every test (unit, integration, end-to-end, browser)
 	$(BIN)/ruff check .
 	$(PYTHON) -m pytest -n 2 -q
+
+# Debian's chromium and its driver, for the dashboard's browser test (Selenium drives them).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: browser test-browser screenshot
+browser: ## install headless Chromium and chromedriver with apt-get (once)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=600 chromium chromium-driver; }
+
+test-browser: install browser ## only the dashboard's browser test
+	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
+
+screenshot: install browser ## docs/dashboard.png, taken by the browser test
+	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
+		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration
@@ -65,8 +80,9 @@ upload: install ## upload FILE=path (or FILE="a b") to STAGE, wait up to TIMEOUT
 	@test -n "$(FILE)" || { echo "usage: make upload FILE=path [STAGE=local] [TIMEOUT=60]" >&2; exit 2; }
 	$(PYTHON) -m logctl.upload --stage $(STAGE) --wait --timeout $(TIMEOUT) $(FILE)
 
-results: install ## newest result records on STAGE (JOB=id: that record as JSON)
-	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB))
+results: install ## newest result records on STAGE (STATUS=, KEY=prefix filter; JOB=id: that record as JSON)
+	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB)) \
+		$(if $(STATUS),--status $(STATUS)) $(if $(KEY),--key $(KEY))
 
 dlq: install ## dead-letter queue depth and a peek at its messages on STAGE
 	$(PYTHON) -m logctl.dlq show --stage $(STAGE)
@@ -118,15 +134,22 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 	$(MAKE) report
 
 # ---- worker benchmark -----------------------------------------------------------------
-.PHONY: bench bench-telemetry
-bench: install ## time the worker vs a naive stdlib loop on a 2M-line file (throughput, peak RSS)
+.PHONY: bench bench-decode profile bench-telemetry
+bench: install ## the worker vs a naive loop on a 2M-line file: M lines/s (CPU), gunzip, stages, RSS
 	$(PYTHON) bench/bench_worker.py
+
+bench-decode: install ## ways to cut and decode a block, side by side (after make bench)
+	$(PYTHON) bench/bench_decode.py $(FILE)
+
+profile: install ## py-spy: where the worker's time goes, line by line (FILE=bench file by default)
+	$(PYTHON) bench/profile_worker.py $(FILE)
 
 bench-telemetry: install ## what Powertools (Logger, EMF metrics) adds to cold start and per file
 	$(PYTHON) bench/bench_telemetry.py
 
 # ---- local runtime, deployment and teardown --------------------------------------------
 PORT ?=
+API_PORT ?= 8000
 ALERT_EMAIL ?=
 RAW_LOG_DAYS ?=
 YES ?=
@@ -134,10 +157,15 @@ PURGE ?=
 SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
-.PHONY: local demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all bench-e2e
+.PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
+	bench-e2e bench-api
 
-local: install ## run the pipeline locally on 127.0.0.1:4566 (PORT=...; upload/results follow it); Ctrl-C stops
-	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) $(RUNTIME_ARGS) --endpoint-file
+local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
+		--endpoint-file
+
+dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve it, signing requests
+	$(PYTHON) -m logctl.dashboard --stage $(STAGE) --port $(API_PORT)
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo
@@ -159,6 +187,9 @@ destroy-aws: install ## chalice delete + everything provisioning made in AWS (YE
 
 clean-all: clean ## clean, plus .venv and the local stage's Chalice state (AWS state is kept)
 	rm -rf $(VENV) .chalice/deployments .chalice/deployed/local.json
+
+bench-api: install ## results API latency through chalice local, 2,000 jobs in the table (JOBS=2000)
+	$(PYTHON) bench/bench_api.py --jobs $(or $(JOBS),2000)
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py

@@ -1,16 +1,18 @@
-"""The log pipeline: S3 upload -> trigger -> SQS -> worker -> DynamoDB.
+"""The log pipeline: S3 upload -> trigger -> SQS -> worker -> DynamoDB, and its results API.
 
-Handlers only translate Lambda events into calls on `chalicelib`.
+Handlers only translate Lambda events and HTTP requests into calls on `chalicelib`.
 """
 
 import os
 
 import boto3
 from botocore.config import Config
-from chalice import Chalice
+from chalice import Chalice, IAMAuthorizer, Response
 
 from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue
+from chalicelib.api import ApiResponse, ApiSettings, ResultsApi
 from chalicelib.pipeline import Settings, Trigger, Worker
+from chalicelib.rollups import HourlyRollups, RollupRecorder
 from chalicelib.telemetry import Telemetry
 
 # Logs go through Powertools' Logger (chalicelib.telemetry), whose logger has the app's name.
@@ -18,15 +20,20 @@ app = Chalice(app_name="log-pipeline", configure_logs=False)
 
 settings = Settings.from_env(os.environ)
 telemetry = Telemetry.from_env(os.environ)
+api_settings = ApiSettings.from_env(os.environ)
 _config = Config(retries={"max_attempts": 4, "mode": "standard"}, tcp_keepalive=True)
-s3 = boto3.client("s3", config=_config)
+s3 = boto3.client("s3", config=_config.merge(Config(signature_version="s3v4")))
 sqs = boto3.client("sqs", config=_config)
 dynamodb = boto3.client("dynamodb", config=_config)
 
-results = ResultsStore(dynamodb, settings.results_table)
+results = RollupRecorder(ResultsStore(dynamodb, settings.results_table),
+                         HourlyRollups(dynamodb, api_settings.stats_table))
 queue = SqsJobQueue(sqs, settings.jobs_queue)
 trigger_logic = Trigger(settings, results, queue, telemetry=telemetry)
 worker_logic = Worker(settings, results, S3Source(s3), queue, telemetry=telemetry)
+api = ResultsApi(settings, api_settings, dynamodb=dynamodb, sqs=sqs, s3=s3)
+# API_AUTH=iam (stage aws, the default): every route needs a SigV4-signed request.
+auth = IAMAuthorizer() if api_settings.auth == "iam" else None
 
 
 @app.on_s3_event(bucket=settings.bucket, events=["s3:ObjectCreated:*"], prefix="logs/")
@@ -38,6 +45,40 @@ def trigger(event):
                     maximum_batching_window_in_seconds=0)
 def worker(event):
     return worker_logic.handle(event.to_dict(), remaining_ms=_remaining_ms(event))
+
+
+@app.route("/", authorizer=auth)
+def dashboard():
+    return _respond(api.dashboard())
+
+
+@app.route("/jobs", authorizer=auth)
+def list_jobs():
+    return _respond(api.list_jobs(app.current_request.query_params))
+
+
+@app.route("/jobs/{job_id}", authorizer=auth)
+def get_job(job_id):
+    return _respond(api.get_job(job_id))
+
+
+@app.route("/stats", authorizer=auth)
+def stats():
+    return _respond(api.stats(app.current_request.query_params))
+
+
+@app.route("/health", authorizer=auth)
+def health():
+    return _respond(api.health())
+
+
+@app.route("/uploads", methods=["POST"], authorizer=auth, content_types=["application/json"])
+def create_upload():
+    return _respond(api.create_upload(app.current_request.raw_body))
+
+
+def _respond(response: ApiResponse) -> Response:
+    return Response(body=response.body, status_code=response.status, headers=response.headers)
 
 
 def _remaining_ms(event):

@@ -14,8 +14,6 @@ import math
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from fractions import Fraction
-from itertools import compress
 from typing import Any
 
 from chalicelib.records import LogRecord, normalize_level, shown_endpoint
@@ -113,7 +111,7 @@ class Aggregator:
                 total = totals[endpoint] = _Total()
             total.add(values)
         if error_forms:
-            self._errors.update(compress(endpoints, map(error_forms.__contains__, levels)))
+            self._errors.update([r.endpoint for r in records if r.level in error_forms])
         self._status.update([r.status_code for r in records])
         self._users.update([r.user_id for r in records])
         self._merge_extremes(first, last)
@@ -176,16 +174,16 @@ class _Total:
 
     Integers are summed as integers while they are exact as doubles; other values are
     kept as a few floats whose exact sum is the exact sum of the values as doubles,
-    which math.fsum then rounds once.
+    which math.fsum then rounds once. Values are at most 1e15 (docs/spec.md), so no
+    sum comes near the doubles' range.
     """
 
-    __slots__ = ("count", "floats", "huge", "ints")
+    __slots__ = ("count", "floats", "ints")
 
     def __init__(self) -> None:
         self.count = 0
         self.ints = 0
         self.floats: list[float] = []
-        self.huge: Fraction | None = None  # the exact sum, once the float sum overflowed
 
     def add(self, values: list[Any]) -> None:
         self.count += len(values)
@@ -193,30 +191,10 @@ class _Total:
         if type(total) is int and total <= _EXACT_INT:
             self.ints += total
         else:
-            self._add_floats(values)
-
-    def _add_floats(self, values: list[Any]) -> None:
-        if self.huge is None:
-            try:
-                self.floats = _exact_partials([*self.floats, *values])
-                return
-            except OverflowError:
-                self._go_exact()
-        self.huge = self._go_exact() + sum(map(Fraction, map(float, values)), Fraction(0))
-
-    def _go_exact(self) -> Fraction:
-        if self.huge is None:
-            self.huge = sum(map(Fraction, self.floats), Fraction(0))
-            self.floats = []
-        return self.huge
+            self.floats = _exact_partials([*self.floats, *values])
 
     def mean(self) -> float:
-        if self.huge is None:
-            try:
-                return math.fsum([*self.floats, *_int_pieces(self.ints)]) / self.count
-            except OverflowError:
-                pass
-        return float((self._go_exact() + self.ints) / self.count)
+        return math.fsum([*self.floats, *_int_pieces(self.ints)]) / self.count
 
     @classmethod
     def merged(cls, totals: Iterable[_Total]) -> _Total:
@@ -224,10 +202,7 @@ class _Total:
         for total in totals:
             out.count += total.count
             out.ints += total.ints
-            if total.huge is None:
-                out._add_floats(total.floats)
-            else:
-                out.huge = out._go_exact() + total.huge
+            out.floats = _exact_partials([*out.floats, *total.floats])
         return out
 
 
@@ -244,7 +219,7 @@ def _exact_partials(values: list[Any]) -> list[float]:
 
 
 def _int_pieces(value: int) -> list[float]:
-    """Floats that add up exactly to an integer (OverflowError beyond the doubles' range)."""
+    """Floats that add up exactly to an integer."""
     pieces: list[float] = []
     while value:
         piece = float(value)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
+from typing import Any
+
+from isal import isal_zlib
 
 from chalicelib.errors import Unreadable
 from chalicelib.records import MAX_LINE_BYTES
 from chalicelib.reference import BOM, GZIP_MAGIC
 
 GUNZIP_OUTPUT_LIMIT = 64 * 1024
+GZIP_HEADER_LIMIT = 64 * 1024
 BLOCK_BYTES = 64 * 1024
 
 
@@ -57,43 +61,66 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Decompress one or more concatenated gzip members, with bounded output per step.
 
-    Zero bytes between or after members are padding, as for the gzip tool.
+    Zero bytes between or after members are padding, as for the gzip tool. ISA-L's inflate
+    (python-isal's zlib-compatible `isal_zlib`) runs 2.8x as fast as the standard zlib's
+    (make bench), but fails on a member header with optional fields (file name,
+    comment, extra, header CRC) that arrives split over two calls: each member's header is
+    gathered whole first, and one longer than GZIP_HEADER_LIMIT goes to the standard zlib.
     """
-    decomp = zlib.decompressobj(wbits=31)
-    in_member = after_member = False
+    decomp: Any = None  # None between members
+    header = b""  # the start of the next member, until its header is whole
+    started = False
     try:
         for chunk in chunks:
             data = chunk
             while data:
-                if after_member:
-                    data = data.lstrip(b"\0")
-                    if not data:
+                if decomp is None:
+                    if started and not header:
+                        data = data.lstrip(b"\0")
+                        if not data:
+                            break
+                    header += data
+                    if not GZIP_MAGIC.startswith(header[:2]):
+                        raise Unreadable("corrupt gzip data (not a gzip member)")
+                    whole = _header_is_whole(header)
+                    if not whole and len(header) < GZIP_HEADER_LIMIT:
                         break
-                in_member, after_member = True, False
+                    decomp = (isal_zlib if whole else zlib).decompressobj(wbits=31)
+                    data, header, started = header, b"", True
                 out = decomp.decompress(data, GUNZIP_OUTPUT_LIMIT)
                 if out:
                     yield out
-                if decomp.eof:
-                    data = decomp.unused_data
-                    decomp = zlib.decompressobj(wbits=31)
-                    in_member, after_member = False, True
-                elif decomp.unconsumed_tail:
-                    data = decomp.unconsumed_tail
-                else:
-                    data = b""
-                    while True:  # output still pending behind the limit
-                        out = decomp.decompress(b"", GUNZIP_OUTPUT_LIMIT)
-                        if not out:
-                            break
+                if not decomp.eof and not decomp.unconsumed_tail:
+                    while out := decomp.decompress(b"", GUNZIP_OUTPUT_LIMIT):  # held back
                         yield out
-                    if decomp.eof:
-                        data = decomp.unused_data
-                        decomp = zlib.decompressobj(wbits=31)
-                        in_member, after_member = False, True
-    except zlib.error as exc:
+                if decomp.eof:
+                    data, decomp = decomp.unused_data, None
+                else:
+                    data = decomp.unconsumed_tail
+    except (isal_zlib.error, zlib.error) as exc:
         raise Unreadable(f"corrupt gzip data ({exc})") from exc
-    if in_member:
+    if decomp is not None or header:
         raise Unreadable("gzip data is truncated")
+
+
+def _header_is_whole(data: bytes) -> bool:
+    """True once data, the start of a gzip member, holds the member's whole header (RFC 1952)."""
+    if len(data) < 10:
+        return False
+    flags, end = data[3], 10
+    if flags & 0x04:  # FEXTRA: two length bytes, then that many
+        if len(data) < 12:
+            return False
+        end = 12 + int.from_bytes(data[10:12], "little")
+    for flag in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated
+        if flags & flag:
+            zero = data.find(b"\0", end)
+            if zero < 0:
+                return False
+            end = zero + 1
+    if flags & 0x02:  # FHCRC
+        end += 2
+    return len(data) >= end
 
 
 def line_blocks(content: Iterable[bytes], max_line: int = MAX_LINE_BYTES,

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from chalicelib.records import MAX_LINE_BYTES, MAX_RESPONSE_TIME_MS, shown_endpoint
@@ -110,11 +109,8 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def mean(values: Sequence[Any]) -> float:
-    """math.fsum(values) / len(values); when that sum overflows, the exact mean of the doubles."""
-    try:
-        return math.fsum(values) / len(values)
-    except OverflowError:
-        return float(sum(map(Fraction, map(float, values))) / len(values))
+    """The exactly rounded sum of the values as doubles, divided by their count."""
+    return math.fsum(values) / len(values)
 
 
 def _is_text(value: Any) -> bool:

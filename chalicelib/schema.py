@@ -87,6 +87,7 @@ class ResultRecord(Statistics, total=False):
     file_size_bytes: int
     uploaded_at: str | None
     created_at: str
+    created_day: str  # UTC date of created_at: the jobs_by_day index key (chalicelib.jobindex)
     started_at: str
     completed_at: str
     processing_time_ms: float

@@ -3,10 +3,12 @@
     python -m localruntime [--port 4566] [--stage local] [--set KEY=VALUE ...]
                            [--timeout FUNCTION=SECONDS ...] [--concurrency FUNCTION=N ...]
                            [--no-reload] [--no-status] [--project DIR] [--endpoint-file]
+                           [--api-port 8000]
 
 Starts moto's server as the endpoint (AWS_ENDPOINT_URL=http://HOST:PORT sets host and
 port too), provisions the stage, reads the app's S3 and SQS event sources, and runs each
-handler in warm processes fed the way Lambda would feed them. Edits to app.py,
+handler in warm processes fed the way Lambda would feed them. With --api-port, the app's
+HTTP routes (results API, dashboard) run under `chalice local` on that port. Edits to app.py,
 chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops everything.
 With --endpoint-file (as `make local` runs it), the endpoint URL is written to a file
 that the project's tools read when AWS_ENDPOINT_URL is not set; see docs/local-runtime.md.
@@ -53,6 +55,8 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
                         help="warm processes (and pollers) for a function (default 2)")
     parser.add_argument("--no-reload", action="store_true", help="do not watch for edits")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
+    parser.add_argument("--api-port", default=None,
+                        help="serve the results API and dashboard on this port (chalice local)")
     parser.add_argument("--project", type=Path, default=None,
                         help="directory with app.py and .chalice/ (default: this project)")
     parser.add_argument("--endpoint-file", type=Path, nargs="?", const=ENDPOINT_FILE,
@@ -77,9 +81,17 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
     for item in args.concurrency:
         name, value = parse_assignment(item, "--concurrency")
         concurrency[name] = parse_positive(value, f"--concurrency {name}", int)
+    overrides = dict(parse_assignment(item, "--set") for item in args.overrides)
+    api_port = None
+    if args.api_port is not None:
+        api_port = parse_positive(args.api_port, "--api-port", int)
+        if api_port > 65535 or api_port == port:
+            raise SettingsError(f"--api-port: {api_port} is not a free TCP port")
+        api_host = args.host or host
+        overrides.setdefault("DASHBOARD_ORIGINS", f"http://{api_host}:{api_port}")
     return RuntimeSettings(
         project=project, stage_name=args.stage, host=args.host or host, port=port,
-        overrides=dict(parse_assignment(item, "--set") for item in args.overrides),
+        overrides=overrides, api_port=api_port,
         timeouts=timeouts, concurrency=concurrency, reload=not args.no_reload,
         status_line=not args.no_status, endpoint_file=args.endpoint_file)
 

@@ -8,6 +8,9 @@
 - A bucket policy's `Bool` conditions (`aws:SecureTransport`) are evaluated; moto would
   deny every request under the TLS-only policy provisioning sets. The endpoint serves
   plain HTTP on loopback only: its requests count as TLS (AWS would refuse them).
+- API Gateway's ImportRestApi and PutRestApi accept Swagger 2.0 (what Chalice generates)
+  and a document without `info.description`, as AWS does; moto refuses both (500, 400)
+  though it reads only the paths, methods and integrations, which the formats write alike.
 - moto never runs a Lambda function: S3 notifications that target a function and SQS
   event source mappings are recorded but invoke nothing (moto would invoke through
   Docker, inside SendMessage). The local runtime runs the handlers itself.
@@ -181,8 +184,37 @@ def apply_in_process() -> None:
     _fix_s3_event_shape()
 
 
+def as_openapi(api_doc: dict[str, Any]) -> dict[str, Any]:
+    """A Swagger 2.0 API document labelled OpenAPI 3, with an (empty) description."""
+    api_doc = dict(api_doc)
+    if str(api_doc.pop("swagger", "")).startswith("2."):
+        api_doc["openapi"] = "3.0.1"
+    api_doc["info"] = {"description": "", **api_doc.get("info", {})}
+    return api_doc
+
+
+def _fix_rest_api_import() -> None:
+    from moto.apigateway.models import APIGatewayBackend
+
+    original_import = replaced(APIGatewayBackend, "import_rest_api",
+                               ("self", "api_doc", "fail_on_warnings"))
+    original_put = replaced(APIGatewayBackend, "put_rest_api",
+                            ("self", "function_id", "api_doc", "fail_on_warnings", "mode"))
+
+    def import_rest_api(self: Any, api_doc: dict[str, Any], fail_on_warnings: bool) -> Any:
+        return original_import(self, as_openapi(api_doc), fail_on_warnings)
+
+    def put_rest_api(self: Any, function_id: str, api_doc: dict[str, Any],
+                     fail_on_warnings: bool, mode: str = "merge") -> Any:
+        return original_put(self, function_id, as_openapi(api_doc), fail_on_warnings, mode)
+
+    APIGatewayBackend.import_rest_api = import_rest_api
+    APIGatewayBackend.put_rest_api = put_rest_api
+
+
 def apply() -> None:
     _fix_notification_filters()
     _fix_s3_event_shape()
     _fix_lambda_invocations()
     _fix_bucket_policy_conditions()
+    _fix_rest_api_import()

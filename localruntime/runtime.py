@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localruntime import motoguard
+from localruntime.apiserver import ApiServer, ApiServerError
 from localruntime.console import Console
 from localruntime.dlqwatch import DeadLetterWatch
 from localruntime.gcpolicy import keep_full_collections_short
@@ -94,6 +95,7 @@ class Runtime:
         self.shutdown = threading.Event()
         self.invoker = Invoker(console)
         self.endpoint: subprocess.Popen[bytes] | None = None
+        self.api: ApiServer | None = None
         self.generation = 0
         self.running: dict[str, _Running] = {}
         self.retired: list[FunctionPool] = []
@@ -164,6 +166,21 @@ class Runtime:
         except subprocess.TimeoutExpired:
             self.endpoint.kill()
             self.endpoint.wait()
+
+    def start_api(self) -> None:
+        """The app's routes under `chalice local`, when --api-port asks for them."""
+        port = self.settings.api_port
+        if port is None:
+            return
+        if port_in_use(self.settings.host, port):
+            raise RuntimeStartError(f"--api-port {port} is already in use: pick another")
+        self.api = ApiServer(self.settings.project, self.stage.name, self.settings.host, port,
+                             self.settings.app_environment(self.stage), self.console)
+        try:
+            self.api.wait_ready()
+        except ApiServerError as exc:
+            raise RuntimeStartError(str(exc)) from None
+        self.console.info(f"dashboard and results API on {self.api.url}")
 
     # ---- event sources and handler pools ---------------------------------------------
 
@@ -291,6 +308,7 @@ class Runtime:
         try:
             self.start_endpoint()
             self.load()
+            self.start_api()
         except (RuntimeStartError, SettingsError, DiscoveryError) as exc:
             self.console.info(str(exc))
             self.stop()
@@ -317,6 +335,11 @@ class Runtime:
                                   "stopping")
                 status = 1
                 break
+            if self.api is not None and self.api.process.poll() is not None:
+                self.console.info(f"chalice local exited (status {self.api.process.returncode})"
+                                  "; stopping")
+                status = 1
+                break
         self.stop()
         return status
 
@@ -324,6 +347,8 @@ class Runtime:
         """Stop receiving, let in-flight invocations finish, then stop every process."""
         self.shutdown.set()
         self.console.clear_status()
+        if self.api is not None:
+            self.api.stop()
         for running in self.running.values():
             running.poller.stop()
         if not self.invoker.wait_idle(STOP_GRACE_SECONDS):

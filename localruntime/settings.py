@@ -49,6 +49,7 @@ class RuntimeSettings:
     reload: bool = True
     status_line: bool = True
     endpoint_file: Path | None = None
+    api_port: int | None = None
 
     @property
     def endpoint_url(self) -> str:

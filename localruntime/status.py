@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.jobindex import JobIndex
+from chalicelib.schema import Status
 from localruntime.console import Console
 from localruntime.invoker import Invoker
 from logctl.stage import Stage
 
 REFRESH_SECONDS = 1.0
+# moto reads the whole table for each of the 4 counting Queries: recount every 5 s only.
+COUNT_SECONDS = 5.0
+STATUSES = tuple(status.value for status in Status)
 
 
 def _depth(sqs: Any, url: str) -> int:
@@ -21,15 +27,9 @@ def _depth(sqs: Any, url: str) -> int:
 
 
 def _statuses(ddb: Any, table: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    kwargs: dict[str, Any] = {"TableName": table, "ProjectionExpression": "#s",
-                              "ExpressionAttributeNames": {"#s": "status"}}
-    while True:
-        page = ddb.scan(**kwargs)
-        counts.update(item.get("status", {}).get("S", "?") for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return counts
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """Live jobs by status, counted on the status index (never a Scan)."""
+    index, now = JobIndex(ddb, table), time.time()
+    return Counter({status: index.count(status, now) for status in STATUSES})
 
 
 class StatusBoard(threading.Thread):
@@ -45,10 +45,15 @@ class StatusBoard(threading.Thread):
         self.stage = stage
         self._queue_urls: dict[str, str] = {}
         self.stop_event = stop
+        self._files: Counter[str] = Counter()
+        self._counted_at = float("-inf")
 
     def line(self) -> str:
         stage = self.stage()
-        files = _statuses(self.ddb, stage.results_table)
+        if time.monotonic() - self._counted_at >= COUNT_SECONDS:
+            self._files = _statuses(self.ddb, stage.results_table)
+            self._counted_at = time.monotonic()
+        files = self._files
         name = stage.dead_letter_queue
         if name not in self._queue_urls:
             self._queue_urls[name] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]

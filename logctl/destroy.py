@@ -5,7 +5,7 @@
 
 Deleted: the functions, their role and triggers (`chalice delete`), their log groups,
 the alarms and the SNS topic with its subscriptions, the jobs queue and its dead-letter
-queue, the results table and the bucket. A bucket that still holds uploads is kept, and
+queue, the results and stats tables and the bucket. A bucket that still holds uploads is kept, and
 nothing is deleted, unless --purge (every object version goes). Asks first unless --yes;
 running it again when nothing is left does nothing.
 """
@@ -47,7 +47,7 @@ class Plan:
     deployed_state: Path
     bucket_objects: int | None
     queues: list[str] = field(default_factory=list)
-    table: bool = False
+    tables: list[str] = field(default_factory=list)
     topic_arn: str | None = None
     alarms: list[str] = field(default_factory=list)
     log_groups: list[str] = field(default_factory=list)
@@ -70,8 +70,7 @@ class Plan:
         if self.topic_arn:
             found.append(f"SNS topic {self.topic_arn} and its subscriptions")
         found += [f"queue {name}" for name in self.queues]
-        if self.table:
-            found.append(f"table {self.stage.results_table}")
+        found += [f"table {name}" for name in self.tables]
         if self.bucket_objects is not None:
             found.append(f"bucket {self.stage.bucket} ({self.bucket_objects} object versions)")
         return found
@@ -104,12 +103,13 @@ def survey(target: Target) -> Plan:
         except ClientError as exc:
             if _code(exc) not in MISSING:
                 raise
-    try:
-        ddb.describe_table(TableName=stage.results_table)
-        plan.table = True
-    except ClientError as exc:
-        if _code(exc) not in MISSING:
-            raise
+    for name in (stage.results_table, stage.stats_table):
+        try:
+            ddb.describe_table(TableName=name)
+            plan.tables.append(name)
+        except ClientError as exc:
+            if _code(exc) not in MISSING:
+                raise
     wanted = topic_name(stage)
     for page in sns.get_paginator("list_topics").paginate():
         for topic in page.get("Topics", []):
@@ -159,12 +159,12 @@ def execute(target: Target, plan: Plan, purge: bool) -> list[str]:
     for name in plan.queues:
         sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
         done.append(f"deleted queue {name}")
-    if plan.table:
-        ddb = client(stage, "dynamodb", session)
-        ddb.delete_table(TableName=stage.results_table)
-        ddb.get_waiter("table_not_exists").wait(TableName=stage.results_table,
+    ddb = client(stage, "dynamodb", session)
+    for name in plan.tables:
+        ddb.delete_table(TableName=name)
+        ddb.get_waiter("table_not_exists").wait(TableName=name,
                                                 WaiterConfig={"Delay": 2, "MaxAttempts": 60})
-        done.append(f"deleted table {stage.results_table}")
+        done.append(f"deleted table {name}")
     if plan.bucket_objects is not None:
         s3 = client(stage, "s3", session)
         if plan.bucket_objects and purge:

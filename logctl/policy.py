@@ -16,26 +16,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.jobindex import BY_DAY, BY_STATUS
 from logctl.stage import CONFIG_PATH, Stage, StageError, load_stage, read_config
 
 # The calls the handlers make (tests/integration/test_iam_policy.py proves the list covers
 # them, and the SQS event source mapping's own calls), by resource.
 OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+UPLOAD_ACTIONS = ("s3:PutObject",)  # the API presigns upload URLs (POST /uploads)
 # Without ListBucket, S3 answers a GetObject of a missing key with 403 AccessDenied, not 404.
 BUCKET_ACTIONS = ("s3:ListBucket",)
 QUEUE_ACTIONS = ("sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage",
                  "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
+DEAD_LETTER_ACTIONS = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")  # the API's DLQ depth
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+INDEX_ACTIONS = ("dynamodb:Query",)
+STATS_ACTIONS = ("dynamodb:Query", "dynamodb:UpdateItem")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 LOG_PREFIX = "logs/"
 
 
-def _statement(sid: str, actions: tuple[str, ...], resource: str) -> dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": [resource]}
+def _statement(sid: str, actions: tuple[str, ...], *resources: str) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": list(resources)}
 
 
 def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
     """Least privilege for the stage's handlers: named resources, no wildcard actions."""
+    table = f"arn:aws:dynamodb:*:*:table/{stage.results_table}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -43,9 +49,16 @@ def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
                        f"arn:aws:s3:::{stage.bucket}/{LOG_PREFIX}*"),
             _statement("MissingObjectsReadAsNotFound", BUCKET_ACTIONS,
                        f"arn:aws:s3:::{stage.bucket}"),
+            _statement("PresignUploads", UPLOAD_ACTIONS,
+                       f"arn:aws:s3:::{stage.bucket}/{LOG_PREFIX}*"),
             _statement("JobsQueue", QUEUE_ACTIONS, f"arn:aws:sqs:*:*:{stage.jobs_queue}"),
-            _statement("ResultsTable", TABLE_ACTIONS,
-                       f"arn:aws:dynamodb:*:*:table/{stage.results_table}"),
+            _statement("DeadLetterQueueDepth", DEAD_LETTER_ACTIONS,
+                       f"arn:aws:sqs:*:*:{stage.dead_letter_queue}"),
+            _statement("ResultsTable", TABLE_ACTIONS, table),
+            _statement("ListJobs", INDEX_ACTIONS,
+                       *(f"{table}/index/{name}" for name in (BY_DAY, BY_STATUS))),
+            _statement("HourlyStats", STATS_ACTIONS,
+                       f"arn:aws:dynamodb:*:*:table/{stage.stats_table}"),
             _statement("FunctionLogs", LOG_ACTIONS,
                        f"arn:aws:logs:*:*:log-group:/aws/lambda/{app_name}-{stage.name}-*"),
         ],

@@ -14,12 +14,14 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
+from chalicelib.jobindex import index_definitions
 from chalicelib.pipeline import MAX_RECEIVE_COUNT
 from logctl.alarms import ensure_alarms
 from logctl.hardening import (
@@ -104,6 +106,73 @@ def ensure_table(ddb: Any, name: str, actions: list[str]) -> None:
         actions.append(f"enabled TTL on {name}.expires_at")
 
 
+def _wait_until_active(ddb: Any, name: str, poll_seconds: float) -> None:
+    """DynamoDB accepts one index change at a time, on an ACTIVE table."""
+    for _ in range(int(1800 / poll_seconds)):
+        table = ddb.describe_table(TableName=name)["Table"]
+        if table["TableStatus"] == "ACTIVE" and all(
+                index.get("IndexStatus", "ACTIVE") == "ACTIVE"
+                for index in table.get("GlobalSecondaryIndexes", [])):
+            return
+        time.sleep(poll_seconds)
+    raise StageError(f"table {name} did not become ACTIVE within 30 minutes")
+
+
+def ensure_job_indexes(ddb: Any, name: str, actions: list[str],
+                       poll_seconds: float = 5.0) -> None:
+    """The secondary indexes GET /jobs and `logctl results` query (chalicelib.jobindex)."""
+    attributes, indexes = index_definitions()
+    table = ddb.describe_table(TableName=name)["Table"]
+    existing = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    for index in indexes:
+        if index["IndexName"] in existing:
+            continue
+        _wait_until_active(ddb, name, poll_seconds)
+        ddb.update_table(TableName=name, AttributeDefinitions=attributes,
+                         GlobalSecondaryIndexUpdates=[{"Create": index}])
+        actions.append(f"created index {name}/{index['IndexName']}")
+    _wait_until_active(ddb, name, poll_seconds)
+
+
+def ensure_stats_table(ddb: Any, name: str, actions: list[str]) -> None:
+    """Hourly rollups for GET /stats (chalicelib.rollups), expiring by TTL."""
+    try:
+        ddb.describe_table(TableName=name)
+    except ddb.exceptions.ResourceNotFoundException:
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "series", "AttributeType": "S"},
+                                  {"AttributeName": "hour", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "series", "KeyType": "HASH"},
+                       {"AttributeName": "hour", "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.get_waiter("table_exists").wait(TableName=name,
+                                            WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        actions.append(f"created table {name}")
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+
+
+def ensure_upload_cors(s3: Any, bucket: str, origins: list[str], actions: list[str]) -> None:
+    """Let the dashboard's origins PUT to presigned upload URLs (POST /uploads)."""
+    if not origins:
+        return
+    rules = [{"AllowedOrigins": origins, "AllowedMethods": ["PUT"], "AllowedHeaders": ["*"],
+              "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}]
+    try:
+        if s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == rules:
+            return
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
+            raise
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+    actions.append(f"bucket {bucket}: uploads allowed from {', '.join(origins)}")
+
+
 @dataclass(frozen=True)
 class Safety:
     """What hardening and alarms need beyond the stage's names."""
@@ -157,6 +226,9 @@ def provision(stage: Stage, safety: Safety | None = None) -> Provisioned:
         actions,
     )
     ensure_table(ddb, stage.results_table, actions)
+    ensure_job_indexes(ddb, stage.results_table, actions, 0.1 if stage.is_local else 5.0)
+    ensure_stats_table(ddb, stage.stats_table, actions)
+    ensure_upload_cors(s3, stage.bucket, stage.dashboard_origins, actions)
     provisioned = Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
                               stage.results_table, actions)
     secure(stage, provisioned, safety or Safety(), session)

@@ -1,9 +1,11 @@
 """Show result records from the results table.
 
-    python -m logctl.results [--stage local] [--limit 20] [--json]
+    python -m logctl.results [--stage local] [--limit 20] [--status S] [--key PREFIX] [--json]
     python -m logctl.results [--stage local] --job JOB_ID
 
-Expired records (expires_at in the past) are hidden: DynamoDB's TTL deletes lazily.
+The listing is the one GET /jobs serves: Queries on the table's job indexes, newest
+first, never a Scan (chalicelib.jobindex). Expired records (expires_at in the past) are
+hidden: DynamoDB's TTL deletes lazily.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.adapters import from_item
+from chalicelib.apimodels import MAX_PAGE
+from chalicelib.jobindex import JobIndex, listing
+from chalicelib.schema import Status
 from logctl.cli import LogctlError, non_negative_int, run, stage_from, stage_options
 from logctl.stage import Stage
 from logctl.stage import client as make_client
 
-OLDEST = datetime.min.replace(tzinfo=UTC)
 COLUMNS = ("CREATED", "KEY", "STATUS", "LINES", "MALFORMED", "ERRORS",
            "P50/P95/P99 MS", "PROC MS", "JOB", "REASON")
+STATUSES = tuple(status.value for status in Status)
 NUMERIC = {"LINES", "MALFORMED", "ERRORS", "P50/P95/P99 MS", "PROC MS"}
 
 
@@ -32,30 +36,21 @@ def is_expired(record: dict[str, Any], now: float) -> bool:
     return expires_at is not None and float(expires_at) < now
 
 
-def created(record: dict[str, Any]) -> datetime:
-    try:
-        return datetime.fromisoformat(str(record["created_at"]))
-    except (KeyError, ValueError):
-        return OLDEST
-
-
-def live_records(items: Iterable[dict[str, Any]], now: float) -> list[dict[str, Any]]:
-    """Decode items, drop the expired ones, newest first."""
-    records = [from_item(item) for item in items]
-    records = [r for r in records if not is_expired(r, now)]
-    records.sort(key=created, reverse=True)
-    return records
-
-
-def list_results(stage: Stage, *, limit: int = 20, now: float | None = None,
+def list_results(stage: Stage, *, limit: int = 20, status: str | None = None,
+                 key: str | None = None, now: float | None = None,
                  client: Any = None) -> list[dict[str, Any]]:
-    """The newest `limit` live records (all of them when limit is 0)."""
+    """The newest `limit` live jobs (all of them when limit is 0), as listing rows."""
     ddb = client or make_client(stage, "dynamodb")
-    pages = ddb.get_paginator("scan").paginate(TableName=stage.results_table,
-                                               ConsistentRead=True)
-    items = (item for page in pages for item in page.get("Items", []))
-    records = live_records(items, time.time() if now is None else now)
-    return records[:limit] if limit else records
+    now = time.time() if now is None else now
+    index = JobIndex(ddb, stage.results_table)
+    wanted = listing(now, limit=min(limit or MAX_PAGE, MAX_PAGE), status=status, prefix=key)
+    records: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = index.page(wanted, cursor, now)
+        records.extend(page)
+        if cursor is None or (limit and len(records) >= limit):
+            return records[:limit] if limit else records
 
 
 def get_result(stage: Stage, job_id: str, *, now: float | None = None,
@@ -130,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", help="print this job's record as JSON")
     parser.add_argument("--limit", type=non_negative_int, default=20,
                         help="newest N records (0: all; default 20)")
-    parser.add_argument("--json", action="store_true", help="print the records as JSON")
+    parser.add_argument("--status", choices=STATUSES, help="only jobs with this status")
+    parser.add_argument("--key", metavar="PREFIX", help="only jobs whose key starts with PREFIX")
+    parser.add_argument("--json", action="store_true",
+                        help="print the listed rows as JSON (--job: the whole record)")
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -141,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise LogctlError(f"no result for job {args.job} in {stage.results_table}")
             print(to_json(record))
             return 0
-        records = list_results(stage, limit=args.limit)
+        records = list_results(stage, limit=args.limit, status=args.status, key=args.key)
         if args.json:
             print(to_json(records))
         elif records:

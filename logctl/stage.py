@@ -33,6 +33,7 @@ class Stage:
     jobs_queue: str
     dead_letter_queue: str
     results_table: str
+    stats_table: str
     environment: dict[str, str]
     functions: dict[str, dict[str, Any]]
     region: str
@@ -46,6 +47,12 @@ class Stage:
     @property
     def is_local(self) -> bool:
         return self.endpoint_url is not None
+
+    @property
+    def dashboard_origins(self) -> list[str]:
+        """Origins whose pages may PUT uploads into the bucket (its CORS rule)."""
+        return [o.strip() for o in self.environment.get("DASHBOARD_ORIGINS", "").split(",")
+                if o.strip()]
 
     def function_timeout(self, name: str) -> int:
         return int(self.functions.get(name, {}).get("lambda_timeout", 60))
@@ -89,8 +96,8 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         raise StageError(f"stage {name!r} is not in .chalice/config.json (have: {sorted(stages)})")
     stage_cfg = stages[name]
     env = {**config.get("environment_variables", {}), **stage_cfg.get("environment_variables", {})}
-    missing = [k for k in ("LOG_BUCKET", "JOBS_QUEUE", "DEAD_LETTER_QUEUE", "RESULTS_TABLE")
-               if not env.get(k)]
+    required = ("LOG_BUCKET", "JOBS_QUEUE", "DEAD_LETTER_QUEUE", "RESULTS_TABLE", "STATS_TABLE")
+    missing = [k for k in required if not env.get(k)]
     if missing:
         raise StageError(f"stage {name!r} lacks environment variables: {', '.join(missing)}")
     functions: dict[str, dict[str, Any]] = {}
@@ -106,6 +113,7 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         jobs_queue=env["JOBS_QUEUE"],
         dead_letter_queue=env["DEAD_LETTER_QUEUE"],
         results_table=env["RESULTS_TABLE"],
+        stats_table=env["STATS_TABLE"],
         environment=env,
         functions=functions,
         region=region,

@@ -147,7 +147,7 @@ def stage_resources(runtime: Runtime, stage: Stage) -> list[str]:
     found += [f"queue {url}" for url in runtime.client("sqs").list_queues().get("QueueUrls", [])
               if url.rsplit("/", 1)[-1] in (stage.jobs_queue, stage.dead_letter_queue)]
     found += [f"table {t}" for t in runtime.client("dynamodb").list_tables()["TableNames"]
-              if t == stage.results_table]
+              if t in (stage.results_table, stage.stats_table)]
     found += [f"function {f['FunctionName']}" for f in
               runtime.client("lambda").list_functions()["Functions"]
               if f["FunctionName"].startswith(prefix)]

@@ -60,11 +60,17 @@ def test_deploy_and_redeploy_succeed_and_files_are_processed_once(runtime: Runti
         assert done.returncode == 0, f"deploy {attempt + 1}:\n{done.stdout}\n{done.stderr}"
     assert "Resources deployed" in done.stdout
     assert "ReportBatchItemFailures already enabled" in done.stdout
-    # THEN the functions, their SQS mapping (with partial batch responses) and the bucket's
-    # Lambda notification exist next to the runtime's own queue notification
+    # THEN the functions, the REST API, the SQS mapping (with partial batch responses) and
+    # the bucket's Lambda notification exist next to the runtime's own queue notification
     stage = runtime.stage()
     functions = {f["FunctionName"] for f in runtime.client("lambda").list_functions()["Functions"]}
-    assert functions == {"log-pipeline-local-trigger", "log-pipeline-local-worker"}
+    assert functions == {"log-pipeline-local-trigger", "log-pipeline-local-worker",
+                         "log-pipeline-local"}
+    apis = runtime.client("apigateway").get_rest_apis()["items"]
+    assert [api["name"] for api in apis] == ["log-pipeline"]
+    resources = runtime.client("apigateway").get_resources(restApiId=apis[0]["id"])["items"]
+    assert {"/jobs", "/jobs/{job_id}", "/stats", "/health", "/uploads"} <= {
+        r["path"] for r in resources}
     mappings = runtime.client("lambda").list_event_source_mappings(
         FunctionName="log-pipeline-local-worker")["EventSourceMappings"]
     assert [m["FunctionResponseTypes"] for m in mappings] == [["ReportBatchItemFailures"]]

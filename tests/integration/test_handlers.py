@@ -76,7 +76,7 @@ def test_upload_to_completed_result_with_every_field(app_module, s3, sqs, dynamo
     expected = summarize_file(path)
     assert {k: result[k] for k in STATISTICS_FIELDS} == json.loads(json.dumps(expected))
     assert result["malformed_count"] > 0
-    assert result["expires_at"] - int(_epoch(result["created_at"])) == 7 * 24 * 3600
+    assert result["expires_at"] - int(_epoch(result["completed_at"])) == 7 * 24 * 3600
     assert result["processing_time_ms"] >= 0
     assert result["created_at"] <= result["started_at"] <= result["completed_at"]
     assert result["failure_reason"] is None

@@ -1,7 +1,8 @@
 """The shipped IAM policy of each stage covers every AWS call the handlers make, and no more.
 
-The handlers run through the scenarios that reach every code path, with every botocore
-call recorded; each call becomes an IAM action on a resource ARN, and the stage's policy
+The handlers and every API route run through the scenarios that reach every code path
+(presigning an upload counts as the PutObject it authorises), with every botocore call
+recorded; each call becomes an IAM action on a resource ARN, and the stage's policy
 must allow it. Lambda's SQS poller uses the function's role too, so its calls are added.
 """
 
@@ -63,8 +64,9 @@ def to_permission(service: str, operation: str, params: dict[str, Any]) -> tuple
                 f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
     if service == "dynamodb":
         assert "TableName" in params, f"dynamodb:{operation} {params}"
+        index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
         return (f"dynamodb:{operation}",
-                f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}")
+                f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}{index}")
     raise AssertionError(f"handlers call an unexpected service: {service}")
 
 
@@ -119,6 +121,17 @@ def _drive_every_path(app_module: Any, stage: Any) -> None:
         with pytest.raises(BatchFailed):  # the poison message; the others are deleted
             client.lambda_.invoke("worker", {"Records": records})
         _fail_one_read(app_module, client, s3, sqs, stage, url, line)
+        _call_every_route(client)
+
+
+def _call_every_route(client: Client) -> None:
+    job_id = json.loads(client.http.get("/jobs?limit=1").body)["jobs"][0]["job_id"]
+    for path in ("/", "/jobs?limit=1", "/jobs?status=failed&prefix=logs/", f"/jobs/{job_id}",
+                 "/stats", "/health"):
+        assert client.http.get(path).status_code == 200, path
+    upload = client.http.post("/uploads", headers={"Content-Type": "application/json"},
+                              body=json.dumps({"name": "new.ndjson", "size": 10}))
+    assert upload.status_code == 200
 
 
 class _Unreachable:
@@ -150,9 +163,9 @@ def test_policy_covers_every_call_the_handlers_make(recorded_calls) -> None:
     jobs_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stage.jobs_queue}"
     needed = set(calls) | {(action, jobs_arn) for action in ESM_ACTIONS}
     operations = {action for action, _ in calls}
-    assert {"s3:GetObject", "s3:GetObjectVersion", "sqs:SendMessage",
-            "sqs:ChangeMessageVisibility", "dynamodb:PutItem",
-            "dynamodb:UpdateItem", "dynamodb:GetItem"} <= operations
+    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "sqs:SendMessage",
+            "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "dynamodb:PutItem",
+            "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"} <= operations
     missing = sorted(p for p in needed if not allowed(policy, *p))
     assert missing == []
 
@@ -174,3 +187,7 @@ def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
     assert allowed(policy, "s3:ListBucket", f"arn:aws:s3:::{stage.bucket}")
     assert not allowed(policy, "dynamodb:DeleteTable",
                        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}")
+    assert not allowed(policy, "s3:PutObject", f"arn:aws:s3:::{stage.bucket}/other/x.ndjson")
+    for operation in ("Scan", "Query"):
+        assert not allowed(policy, f"dynamodb:{operation}",
+                           f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}")

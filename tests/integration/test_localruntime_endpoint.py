@@ -277,3 +277,26 @@ def test_a_long_poll_does_not_hold_up_other_requests(endpoint: str) -> None:
     finally:
         poller.join(15)
     assert [m["Body"] for m in received] == ["wake up"]
+
+
+def test_rest_apis_import_as_chalice_writes_them(endpoint: str) -> None:
+    # GIVEN a Swagger 2.0 document without a description, the way Chalice generates one
+    apigateway = client(endpoint, "apigateway")
+    integration = {"type": "aws_proxy", "httpMethod": "POST", "uri": (
+        "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+        "arn:aws:lambda:us-east-1:123456789012:function:api/invocations")}
+    method = {"responses": {"200": {"description": "ok"}},
+              "x-amazon-apigateway-integration": integration}
+    document = {"swagger": "2.0", "info": {"version": "1.0", "title": "chalice-style"},
+                "schemes": ["https"], "paths": {"/jobs": {"get": method},
+                                                "/jobs/{job_id}": {"get": method}}}
+    # WHEN it is imported, then put again over itself (Chalice's create, then update)
+    api_id = apigateway.import_rest_api(body=json.dumps(document))["id"]
+    apigateway.put_rest_api(restApiId=api_id, mode="overwrite", body=json.dumps(document))
+    # THEN the API has those routes, each with its Lambda integration
+    resources = apigateway.get_resources(restApiId=api_id)["items"]
+    by_path = {r["path"]: r for r in resources}
+    assert {"/jobs", "/jobs/{job_id}"} <= set(by_path)
+    got = apigateway.get_integration(restApiId=api_id, resourceId=by_path["/jobs"]["id"],
+                                     httpMethod="GET")
+    assert got["uri"] == integration["uri"]

@@ -16,7 +16,8 @@ from logctl.stage import (
 )
 
 CONFIG = {"stages": {name: {"environment_variables": {
-    "LOG_BUCKET": "b", "JOBS_QUEUE": "q", "DEAD_LETTER_QUEUE": "d", "RESULTS_TABLE": "t"}}
+    "LOG_BUCKET": "b", "JOBS_QUEUE": "q", "DEAD_LETTER_QUEUE": "d", "RESULTS_TABLE": "t",
+    "STATS_TABLE": "s"}}
     for name in ("local", "aws")}}
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 
 from chalicelib.adapters import to_item
+from chalicelib.jobindex import index_attributes
+from chalicelib.results import iso
 from logctl.provision import provision
 from logctl.stage import Stage, client, load_stage
 
@@ -45,10 +47,6 @@ def fresh_stage(endpoint: str) -> Stage:
     return stage
 
 
-def iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 def result_record(job_id: str, status: str = "completed", *, created: float | None = None,
                   key: str = "logs/app.ndjson", **fields: Any) -> dict[str, Any]:
     """A result record as the worker stores it, with plausible statistics."""
@@ -74,5 +72,6 @@ def result_record(job_id: str, status: str = "completed", *, created: float | No
 
 
 def put_record(stage: Stage, record: dict[str, Any], ddb: Any = None) -> None:
-    (ddb or client(stage, "dynamodb")).put_item(TableName=stage.results_table,
-                                                Item=to_item(record))
+    """Store a record with the index attributes the handlers add to every record."""
+    (ddb or client(stage, "dynamodb")).put_item(
+        TableName=stage.results_table, Item=to_item({**record, **index_attributes(record)}))

@@ -35,13 +35,43 @@ def test_listing_hides_expired_records_and_puts_the_newest_first(stage: Stage) -
     assert [r["job_id"] for r in listed] == ["new", "mid", "old", "expires-soon"]
 
 
-def test_ordering_compares_times_not_strings(stage: Stage) -> None:
-    put_record(stage, result_record("whole-second", created_at="2030-01-01T00:00:00Z"))
-    put_record(stage, result_record("later-fraction", created_at="2030-01-01T00:00:00.500Z"))
+def test_ordering_holds_within_a_second(stage: Stage) -> None:
+    second = float(int(time.time()) - 5)
+    put_record(stage, result_record("whole-second", created=second))
+    put_record(stage, result_record("later-fraction", created=second + 0.5))
+    put_record(stage, result_record("next-second", created=second + 1))
 
-    listed = results.list_results(stage, now=0)
+    listed = results.list_results(stage)
 
-    assert [r["job_id"] for r in listed] == ["later-fraction", "whole-second"]
+    assert [r["job_id"] for r in listed] == ["next-second", "later-fraction", "whole-second"]
+
+
+def test_status_and_key_filters(stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
+    now = time.time()
+    put_record(stage, result_record("a-ok", created=now - 3, key="logs/a/1.ndjson"))
+    put_record(stage, result_record("a-bad", "failed", created=now - 2, key="logs/a/2.ndjson"))
+    put_record(stage, result_record("b-bad", "failed", created=now - 1, key="logs/b/3.ndjson"))
+
+    assert [r["job_id"] for r in results.list_results(stage, status="failed")] == [
+        "b-bad", "a-bad"]
+    assert [r["job_id"] for r in results.list_results(stage, key="logs/a/")] == [
+        "a-bad", "a-ok"]
+    assert cli(stage, "--status", "failed", "--key", "logs/a/", "--json") == 0
+    assert [r["job_id"] for r in json.loads(capsys.readouterr().out)] == ["a-bad"]
+
+
+def test_listing_never_scans(stage: Stage) -> None:
+    ddb = client(stage, "dynamodb")
+    operations: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb",
+                             lambda model, **_: operations.append(model.name))
+    put_record(stage, result_record("one"), ddb)
+    operations.clear()
+
+    results.list_results(stage, client=ddb)
+    results.list_results(stage, status="completed", key="logs/", client=ddb)
+
+    assert operations and set(operations) == {"Query"}
 
 
 def test_limit_keeps_the_newest(stage: Stage) -> None:
@@ -53,7 +83,7 @@ def test_limit_keeps_the_newest(stage: Stage) -> None:
     assert len(results.list_results(stage, limit=0)) == 5
 
 
-def test_listing_reads_every_page_of_the_scan(stage: Stage) -> None:
+def test_listing_reads_every_page_of_the_query(stage: Stage) -> None:
     padding = "x" * 100_000
     now = time.time()
     for i in range(15):

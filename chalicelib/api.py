@@ -1,0 +1,235 @@
+"""The results API: what each route does, with injected clients. app.py only routes.
+
+Every handler takes the request's query parameters or body and returns an `ApiResponse`;
+bad input is a 400 naming the field, an unknown job a 404, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.adapters import from_item
+from chalicelib.apimodels import (
+    MAX_STATS_DAYS,
+    DeadLetterDepth,
+    ErrorBody,
+    ErrorDetail,
+    FileCounts,
+    Health,
+    JobRecord,
+    JobsPage,
+    JobsQuery,
+    JobsQueueDepth,
+    JobSummary,
+    Stats,
+    StatsHour,
+    StatsQuery,
+    StatsTotals,
+    UploadRequest,
+    UploadTicket,
+    dump,
+)
+from chalicelib.errors import ConfigurationError
+from chalicelib.jobindex import BadCursor, JobIndex, listing
+from chalicelib.pipeline import Settings
+from chalicelib.results import epoch
+from chalicelib.rollups import HourlyRollups, Totals, summarize
+
+DASHBOARD = Path(__file__).with_name("dashboard.html")
+UPLOAD_PREFIX = "logs/"
+JOB_ID_LENGTH = 32
+
+
+AUTH_MODES = ("iam", "none")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    dead_letter_queue: str
+    stats_table: str
+    upload_url_seconds: int = 900
+    auth: str = "iam"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
+        missing = [k for k in ("DEAD_LETTER_QUEUE", "STATS_TABLE") if not env.get(k)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables {', '.join(missing)}: "
+                                     "run with a stage from .chalice/config.json")
+        auth = env.get("API_AUTH", cls.auth)
+        if auth not in AUTH_MODES:
+            raise ConfigurationError(f"API_AUTH={auth!r}: use one of {', '.join(AUTH_MODES)}")
+        try:
+            seconds = int(env.get("UPLOAD_URL_SECONDS", cls.upload_url_seconds))
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid UPLOAD_URL_SECONDS: {exc}") from exc
+        return cls(env["DEAD_LETTER_QUEUE"], env["STATS_TABLE"], seconds, auth)
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=lambda: {
+        "Content-Type": "application/json"})
+
+
+def error(status: int, code: str, message: str, field_name: str | None = None) -> ApiResponse:
+    return ApiResponse(status, dump(ErrorBody(error=ErrorDetail(
+        code=code, message=message, field=field_name))))
+
+
+def bad_request(exc: ValidationError) -> ApiResponse:
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or None
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return error(400, "bad_request", f"{name}: {message}" if name else message, name)
+
+
+def ok(model: BaseModel) -> ApiResponse:
+    return ApiResponse(200, dump(model))
+
+
+class ResultsApi:
+    def __init__(self, settings: Settings, api_settings: ApiSettings, *, dynamodb: Any,
+                 sqs: Any, s3: Any, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.api_settings = api_settings
+        self.dynamodb = dynamodb
+        self.sqs = sqs
+        self.s3 = s3
+        self.clock = clock
+        self.index = JobIndex(dynamodb, settings.results_table)
+        self.rollups = HourlyRollups(dynamodb, api_settings.stats_table)
+        self._queue_urls: dict[str, str] = {}
+
+    # ---- GET /jobs and GET /jobs/{job_id} -------------------------------------------------
+
+    def list_jobs(self, params: Mapping[str, str] | None) -> ApiResponse:
+        try:
+            query = JobsQuery.model_validate(dict(params or {}))
+        except ValidationError as exc:
+            return bad_request(exc)
+        now = self.clock()
+        wanted = listing(now, limit=query.limit, since=query.since, until=query.until,
+                         status=query.status, prefix=query.prefix)
+        try:
+            records, cursor = self.index.page(wanted, query.cursor, now)
+        except BadCursor as exc:
+            return error(400, "bad_request", f"cursor: {exc}", "cursor")
+        return ok(JobsPage(jobs=[JobSummary.model_validate(_summary_fields(r)) for r in records],
+                           next_cursor=cursor))
+
+    def get_job(self, job_id: str) -> ApiResponse:
+        if len(job_id) != JOB_ID_LENGTH or not all(c in "0123456789abcdef" for c in job_id):
+            return error(404, "not_found", f"job_id: {job_id!r} is not a job id (32 lowercase "
+                         "hex digits)", "job_id")
+        item = self.dynamodb.get_item(TableName=self.settings.results_table,
+                                      Key={"job_id": {"S": job_id}}).get("Item")
+        record = from_item(item) if item else None
+        if record is None or float(record.get("expires_at", 0)) < self.clock():
+            return error(404, "not_found", f"no job {job_id} (unknown, or expired after 7 days)",
+                         "job_id")
+        return ok(JobRecord.model_validate(record))
+
+    # ---- GET /stats ------------------------------------------------------------------------
+
+    def stats(self, params: Mapping[str, str] | None) -> ApiResponse:
+        try:
+            query = StatsQuery.model_validate(dict(params or {}))
+        except ValidationError as exc:
+            return bad_request(exc)
+        until = query.until or datetime.fromtimestamp(self.clock(), UTC)
+        since = query.since or until - timedelta(hours=24)
+        if since > until:
+            return error(400, "bad_request", "since: must not be after until", "since")
+        if until - since > timedelta(days=MAX_STATS_DAYS):
+            return error(400, "bad_request", f"since: the range is longer than {MAX_STATS_DAYS}"
+                         " days", "since")
+        totals, hours = summarize(self.rollups.read(since, until))
+        return ok(Stats(since=since, until=until, totals=_totals(totals),
+                        hours=[_hour(hour, t) for hour, t in hours]))
+
+    # ---- GET /health -----------------------------------------------------------------------
+
+    def health(self) -> ApiResponse:
+        jobs = self._queue_attributes(self.settings.jobs_queue)
+        dead = self._queue_attributes(self.api_settings.dead_letter_queue)
+        now = self.clock()
+        oldest = self.index.oldest_queued(now)
+        age = round(now - epoch(oldest["created_at"]), 3) if oldest else None
+        return ok(Health(
+            jobs_queue=JobsQueueDepth(
+                visible=jobs["ApproximateNumberOfMessages"],
+                in_flight=jobs["ApproximateNumberOfMessagesNotVisible"],
+                delayed=jobs["ApproximateNumberOfMessagesDelayed"]),
+            dead_letter_queue=DeadLetterDepth(visible=dead["ApproximateNumberOfMessages"]),
+            oldest_queued_job_age_seconds=age))
+
+    def _queue_attributes(self, name: str) -> dict[str, int]:
+        if name not in self._queue_urls:
+            self._queue_urls[name] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self._queue_urls[name],
+            AttributeNames=["ApproximateNumberOfMessages",
+                            "ApproximateNumberOfMessagesNotVisible",
+                            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return {k: int(v) for k, v in attributes.items()}
+
+    # ---- POST /uploads ---------------------------------------------------------------------
+
+    def create_upload(self, body: bytes | None) -> ApiResponse:
+        try:
+            data = json.loads(body or b"")
+        except ValueError:
+            return error(400, "bad_request", 'body: not JSON; send {"name": ..., "size": ...}',
+                         "body")
+        try:
+            request = UploadRequest.model_validate(data)
+        except ValidationError as exc:
+            return bad_request(exc)
+        key = UPLOAD_PREFIX + request.name
+        refusal = self.settings.check_object(key, request.size)
+        if refusal is not None:
+            name = "name" if refusal.code == "unsupported_type" else "size"
+            return error(400, refusal.code, f"{name}: {refusal.message}", name)
+        seconds = self.api_settings.upload_url_seconds
+        url = self.s3.generate_presigned_url(
+            "put_object", ExpiresIn=seconds,
+            Params={"Bucket": self.settings.bucket, "Key": key, "ContentLength": request.size})
+        return ok(UploadTicket(key=key, url=url, headers={}, expires_in_seconds=seconds,
+                               jobs_url="/jobs?" + urlencode({"prefix": key})))
+
+    # ---- GET / -----------------------------------------------------------------------------
+
+    def dashboard(self) -> ApiResponse:
+        return ApiResponse(200, DASHBOARD.read_text(encoding="utf-8"),
+                           {"Content-Type": "text/html; charset=utf-8",
+                            "Cache-Control": "no-cache"})
+
+
+def _summary_fields(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: record.get(name) for name in JobSummary.model_fields}
+
+
+def _totals(totals: Totals) -> StatsTotals:
+    return StatsTotals(
+        files=FileCounts(received=totals.received, completed=totals.completed,
+                         failed=totals.failed),
+        lines=totals.lines, malformed=totals.malformed, levels=dict(totals.levels),
+        status_codes=dict(sorted(totals.status_codes.items())), error_rate=totals.error_rate)
+
+
+def _hour(hour: str, totals: Totals) -> StatsHour:
+    return StatsHour(hour=f"{hour}:00:00Z", files=totals.completed + totals.failed,
+                     lines=totals.lines, errors=totals.levels["error"],
+                     error_rate=totals.error_rate)
