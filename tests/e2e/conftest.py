@@ -161,6 +161,9 @@ def stage_resources(runtime: Runtime, stage: Stage) -> list[str]:
     found += [f"alarm {a['AlarmName']}" for a in
               runtime.client("cloudwatch").describe_alarms()["MetricAlarms"]
               if a["AlarmName"].startswith(prefix)]
+    found += [f"rest api {api['id']}" for api in
+              runtime.client("apigateway").get_rest_apis()["items"]
+              if api["name"] == stage.app_name]
     found += [f"log group {g['logGroupName']}" for g in runtime.client("logs").describe_log_groups(
         logGroupNamePrefix=f"/aws/lambda/{prefix}-")["logGroups"]]
     return found
