@@ -133,6 +133,18 @@ full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if a
 	-$(PYTHON) -m loadtest.protocol --stage aws --optional
 	$(MAKE) report
 
+# ---- soak: faults, hostile files, reconciliation ---------------------------------------
+SOAK_FILES ?= 1000
+SOAK_SEED ?= 1
+SOAK_ARGS ?=
+.PHONY: soak soak-smoke
+
+soak: install ## mixed + hostile workload through a local runtime with faults, then reconcile: SOAK_FILES=1000 SOAK_SEED=1
+	$(PYTHON) -m soak --files $(SOAK_FILES) --seed $(SOAK_SEED) $(SOAK_ARGS)
+
+soak-smoke: install ## the soak's smoke test (small files, few uploads), as `make test` runs it
+	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_soak_smoke.py
+
 # ---- worker benchmark -----------------------------------------------------------------
 .PHONY: bench bench-decode profile bench-telemetry
 bench: install ## the worker vs a naive loop on a 2M-line file: M lines/s (CPU), gunzip, stages, RSS
@@ -160,7 +172,7 @@ DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
 	bench-e2e bench-api
 
-local: install ## run the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000
+local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
 		--endpoint-file
 

@@ -21,16 +21,16 @@ from pathlib import Path
 
 from analysis.stats import percentile
 from chalicelib.adapters import ResultsStore
-from chalicelib.errors import JobRejected
-from chalicelib.jobs import Job
-from chalicelib.results import (
+from chalicelib.core.errors import JobRejected
+from chalicelib.core.jobs import Job
+from chalicelib.core.results import (
     completed_record,
     failed_record,
     iso,
     queued_record,
 )
+from chalicelib.core.schema import empty_statistics
 from chalicelib.rollups import HourlyRollups, RollupRecorder
-from chalicelib.schema import empty_statistics
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError, free_port
 from logctl.stage import client, load_stage
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import msgspec
 
-from chalicelib.lines import line_blocks
-from chalicelib.records import LogRecord
-from chalicelib.scan import _decode_each
-from chalicelib.summary import read_chunks
+from chalicelib.core.lines import line_blocks
+from chalicelib.core.records import LogRecord
+from chalicelib.core.scan import _decode_each
+from chalicelib.core.summary import read_chunks
 
 DEFAULT_FILE = Path(".bench-cache/bench-2000000.ndjson")
 _lines = msgspec.json.Decoder(LogRecord).decode_lines

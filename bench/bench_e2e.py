@@ -26,7 +26,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from analysis.stats import percentile
-from chalicelib.results import epoch
+from chalicelib.core.results import epoch
 from loadtest.host import cpu_check_seconds
 from loadtest.payloads import Payload, build_payload
 from loadtest.probe import PipelineProbe

@@ -31,9 +31,9 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chalicelib.lines import GUNZIP_OUTPUT_LIMIT, decoded_chunks, line_blocks
-from chalicelib.records import MAX_RESPONSE_TIME_MS, normalize_level
-from chalicelib.reference import (
+from chalicelib.core.lines import GUNZIP_OUTPUT_LIMIT, decoded_chunks, line_blocks
+from chalicelib.core.records import MAX_RESPONSE_TIME_MS, normalize_level
+from chalicelib.core.reference import (
     BOM,
     GZIP_MAGIC,
     MAX_SAMPLES,
@@ -43,8 +43,8 @@ from chalicelib.reference import (
     nearest_rank,
     summarize_bytes,
 )
-from chalicelib.scan import _decode_each, scan
-from chalicelib.summary import read_chunks, summarize_file
+from chalicelib.core.scan import _decode_each, scan
+from chalicelib.core.summary import read_chunks, summarize_file
 from logctl.generate import write_log_file
 
 CACHE = Path(".bench-cache")

@@ -24,7 +24,7 @@ from pathlib import Path
 DEFAULT_FILE = Path(".bench-cache/bench-2000000.ndjson")
 CHALICELIB = Path(__file__).resolve().parent.parent / "chalicelib"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
-_WORKLOAD = ("import sys; from chalicelib.summary import summarize_file\n"
+_WORKLOAD = ("import sys; from chalicelib.core.summary import summarize_file\n"
              "for _ in range(int(sys.argv[2])): summarize_file(sys.argv[1])")
 
 

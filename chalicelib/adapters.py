@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from chalicelib.errors import JobRejected
-from chalicelib.jobs import Job
-from chalicelib.results import (
+from chalicelib.core.errors import JobRejected
+from chalicelib.core.jobs import Job
+from chalicelib.core.results import (
     KEPT_FIELDS,
     MAX_ERROR_CHARS,
     RETRIES_EXHAUSTED,
 )
-from chalicelib.schema import Status
+from chalicelib.core.schema import Status
 
 log = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024

@@ -38,10 +38,10 @@ from chalicelib.apimodels import (
     UploadTicket,
     dump,
 )
-from chalicelib.errors import ConfigurationError
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.results import epoch
 from chalicelib.jobindex import BadCursor, JobIndex, listing
 from chalicelib.pipeline import Settings
-from chalicelib.results import epoch
 from chalicelib.rollups import HourlyRollups, Totals, summarize
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from chalicelib.schema import Status
+from chalicelib.core.schema import Status
 
 MAX_PAGE = 200
 MAX_STATS_DAYS = 31

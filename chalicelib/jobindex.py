@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.adapters import from_item, to_value
-from chalicelib.errors import PipelineError
-from chalicelib.results import TTL_SECONDS, iso
-from chalicelib.schema import Status
+from chalicelib.core.errors import PipelineError
+from chalicelib.core.results import TTL_SECONDS, iso
+from chalicelib.core.schema import Status
 
 BY_DAY = "jobs_by_day"
 BY_STATUS = "jobs_by_status"

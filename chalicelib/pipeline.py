@@ -10,10 +10,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.budget import Budget, JobBudget
-from chalicelib.errors import ConfigurationError, Deferred, JobRejected
-from chalicelib.jobs import Job, jobs_from_s3_event, unsupported_reason
-from chalicelib.results import (
+from chalicelib.core.budget import Budget, JobBudget
+from chalicelib.core.errors import ConfigurationError, Deferred, JobRejected
+from chalicelib.core.jobs import Job, jobs_from_s3_event, unsupported_reason
+from chalicelib.core.results import (
     MAX_ERROR_CHARS,
     RETRIES_EXHAUSTED,
     completed_record,
@@ -24,8 +24,8 @@ from chalicelib.results import (
     queued_record,
     rejected_record,
 )
-from chalicelib.schema import Status
-from chalicelib.summary import is_gzip_name, summarize_chunks
+from chalicelib.core.schema import Status
+from chalicelib.core.summary import is_gzip_name, summarize_chunks
 from chalicelib.telemetry import Telemetry
 
 log = logging.getLogger("chalicelib.pipeline")

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.adapters import from_item, to_value
+from chalicelib.core.schema import Status
 from chalicelib.jobindex import index_attributes
-from chalicelib.schema import Status
 
 log = logging.getLogger(__name__)
 SERIES = "hourly"

@@ -14,8 +14,8 @@ import sys
 
 import msgspec
 
-from chalicelib.errors import PipelineError
-from chalicelib.summary import summarize_file
+from chalicelib.core.errors import PipelineError
+from chalicelib.core.summary import summarize_file
 
 
 def parser() -> argparse.ArgumentParser:

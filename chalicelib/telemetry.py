@@ -23,8 +23,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from chalicelib.results import epoch
-from chalicelib.schema import Status
+from chalicelib.core.results import epoch
+from chalicelib.core.schema import Status
 
 NAMESPACE = "LogPipeline"
 SERVICE = "log-pipeline"

@@ -15,8 +15,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters import from_item
-from chalicelib.jobs import job_id_for
-from chalicelib.results import epoch
+from chalicelib.core.jobs import job_id_for
+from chalicelib.core.results import epoch
 from loadtest.payloads import Payload
 
 TERMINAL_STATUSES = frozenset({"completed", "failed"})

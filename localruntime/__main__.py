@@ -4,14 +4,20 @@
                            [--timeout FUNCTION=SECONDS ...] [--concurrency FUNCTION=N ...]
                            [--no-reload] [--no-status] [--project DIR] [--endpoint-file]
                            [--api-port 8000]
+                           [--fault KIND=RATE ...] [--fault-seed N] [--no-memory-limit]
 
 Starts moto's server as the endpoint (AWS_ENDPOINT_URL=http://HOST:PORT sets host and
 port too), provisions the stage, reads the app's S3 and SQS event sources, and runs each
-handler in warm processes fed the way Lambda would feed them. With --api-port, the app's
-HTTP routes (results API, dashboard) run under `chalice local` on that port. Edits to app.py,
-chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops everything.
+handler in warm processes fed the way Lambda would feed them. A handler process whose
+memory (RSS) exceeds the function's lambda_memory_size is killed, as Lambda does. With
+--api-port, the app's HTTP routes (results API, dashboard) run under `chalice local` on that
+port. Edits to app.py, chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops
+everything.
 With --endpoint-file (as `make local` runs it), the endpoint URL is written to a file
 that the project's tools read when AWS_ENDPOINT_URL is not set; see docs/local-runtime.md.
+
+Faults (off by default; kinds in localruntime/faults.py and docs/guarantees.md):
+    --fault all=0.05 --fault kill=0.01 --fault-seed 7
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 from pathlib import Path
 
 from localruntime.console import Console
+from localruntime.faults import KINDS, FaultPlan, FaultSpecError
 from localruntime.runtime import Runtime
 from localruntime.settings import (
     RuntimeSettings,
@@ -59,6 +66,13 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
                         help="serve the results API and dashboard on this port (chalice local)")
     parser.add_argument("--project", type=Path, default=None,
                         help="directory with app.py and .chalice/ (default: this project)")
+    parser.add_argument("--fault", dest="faults", action="append", default=[],
+                        metavar="KIND=RATE", help="inject a fault with this probability "
+                        f"(kinds: {', '.join(KINDS)}; all=RATE sets every kind)")
+    parser.add_argument("--fault-seed", type=int, default=0, metavar="N",
+                        help="seed of the fault draws (default 0)")
+    parser.add_argument("--no-memory-limit", action="store_true",
+                        help="do not kill handler processes that exceed their memory size")
     parser.add_argument("--endpoint-file", type=Path, nargs="?", const=ENDPOINT_FILE,
                         default=None, metavar="PATH",
                         help="write the endpoint URL here while running, for the project's "
@@ -89,11 +103,16 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
             raise SettingsError(f"--api-port: {api_port} is not a free TCP port")
         api_host = args.host or host
         overrides.setdefault("DASHBOARD_ORIGINS", f"http://{api_host}:{api_port}")
+    try:
+        faults = FaultPlan.parse(args.faults, seed=args.fault_seed)
+    except FaultSpecError as exc:
+        raise SettingsError(str(exc)) from None
     return RuntimeSettings(
         project=project, stage_name=args.stage, host=args.host or host, port=port,
         overrides=overrides, api_port=api_port,
         timeouts=timeouts, concurrency=concurrency, reload=not args.no_reload,
-        status_line=not args.no_status, endpoint_file=args.endpoint_file)
+        status_line=not args.no_status, faults=faults,
+        enforce_memory=not args.no_memory_limit, endpoint_file=args.endpoint_file)
 
 
 def main(argv: list[str] | None = None) -> int:

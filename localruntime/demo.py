@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.results import epoch
+from chalicelib.core.results import epoch
 from localruntime.background import PROJECT_ROOT, BackgroundRuntime, BackgroundRuntimeError
 from logctl.cli import LogctlError
 from logctl.generate import write_log_file

@@ -14,6 +14,8 @@ import threading
 from types import FrameType
 
 from localruntime import motofixes, motoguard, motospeed
+from localruntime.endpointfaults import FaultingApp
+from localruntime.faults import FaultPlan
 from localruntime.gcpolicy import keep_full_collections_short
 
 
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="exit when stdin (a pipe from the runtime) closes")
+    parser.add_argument("--faults", default=None, metavar="JSON",
+                        help="a fault plan (localruntime.faults) for the handlers' calls")
     args = parser.parse_args(argv)
     if args.exit_with_parent:
         threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
     application = motospeed.serialized(DomainDispatcherApplication(create_backend_app))
+    plan = FaultPlan.from_json(args.faults) if args.faults else FaultPlan()
+    if plan.endpoint_active():
+        application = FaultingApp(application, plan)
     try:
         server = HttpServer((args.host, args.port), application)
     except OSError as exc:

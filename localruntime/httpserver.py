@@ -14,6 +14,7 @@ import contextlib
 import io
 import socket
 import socketserver
+import struct
 import sys
 import time
 import traceback
@@ -27,6 +28,8 @@ from moto.core.request import (
     environ_key_for_header,
     should_preserve_original_header_name,
 )
+
+from localruntime.endpointfaults import RESET_BODY_KEY
 
 MAX_LINE_BYTES = 65536
 MAX_HEADERS = 200
@@ -253,9 +256,18 @@ class RequestHandler(socketserver.StreamRequestHandler):
         if not keep_alive:
             lines.append(b"Connection: close\r\n")
         lines.append(b"\r\n")
+        if environ.get(RESET_BODY_KEY) and not bodiless:
+            self._reset_mid_body(b"".join(lines), body)
         if not bodiless:
             lines.append(body)
         self.wfile.write(b"".join(lines))
+
+    def _reset_mid_body(self, head: bytes, body: bytes) -> None:
+        """Send the head and half the body, then reset the connection (an injected fault)."""
+        self.wfile.write(head + body[: len(body) // 2])
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack("ii", 1, 0))
+        raise ConnectionResetError("fault injected: connection reset mid-body")
 
     def _send_error(self, code: int, message: str) -> None:
         text = message.encode("utf-8", "replace")

@@ -106,11 +106,14 @@ class Invoker:
             invocation = self._run(function, request_id, event, fields)
         except InvocationFailed as failure:
             fields["error"] = str(failure)
+            if failure.max_memory_mb is not None:
+                fields["max_memory_used_mb"] = failure.max_memory_mb
             outcome = Outcome(False, None, failure.outcome, request_id, None)
             duration_ms = (time.monotonic() - started) * 1000
         else:
             outcome = self._judge(invocation, request_id, judge, fields)
             duration_ms = invocation.duration_ms
+            fields["max_memory_used_mb"] = invocation.max_memory_mb
             cold = invocation.cold_start
             if cold:
                 fields["init_ms"] = invocation.init_ms

@@ -25,6 +25,7 @@ from typing import Any
 from localruntime.console import Console
 from localruntime.events import batch_item_failures, s3_event, sqs_event
 from localruntime.invoker import Invoker
+from localruntime.notificationfaults import NotificationFaults
 
 LONG_POLL_SECONDS = 10
 RECEIVE_MAX = 10
@@ -149,9 +150,19 @@ class SqsPoller(Poller):
 
 
 class S3NotificationPoller(Poller):
+    def __init__(self, *args: Any, faults: NotificationFaults | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.faults = faults
+
     def dispatch(self, messages: list[dict[str, Any]]) -> None:
         settled: list[dict[str, Any]] = []
         for message in messages:
+            if self.faults is not None:
+                if self.faults.delayed(message):
+                    settled.append(message)
+                    continue
+                self.faults.duplicate(message)
             try:
                 event = s3_event(message.get("Body", ""))
             except ValueError as exc:

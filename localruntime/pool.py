@@ -2,7 +2,9 @@
 
 Each process imports the app once (the cold start, timed) and then serves invocations
 over a pipe. An invocation that outlives the function's timeout has its process killed
-by pid and counts as failed; a dead process is replaced.
+by pid and counts as failed; so does one whose process goes over the function's memory
+size (`localruntime.memory`), or meets an injected SIGKILL (`localruntime.faults`). A dead
+process is replaced.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from localruntime.console import Console
+from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultPlan
+from localruntime.memory import SAMPLE_SECONDS, MemoryExceeded, MemoryWatch
 from localruntime.settings import FunctionSettings
 
 INIT_TIMEOUT_SECONDS = 30.0
@@ -32,9 +37,10 @@ MAX_RESPAWN_DELAY_SECONDS = 5.0
 class InvocationFailed(Exception):
     """The invocation produced no answer: timeout, crash, or a failed init."""
 
-    def __init__(self, outcome: str, message: str) -> None:
+    def __init__(self, outcome: str, message: str, max_memory_mb: int | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
+        self.max_memory_mb = max_memory_mb
 
 
 @dataclass(frozen=True)
@@ -46,14 +52,19 @@ class Invocation:
     cold_start: bool
     init_ms: float | None
     pid: int
+    max_memory_mb: int
 
 
 class HandlerProcess:
     """One warm process running one function's handler."""
 
     def __init__(self, function: FunctionSettings, handler: str, project: Path,
-                 env: dict[str, str], console: Console) -> None:
+                 env: dict[str, str], console: Console, *, dice: Dice | None = None,
+                 enforce_memory: bool = True) -> None:
         self.function = function
+        self.console = console
+        self.dice = dice
+        self._kill_sent = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "localruntime.worker", "--function", function.name,
              "--handler", handler, "--timeout", str(function.timeout_seconds),
@@ -61,6 +72,7 @@ class HandlerProcess:
             cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True)
         self.pid = self.process.pid
+        self.memory = MemoryWatch(self.pid, function.memory_mb, enforce_memory)
         self._buffer = b""
         self.init_ms: float | None = None
         self.invocations = 0
@@ -74,18 +86,23 @@ class HandlerProcess:
             for line in stderr:
                 console.raw(line.decode("utf-8", "replace").rstrip("\n"))
 
-    def _read_line(self, deadline: float) -> dict[str, Any] | None:
-        """The next protocol line, or None on timeout; raises EOFError if the process died."""
+    def _read_line(self, deadline: float,
+                   tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """The next protocol line, or None on timeout; raises EOFError if the process died.
+        `tick` runs every SAMPLE_SECONDS while waiting."""
         stdout = self.process.stdout
         assert stdout is not None
         fd = stdout.fileno()
         while b"\n" not in self._buffer:
+            if tick is not None:
+                tick()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            readable, _, _ = select.select([fd], [], [], remaining)
+            wait = min(remaining, SAMPLE_SECONDS) if tick is not None else remaining
+            readable, _, _ = select.select([fd], [], [], wait)
             if not readable:
-                return None
+                continue
             chunk = os.read(fd, 65536)
             if not chunk:
                 raise EOFError
@@ -121,23 +138,46 @@ class HandlerProcess:
         stdin = self.process.stdin
         assert stdin is not None
         started = time.monotonic()
+        self.memory.start()
+        kill_after = (self.dice.exponential(KILL_MEAN_SECONDS)
+                      if self.dice is not None and self.dice.roll("kill") else None)
         try:
             stdin.write(json.dumps({"request_id": request_id, "event": event}).encode() + b"\n")
             stdin.flush()
-            reply = self._read_line(started + self.function.timeout_seconds)
+            reply = self._read_line(started + self.function.timeout_seconds,
+                                    tick=lambda: self._watch(started, kill_after))
+        except MemoryExceeded as exc:
+            raise InvocationFailed("oom", str(exc), exc.used_mb) from None
         except (EOFError, OSError):
             self._reap()
             raise InvocationFailed("crash", f"the handler process {self.pid} exited "
-                                   f"(status {self.process.returncode}) during the invocation"
-                                   ) from None
+                                   f"(status {self.process.returncode}) during the invocation",
+                                   self.memory.peak_mb) from None
         duration_ms = (time.monotonic() - started) * 1000
         if reply is None:
             self.kill()
             raise InvocationFailed("timeout", f"Task timed out after "
-                                   f"{self.function.timeout_seconds:g} seconds")
+                                   f"{self.function.timeout_seconds:g} seconds",
+                                   self.memory.peak_mb)
+        self.memory.sample()
         return Invocation(ok=bool(reply.get("ok")), result=reply.get("result"),
                           error=reply.get("error"), duration_ms=duration_ms, cold_start=cold,
-                          init_ms=self.init_ms if cold else None, pid=self.pid)
+                          init_ms=self.init_ms if cold else None, pid=self.pid,
+                          max_memory_mb=self.memory.peak_mb)
+
+    def _watch(self, started: float, kill_after: float | None) -> None:
+        """While an invocation runs: the memory limit, and an injected SIGKILL when due."""
+        if self.memory.over_limit():
+            used = self.memory.peak_mb
+            self.kill()
+            raise MemoryExceeded(used, self.function.memory_mb)
+        elapsed = time.monotonic() - started
+        if kill_after is not None and elapsed >= kill_after and not self._kill_sent:
+            self._kill_sent = True
+            self.console.record(type="fault", kind="kill", function=self.function.name,
+                                pid=self.pid, after_ms=round(elapsed * 1000, 1))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
     @property
     def alive(self) -> bool:
@@ -173,8 +213,12 @@ class FunctionPool:
     """Up to `concurrency` warm processes for one function; one generation of the code."""
 
     def __init__(self, function: FunctionSettings, handler: str, project: Path,
-                 env: dict[str, str], console: Console, generation: int) -> None:
+                 env: dict[str, str], console: Console, generation: int, *,
+                 faults: FaultPlan | None = None, enforce_memory: bool = True) -> None:
         self.function = function
+        self.dice = (faults.dice(f"kill:{function.name}:{generation}")
+                     if faults is not None and faults.rate("kill") > 0 else None)
+        self.enforce_memory = enforce_memory
         self.handler = handler
         self.project = project
         self.env = env
@@ -190,7 +234,8 @@ class FunctionPool:
 
     def _spawn(self) -> None:
         process = HandlerProcess(self.function, self.handler, self.project, self.env,
-                                 self.console)
+                                 self.console, dice=self.dice,
+                                 enforce_memory=self.enforce_memory)
         with self._lock:
             self._members.add(process)
         self._idle.put(process)

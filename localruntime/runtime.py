@@ -23,6 +23,7 @@ from localruntime.dlqwatch import DeadLetterWatch
 from localruntime.gcpolicy import keep_full_collections_short
 from localruntime.invoker import Invoker
 from localruntime.mapping import MappingReader
+from localruntime.notificationfaults import NotificationFaults
 from localruntime.pollers import Poller, S3NotificationPoller, SqsPoller
 from localruntime.pool import FunctionPool
 from localruntime.reload import SourceWatcher
@@ -128,13 +129,17 @@ class Runtime:
                 "stop it, or pick another port with --port")
         self.endpoint = subprocess.Popen(
             [sys.executable, "-m", "localruntime.endpoint", "--host", host, "--port", str(port),
-             "--exit-with-parent"],
+             "--exit-with-parent", *self._endpoint_fault_args()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True)
         assert self.endpoint.stdout is not None
         threading.Thread(target=_forward, args=(self.endpoint.stdout, self.console),
                          daemon=True, name="endpoint-log").start()
         self._wait_for_endpoint()
+
+    def _endpoint_fault_args(self) -> list[str]:
+        plan = self.settings.faults
+        return ["--faults", plan.to_json()] if plan.endpoint_active() else []
 
     def _wait_for_endpoint(self) -> None:
         assert self.endpoint is not None
@@ -227,7 +232,9 @@ class Runtime:
         """New warm processes for every function (importing in parallel), then the swap."""
         pools = {name: FunctionPool(function, source.handler, self.settings.project,
                                     self.settings.handler_environment(self.stage, function),
-                                    self.console, self.generation)
+                                    self.console, self.generation,
+                                    faults=self.settings.faults,
+                                    enforce_memory=self.settings.enforce_memory)
                  for name, (source, function) in wanted.items()}
         for name, pool in pools.items():
             init_times = pool.warm()
@@ -253,7 +260,11 @@ class Runtime:
         if isinstance(source, S3Source):
             queue = connect_s3_source(self.client("s3"), sqs, source, function.timeout_seconds,
                                       self.stage.region)
-            poller = S3NotificationPoller(function.name, polling, queue, **common)
+            faults = (NotificationFaults(self.settings.faults, function.name, polling,
+                                         queue.url, self.console)
+                      if NotificationFaults.wanted(self.settings.faults) else None)
+            poller = S3NotificationPoller(function.name, polling, queue, **common,
+                                          faults=faults)
             what = (f"s3://{source.bucket}/{source.prefix or ''}*{source.suffix or ''} "
                     f"{','.join(source.events)} via {queue.url}")
         else:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from localruntime.faults import HANDLER_APP_ID, FaultPlan
 from logctl.stage import Stage, StageError, load_stage
 
 DEFAULT_HOST = "127.0.0.1"
@@ -48,6 +49,8 @@ class RuntimeSettings:
     concurrency: dict[str, int] = field(default_factory=dict)
     reload: bool = True
     status_line: bool = True
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    enforce_memory: bool = True
     endpoint_file: Path | None = None
     api_port: int | None = None
 
@@ -193,6 +196,8 @@ class RuntimeSettings:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(function.timeout_seconds)),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            # Tags the handlers' SDK calls, so injected faults hit them and nothing else.
+            "AWS_SDK_UA_APP_ID": HANDLER_APP_ID,
         }
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.core.schema import Status
 from chalicelib.jobindex import JobIndex
-from chalicelib.schema import Status
 from localruntime.console import Console
 from localruntime.invoker import Invoker
 from logctl.stage import Stage

@@ -19,8 +19,8 @@ from typing import Any
 
 from chalicelib.adapters import from_item
 from chalicelib.apimodels import MAX_PAGE
+from chalicelib.core.schema import Status
 from chalicelib.jobindex import JobIndex, listing
-from chalicelib.schema import Status
 from logctl.cli import LogctlError, non_negative_int, run, stage_from, stage_options
 from logctl.stage import Stage
 from logctl.stage import client as make_client

@@ -23,7 +23,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import from_item
-from chalicelib.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for
 from logctl.cli import LogctlError, non_negative_float, run, stage_from, stage_options
 from logctl.progress import Progress, TransferProgress
 from logctl.results import failure_reason, number, percentiles

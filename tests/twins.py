@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.errors import JobRejected
-from chalicelib.jobs import Job
-from chalicelib.results import (
+from chalicelib.core.errors import JobRejected
+from chalicelib.core.jobs import Job
+from chalicelib.core.results import (
     KEPT_FIELDS,
     MAX_ERROR_CHARS,
     RETRIES_EXHAUSTED,
 )
-from chalicelib.schema import Status
+from chalicelib.core.schema import Status
 
 
 class Faults:

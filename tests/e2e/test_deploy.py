@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for
 from tests.e2e.conftest import (
     ROOT,
     Runtime,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for
 from chalicelib.pipeline import MAX_RECEIVE_COUNT
 from logctl.generate import generate_lines
 from tests.e2e.conftest import (

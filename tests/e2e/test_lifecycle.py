@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chalicelib.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for
 from tests.e2e.conftest import (
     ROOT,
     Runtime,

@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from chalicelib.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for
 from logctl.generate import write_log_file
 from tests.e2e.conftest import (
     ROOT,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.jobs import Job, job_id_for
+from chalicelib.core.jobs import Job, job_id_for
 from localruntime.mapping import REFRESH_SECONDS
 from logctl.generate import generate_lines
 from logctl.stage import Stage

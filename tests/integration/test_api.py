@@ -13,15 +13,15 @@ import pytest
 from chalice import IAMAuthorizer
 from chalice.test import Client
 
-from chalicelib.errors import JobRejected
-from chalicelib.jobs import Job, job_id_for
-from chalicelib.results import (
+from chalicelib.core.errors import JobRejected
+from chalicelib.core.jobs import Job, job_id_for
+from chalicelib.core.results import (
     completed_record,
     failed_record,
     iso,
     queued_record,
 )
-from chalicelib.schema import empty_statistics
+from chalicelib.core.schema import empty_statistics
 from tests.integration.test_handlers import receive_jobs, run_pipeline, s3_event, upload
 
 HOUR = 3600.0
@@ -306,7 +306,7 @@ def test_status_counts_come_from_the_status_index(app_module, spread, dynamodb, 
 @pytest.mark.parametrize("value", ["IAM", "off", ""])
 def test_an_unknown_auth_mode_stops_the_app_instead_of_opening_it(value) -> None:
     from chalicelib.api import ApiSettings
-    from chalicelib.errors import ConfigurationError
+    from chalicelib.core.errors import ConfigurationError
 
     env = {"DEAD_LETTER_QUEUE": "d", "STATS_TABLE": "s", "API_AUTH": value}
     with pytest.raises(ConfigurationError, match="API_AUTH"):

@@ -12,10 +12,10 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.adapters import from_item
-from chalicelib.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for
+from chalicelib.core.schema import STATISTICS_FIELDS
+from chalicelib.core.summary import summarize_file
 from chalicelib.pipeline import BatchFailed
-from chalicelib.schema import STATISTICS_FIELDS
-from chalicelib.summary import summarize_file
 from logctl.generate import write_log_file
 
 
@@ -196,5 +196,5 @@ def _lines(n: int) -> list[bytes]:
 
 
 def _epoch(text: str) -> float:
-    from chalicelib.results import epoch
+    from chalicelib.core.results import epoch
     return epoch(text)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue, from_item
-from chalicelib.jobs import Job, jobs_from_s3_event
+from chalicelib.core.jobs import Job, jobs_from_s3_event
+from chalicelib.core.results import iso, processing_record
 from chalicelib.pipeline import BatchFailed, Settings, Trigger, Worker
-from chalicelib.results import iso, processing_record
 
 LINE = json.dumps({"timestamp": "2024-05-01T00:00:00Z", "level": "INFO", "endpoint": "/a",
                    "response_time_ms": 3, "status_code": 200, "user_id": "u"}).encode() + b"\n"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aggregate import Aggregator
-from chalicelib.records import LogRecord
-from chalicelib.reference import summarize_bytes
-from chalicelib.summary import summarize_chunks
+from chalicelib.core.aggregate import Aggregator
+from chalicelib.core.records import LogRecord
+from chalicelib.core.reference import summarize_bytes
+from chalicelib.core.summary import summarize_chunks
 
 
 def record(time: Any = 10, endpoint: str = "/a", level: str = "INFO", status: int = 200,

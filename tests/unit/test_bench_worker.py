@@ -10,7 +10,7 @@ import pytest
 from bench import bench_decode
 from bench.bench_worker import INFLATERS, _inflate, naive_summarize
 from bench.profile_worker import time_by_line
-from chalicelib.reference import summarize_bytes
+from chalicelib.core.reference import summarize_bytes
 from logctl.generate import write_log_file
 
 
@@ -42,9 +42,9 @@ def test_profile_charges_each_sample_to_the_innermost_line_of_ours() -> None:
     ours = "/repo/chalicelib"
     raw = "\n".join([
         # a C call's time inside a standard-library helper goes to our calling line
-        "<module> (<string>:1);add (/repo/chalicelib/aggregate.py:85);"
+        "<module> (<string>:1);add (/repo/chalicelib/core/aggregate.py:85);"
         "update (/usr/lib/python3.11/collections/__init__.py:690) 7",
-        "<module> (<string>:1);block (/repo/chalicelib/scan.py:55) 3",
+        "<module> (<string>:1);block (/repo/chalicelib/core/scan.py:55) 3",
         # no frame of ours: the innermost frame
         "<module> (<string>:1);_find_and_load (<frozen importlib._bootstrap>:1178) 2",
         "",
@@ -52,8 +52,8 @@ def test_profile_charges_each_sample_to_the_innermost_line_of_ours() -> None:
     by_line, total = time_by_line(raw, ours)
     assert total == 12
     assert by_line == {
-        ("add", "/repo/chalicelib/aggregate.py", 85): 7,
-        ("block", "/repo/chalicelib/scan.py", 55): 3,
+        ("add", "/repo/chalicelib/core/aggregate.py", 85): 7,
+        ("block", "/repo/chalicelib/core/scan.py", 55): 3,
         ("_find_and_load", "<frozen importlib._bootstrap>", 1178): 2,
     }
 

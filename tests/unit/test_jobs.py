@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import BadMessage
-from chalicelib.jobs import Job, job_id_for, jobs_from_s3_event, unsupported_reason
+from chalicelib.core.errors import BadMessage
+from chalicelib.core.jobs import Job, job_id_for, jobs_from_s3_event, unsupported_reason
 from chalicelib.pipeline import Settings
 
 
@@ -78,7 +78,7 @@ def test_size_checks_use_the_configured_limit_and_the_worker_time_budget() -> No
 
 
 def test_settings_from_env_names_what_is_missing() -> None:
-    from chalicelib.errors import ConfigurationError
+    from chalicelib.core.errors import ConfigurationError
     with pytest.raises(ConfigurationError, match="LOG_BUCKET, RESULTS_TABLE"):
         Settings.from_env({"JOBS_QUEUE": "q"})
     with pytest.raises(ConfigurationError, match="invalid numeric"):

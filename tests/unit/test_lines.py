@@ -12,17 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from isal import isal_zlib
 
-from chalicelib.errors import Unreadable
-from chalicelib.lines import (
+from chalicelib.core.errors import Unreadable
+from chalicelib.core.lines import (
     GUNZIP_OUTPUT_LIMIT,
     GZIP_HEADER_LIMIT,
     TOO_LONG,
     decoded_chunks,
     line_blocks,
 )
-from chalicelib.records import MAX_LINE_BYTES
-from chalicelib.reference import BOM, REASON_TOO_LONG, summarize_bytes
-from chalicelib.summary import summarize_chunks
+from chalicelib.core.records import MAX_LINE_BYTES
+from chalicelib.core.reference import BOM, REASON_TOO_LONG, summarize_bytes
+from chalicelib.core.summary import summarize_chunks
 
 
 def one_byte_chunks(data: bytes) -> list[bytes]:

@@ -12,9 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.records import MAX_LINE_BYTES
-from chalicelib.reference import BOM, summarize_bytes
-from chalicelib.summary import summarize_chunks
+from chalicelib.core.records import MAX_LINE_BYTES
+from chalicelib.core.reference import BOM, summarize_bytes
+from chalicelib.core.summary import summarize_chunks
 
 FIELDS = ("timestamp", "level", "endpoint", "response_time_ms", "status_code", "user_id")
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.errors import JobRejected
-from chalicelib.jobs import Job
-from chalicelib.results import completed_record, failed_record, queued_record
+from chalicelib.core.errors import JobRejected
+from chalicelib.core.jobs import Job
+from chalicelib.core.results import completed_record, failed_record, queued_record
+from chalicelib.core.schema import empty_statistics
 from chalicelib.rollups import (
     RollupRecorder,
     hours_between,
@@ -16,7 +17,6 @@ from chalicelib.rollups import (
     summarize,
     update_request,
 )
-from chalicelib.schema import empty_statistics
 from tests.twins import MemoryStore
 
 T0 = datetime(2026, 11, 26, 12, 15, tzinfo=UTC).timestamp()

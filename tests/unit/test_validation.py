@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.reference import (
+from chalicelib.core.reference import (
     BOM,
     REASON_JSON,
     REASON_OBJECT,
@@ -19,7 +19,7 @@ from chalicelib.reference import (
     classify_line,
     summarize_bytes,
 )
-from chalicelib.summary import summarize_chunks
+from chalicelib.core.summary import summarize_chunks
 
 FIELDS = {
     "timestamp": '"2024-05-01T12:00:00Z"',

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.budget import Budget
+from chalicelib.core.budget import Budget
+from chalicelib.core.records import MAX_ENDPOINT_CHARS
+from chalicelib.core.results import MAX_ITEM_BYTES, TTL_SECONDS, bounded, epoch, iso, item_bytes
 from chalicelib.pipeline import BatchFailed, Settings, Trigger, Worker
-from chalicelib.records import MAX_ENDPOINT_CHARS
-from chalicelib.results import MAX_ITEM_BYTES, TTL_SECONDS, bounded, epoch, iso, item_bytes
 from tests.twins import MemoryQueue, MemorySource, MemoryStore
 
 BUCKET = "logs-bucket"

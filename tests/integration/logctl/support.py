@@ -11,8 +11,8 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 
 from chalicelib.adapters import to_item
+from chalicelib.core.results import iso
 from chalicelib.jobindex import index_attributes
-from chalicelib.results import iso
 from logctl.provision import provision
 from logctl.stage import Stage, client, load_stage
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.jobs import job_id_for, jobs_from_s3_event
+from chalicelib.core.jobs import job_id_for, jobs_from_s3_event
 from logctl import upload
 from logctl.generate import write_log_file
 from logctl.stage import Stage, client

@@ -1,6 +1,6 @@
 """The rules of docs/spec.md written plainly with the standard library.
 
-This is the executable specification: the fast path (`chalicelib.scan`) must produce
+This is the executable specification: the fast path (`chalicelib.core.scan`) must produce
 exactly the same statistics on every input, which the property tests check. It also
 explains why a line is malformed, and serves as the naive baseline in `make bench`.
 """
@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.records import MAX_LINE_BYTES, MAX_RESPONSE_TIME_MS, shown_endpoint
-from chalicelib.schema import Statistics
+from chalicelib.core.records import MAX_LINE_BYTES, MAX_RESPONSE_TIME_MS, shown_endpoint
+from chalicelib.core.schema import Statistics
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"

@@ -15,9 +15,9 @@ from typing import Any
 
 from isal import isal_zlib
 
-from chalicelib.errors import Unreadable
-from chalicelib.records import MAX_LINE_BYTES
-from chalicelib.reference import BOM, GZIP_MAGIC
+from chalicelib.core.errors import Unreadable
+from chalicelib.core.records import MAX_LINE_BYTES
+from chalicelib.core.reference import BOM, GZIP_MAGIC
 
 GUNZIP_OUTPUT_LIMIT = 64 * 1024
 GZIP_HEADER_LIMIT = 64 * 1024

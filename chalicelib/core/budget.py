@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-from chalicelib.errors import Deferred, JobRejected
+from chalicelib.core.errors import Deferred, JobRejected
 
 MIN_MARGIN_MS = 500.0
 MARGIN_SHARE = 0.05  # of the invocation's time, kept back to write the result

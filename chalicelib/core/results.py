@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.errors import JobRejected
-from chalicelib.jobs import Job
-from chalicelib.schema import Statistics, Status, empty_statistics
+from chalicelib.core.errors import JobRejected
+from chalicelib.core.jobs import Job
+from chalicelib.core.schema import Statistics, Status, empty_statistics
 
 TTL_SECONDS = 7 * 24 * 3600
 MAX_ITEM_BYTES = 350_000  # DynamoDB's item limit is 400 KB

@@ -14,10 +14,10 @@ from typing import Any
 
 import msgspec
 
-from chalicelib.aggregate import Aggregator, in_range
-from chalicelib.lines import TooLong
-from chalicelib.records import LogRecord
-from chalicelib.reference import REASON_TOO_LONG, classify_line, parse_timestamp
+from chalicelib.core.aggregate import Aggregator, in_range
+from chalicelib.core.lines import TooLong
+from chalicelib.core.records import LogRecord
+from chalicelib.core.reference import REASON_TOO_LONG, classify_line, parse_timestamp
 
 _decode = msgspec.json.Decoder(LogRecord).decode
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)

@@ -1,6 +1,6 @@
 """The result record, defined once (docs/spec.md, "The result record").
 
-The statistics are what `chalicelib.aggregate` and `chalicelib.reference` compute for a
+The statistics are what `chalicelib.core.aggregate` and `chalicelib.core.reference` compute for a
 file; the record adds the job's identity and life. Everything that reads or writes
 records (results, adapters, logctl, loadtest, tests) takes its field names from here.
 """

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from chalicelib.lines import decoded_chunks, line_blocks
-from chalicelib.scan import scan
-from chalicelib.schema import Statistics
+from chalicelib.core.lines import decoded_chunks, line_blocks
+from chalicelib.core.scan import scan
+from chalicelib.core.schema import Statistics
 
 READ_SIZE = 64 * 1024
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.records import LogRecord, normalize_level, shown_endpoint
-from chalicelib.reference import MAX_SAMPLES, TOP_ENDPOINTS, iso_utc
-from chalicelib.schema import Statistics
+from chalicelib.core.records import LogRecord, normalize_level, shown_endpoint
+from chalicelib.core.reference import MAX_SAMPLES, TOP_ENDPOINTS, iso_utc
+from chalicelib.core.schema import Statistics
 
 _append = list.append
 _EXACT_INT = 2**53

@@ -8,7 +8,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
-from chalicelib.errors import BadMessage
+from chalicelib.core.errors import BadMessage
 
 SUPPORTED_SUFFIXES = (".ndjson", ".jsonl", ".log", ".json")
 

@@ -1,0 +1,146 @@
+"""Fault plans, their draws, the endpoint's choice of calls and answers, and the
+notification faults."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from localruntime.console import Console
+from localruntime.endpointfaults import FaultingApp, error_answer, operation
+from localruntime.faults import ENDPOINT_KINDS, KINDS, FaultPlan, FaultSpecError, count_faults
+from localruntime.notificationfaults import NotificationFaults
+
+SIGV4 = ("AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/{service}/aws4_request, "
+         "SignedHeaders=host, Signature=x")
+
+
+def environ(service: str, method: str = "POST", path: str = "/", query: str = "",
+            target: str = "", agent: str = "Boto3/1 app/localruntime-handler") -> dict:
+    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+           "HTTP_AUTHORIZATION": SIGV4.format(service=service), "HTTP_USER_AGENT": agent,
+           "CONTENT_TYPE": "", "wsgi.input": io.BytesIO(b"")}
+    if target:
+        env["HTTP_X_AMZ_TARGET"] = target
+    return env
+
+
+def test_parse_sets_rates_and_rejects_what_is_not_a_fault() -> None:
+    plan = FaultPlan.parse(["all=0.1", "kill=0.5,s3_delay=0"], seed=4)
+    assert plan.rate("kill") == 0.5 and plan.rate("s3_delay") == 0.0
+    assert all(plan.rate(kind) == 0.1 for kind in ENDPOINT_KINDS)
+    assert plan.active and plan.seed == 4
+    assert not FaultPlan.parse([]).active
+    for bad in ("kill", "kill=2", "kill=x", "explode=0.1"):
+        with pytest.raises(FaultSpecError):
+            FaultPlan.parse([bad])
+
+
+def test_the_same_seed_and_role_give_the_same_draws() -> None:
+    plan = FaultPlan({"kill": 0.5}, seed=9)
+
+    def draws(role: str) -> list[bool]:
+        dice = plan.dice(role)
+        return [dice.roll("kill") for _ in range(50)]
+
+    assert draws("a") == draws("a")
+    assert draws("a") != draws("b")
+    assert any(draws("a")) and not all(draws("a"))
+    assert FaultPlan.from_json(plan.to_json()) == plan
+
+
+def test_count_faults_reads_both_line_styles() -> None:
+    lines = ['{"ts":"t","type":"fault","kind":"ddb_500","operation":"PutItem"}',
+             '{"ts": "t", "type": "fault", "kind": "kill", "pid": 3}',
+             '{"ts": "t", "type": "invocation", "kind": "kill"}', "localruntime: ready"]
+    assert count_faults(lines) == {"ddb_500": 1, "kill": 1}
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    (environ("s3", "GET", "/bucket/logs/a.ndjson"), ("s3", "GetObject")),
+    (environ("s3", "GET", "/bucket/logs/a.ndjson", "versionId=3"), ("s3", "GetObject")),
+    (environ("s3", "GET", "/bucket/", "list-type=2"), ("s3", "")),
+    (environ("s3", "GET", "/bucket/logs/a.ndjson", "tagging"), ("s3", "")),
+    (environ("s3", "PUT", "/bucket/logs/a.ndjson"), ("s3", "")),
+    (environ("dynamodb", target="DynamoDB_20120810.PutItem"), ("dynamodb", "PutItem")),
+    (environ("sqs", target="AmazonSQS.SendMessage"), ("sqs", "SendMessage")),
+])
+def test_operation_names_the_calls_faults_apply_to(env: dict, expected: tuple) -> None:
+    assert operation(env) == expected
+
+
+def test_a_query_protocol_action_is_read_and_the_body_kept() -> None:
+    env = environ("sqs")
+    env["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    env["wsgi.input"] = io.BytesIO(b"Action=ChangeMessageVisibility&QueueUrl=q")
+    assert operation(env) == ("sqs", "ChangeMessageVisibility")
+    assert env["wsgi.input"].read() == b"Action=ChangeMessageVisibility&QueueUrl=q"
+
+
+@pytest.mark.parametrize(("kind", "status", "code"), [
+    ("s3_get_500", "500", b"<Code>InternalError</Code>"),
+    ("s3_get_slowdown", "503", b"<Code>SlowDown</Code>"),
+    ("ddb_throughput", "400", b"#ProvisionedThroughputExceededException"),
+    ("ddb_500", "500", b"#InternalServerError"),
+])
+def test_error_answers_are_the_ones_aws_gives(kind: str, status: str, code: bytes) -> None:
+    line, _, body, _ = error_answer(kind, environ("x"))
+    assert line.startswith(status) and code in body
+
+
+def test_only_the_handlers_calls_meet_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    calls = []
+
+    def moto(env: dict, start_response) -> list[bytes]:
+        calls.append(env)
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    app = FaultingApp(moto, FaultPlan({"ddb_500": 1.0}))
+    statuses = []
+    start = lambda status, headers: statuses.append(status)  # noqa: E731
+    assert app(environ("dynamodb", target="DynamoDB_20120810.PutItem", agent="aws-cli/2"),
+               start) == [b"ok"]
+    assert app(environ("dynamodb", target="DynamoDB_20120810.GetItem"), start) == [b"ok"]
+    answer = app(environ("dynamodb", target="DynamoDB_20120810.UpdateItem"), start)
+    assert len(calls) == 2 and statuses[-1].startswith("500")
+    assert b"InternalServerError" in answer[0]
+    fault = json.loads(capsys.readouterr().err)
+    assert fault["kind"] == "ddb_500" and fault["operation"] == "UpdateItem"
+
+
+class FakeSqs:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send_message(self, **params) -> dict:
+        self.sent.append(params)
+        return {}
+
+
+S3_BODY = json.dumps({"Records": [{"eventName": "ObjectCreated:Put",
+                                   "s3": {"object": {"key": "logs/a.ndjson"}}}]})
+
+
+@pytest.mark.parametrize("kind", ["s3_delay", "s3_duplicate"])
+def test_a_notification_is_sent_again_later_and_logged(kind: str) -> None:
+    console = Console(io.StringIO(), status_line=False)
+    sqs = FakeSqs()
+    faults = NotificationFaults(FaultPlan({kind: 1.0}), "trigger", sqs, "url", console)
+    delayed = faults.delayed({"Body": S3_BODY})
+    if kind == "s3_duplicate":
+        assert not delayed
+        faults.duplicate({"Body": S3_BODY})
+    assert delayed == (kind == "s3_delay")
+    [sent] = sqs.sent
+    assert sent["MessageBody"] == S3_BODY and 0 <= sent["DelaySeconds"] <= 20
+    record = json.loads(console.stream.getvalue())
+    assert record["kind"] == kind and record["keys"] == ["logs/a.ndjson"]
+
+
+def test_every_kind_is_documented() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "guarantees.md").read_text()
+    assert all(f"| `{kind}` |" in page for kind in KINDS)
