@@ -84,14 +84,17 @@ def ensure_queue(sqs: Any, name: str, attributes: dict[str, str],
     return url, arn["Attributes"]["QueueArn"]
 
 
-def ensure_table(ddb: Any, name: str, actions: list[str]) -> None:
+def ensure_table(ddb: Any, name: str, actions: list[str],
+                 keys: tuple[tuple[str, str], ...] = (("job_id", "HASH"),)) -> None:
+    """A pay-per-request table keyed by string attributes `keys`, with TTL on expires_at."""
     try:
         ddb.describe_table(TableName=name)
     except ddb.exceptions.ResourceNotFoundException:
         ddb.create_table(
             TableName=name,
-            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}
+                                  for key, _ in keys],
+            KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in keys],
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.get_waiter("table_exists").wait(TableName=name,
@@ -136,25 +139,7 @@ def ensure_job_indexes(ddb: Any, name: str, actions: list[str],
 
 def ensure_stats_table(ddb: Any, name: str, actions: list[str]) -> None:
     """Hourly rollups for GET /stats (chalicelib.rollups), expiring by TTL."""
-    try:
-        ddb.describe_table(TableName=name)
-    except ddb.exceptions.ResourceNotFoundException:
-        ddb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": "series", "AttributeType": "S"},
-                                  {"AttributeName": "hour", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "series", "KeyType": "HASH"},
-                       {"AttributeName": "hour", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.get_waiter("table_exists").wait(TableName=name,
-                                            WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        actions.append(f"created table {name}")
-    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        ddb.update_time_to_live(
-            TableName=name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    ensure_table(ddb, name, actions, keys=(("series", "HASH"), ("hour", "RANGE")))
 
 
 def ensure_upload_cors(s3: Any, bucket: str, origins: list[str], actions: list[str]) -> None:
