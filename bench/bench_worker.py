@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from chalicelib.core.lines import GUNZIP_OUTPUT_LIMIT, decoded_chunks, line_blocks
-from chalicelib.core.records import MAX_RESPONSE_TIME_MS, normalize_level
-from chalicelib.core.reference import (
+from chalicelib.core.records import (
     BOM,
     GZIP_MAGIC,
+    MAX_RESPONSE_TIME_MS,
     MAX_SAMPLES,
     TOP_ENDPOINTS,
+    normalize_level,
+)
+from chalicelib.core.reference import (
     classify_line,
     iso_utc,
     nearest_rank,

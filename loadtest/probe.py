@@ -17,9 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.adapters import from_item
 from chalicelib.core.jobs import job_id_for
 from chalicelib.core.results import epoch
+from chalicelib.core.schema import FINAL_STATUSES
 from loadtest.payloads import Payload
 
-TERMINAL_STATUSES = frozenset({"completed", "failed"})
 RECORD_FIELDS = (
     "job_id", "status", "failure_reason", "last_error", "attempts", "line_count",
     "file_size_bytes", "uploaded_at", "created_at", "started_at", "completed_at",
@@ -114,7 +114,7 @@ def wait_for_record(ddb: Any, table: str, job_id: str, *, timeout: float,
         polls += 1
         if item:
             record = from_item(item)
-            if record.get("status") in TERMINAL_STATUSES:
+            if record.get("status") in FINAL_STATUSES:
                 return WaitOutcome(record, polls, timed_out=False)
         if clock() >= deadline:
             return WaitOutcome(record, polls, timed_out=True)

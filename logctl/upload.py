@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import from_item
 from chalicelib.core.jobs import job_id_for
+from chalicelib.core.schema import FINAL_STATUSES
 from logctl.cli import LogctlError, non_negative_float, run, stage_from, stage_options
 from logctl.progress import Progress, TransferProgress
 from logctl.results import failure_reason, number, percentiles
@@ -31,7 +32,6 @@ from logctl.stage import Stage, load_stage
 from logctl.stage import client as make_client
 
 DEFAULT_PREFIX = "logs/"
-FINAL_STATUSES = frozenset({"completed", "failed"})
 FIRST_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 0.5
 # The calls that end an upload_file transfer: their response carries ETag and VersionId.

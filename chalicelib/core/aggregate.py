@@ -16,8 +16,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.core.records import LogRecord, normalize_level, shown_endpoint
-from chalicelib.core.reference import MAX_SAMPLES, TOP_ENDPOINTS, iso_utc
+from chalicelib.core.records import (
+    MAX_SAMPLES,
+    TOP_ENDPOINTS,
+    LogRecord,
+    normalize_level,
+    shown_endpoint,
+)
+from chalicelib.core.reference import iso_utc
 from chalicelib.core.schema import Statistics
 
 _append = list.append

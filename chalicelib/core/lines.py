@@ -16,8 +16,7 @@ from typing import Any
 from isal import isal_zlib
 
 from chalicelib.core.errors import Unreadable
-from chalicelib.core.records import MAX_LINE_BYTES
-from chalicelib.core.reference import BOM, GZIP_MAGIC
+from chalicelib.core.records import BOM, GZIP_MAGIC, MAX_LINE_BYTES
 
 GUNZIP_OUTPUT_LIMIT = 64 * 1024
 GZIP_HEADER_LIMIT = 64 * 1024

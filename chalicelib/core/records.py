@@ -13,13 +13,17 @@ MAX_ENDPOINT_CHARS = 256  # of an endpoint name as shown in top_endpoints
 # 31,700 years: beyond it a value is no response time, and every statistic over the values
 # stays within what a DynamoDB number holds (at most 9.99e125).
 MAX_RESPONSE_TIME_MS = 10**15
+BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_SAMPLES = 5  # malformed lines kept as samples
+TOP_ENDPOINTS = 20
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
-_LEVEL_NAMES = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
+LEVEL_NAMES = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
                 "ERROR": "ERROR"}
 
 # Every spelling in any letter case (224 of them): msgspec checks the level while decoding
 # and returns one shared string object per spelling, which makes counting them cheaper.
-LEVEL_SPELLINGS = tuple("".join(letters) for name in _LEVEL_NAMES
+LEVEL_SPELLINGS = tuple("".join(letters) for name in LEVEL_NAMES
                         for letters in product(*((c.upper(), c.lower()) for c in name)))
 Level = Literal[LEVEL_SPELLINGS]  # type: ignore[valid-type]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
@@ -45,7 +49,7 @@ def normalize_level(raw: str) -> str | None:
     """Case-insensitive ASCII level name, WARNING folded into WARN; None if not a level."""
     if not raw.isascii():
         return None
-    return _LEVEL_NAMES.get(raw.upper())
+    return LEVEL_NAMES.get(raw.upper())
 
 
 def shown_endpoint(name: str) -> str:

@@ -17,14 +17,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.core.records import MAX_LINE_BYTES, MAX_RESPONSE_TIME_MS, shown_endpoint
+from chalicelib.core.records import (
+    BOM,
+    GZIP_MAGIC,
+    LEVEL_NAMES,
+    MAX_LINE_BYTES,
+    MAX_RESPONSE_TIME_MS,
+    MAX_SAMPLES,
+    TOP_ENDPOINTS,
+    shown_endpoint,
+)
 from chalicelib.core.schema import Statistics
 
-BOM = b"\xef\xbb\xbf"
-GZIP_MAGIC = b"\x1f\x8b"
-MAX_SAMPLES = 5
-TOP_ENDPOINTS = 20
-_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN", "ERROR": "ERROR"}
 _TIMESTAMP = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):?([0-9]{2}))?",
@@ -140,7 +144,7 @@ def classify_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     checks = (
         isinstance(ts, str) and parse_timestamp(ts) is not None,
         isinstance(obj["level"], str) and obj["level"].isascii()
-        and obj["level"].upper() in _LEVELS,
+        and obj["level"].upper() in LEVEL_NAMES,
         _is_text(obj["endpoint"]),
         _is_number(obj["response_time_ms"]),
         type(obj["status_code"]) is int and 100 <= obj["status_code"] <= 599,
@@ -192,14 +196,14 @@ def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> Statistics:
 
 def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
                 records: list[dict[str, Any]]) -> Statistics:
-    levels = Counter(_LEVELS[r["level"].upper()] for r in records)
+    levels = Counter(LEVEL_NAMES[r["level"].upper()] for r in records)
     times = [r["response_time_ms"] for r in records]
     ordered = sorted(times)
     by_endpoint: dict[str, list[Any]] = {}
     errors: Counter[str] = Counter()
     for r in records:
         by_endpoint.setdefault(r["endpoint"], []).append(r["response_time_ms"])
-        if _LEVELS[r["level"].upper()] == "ERROR":
+        if LEVEL_NAMES[r["level"].upper()] == "ERROR":
             errors[r["endpoint"]] += 1
     stamps = [parse_timestamp(r["timestamp"]) for r in records]
     top = sorted(by_endpoint.items(), key=lambda item: (-len(item[1]), item[0]))[:TOP_ENDPOINTS]

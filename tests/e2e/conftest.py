@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 
 from chalicelib.adapters import from_item
+from chalicelib.core.schema import FINAL_STATUSES
 from localruntime.background import (
     PROJECT_ROOT,
     BackgroundRuntime,
@@ -125,7 +126,7 @@ def get_record(runtime: Runtime, job_id: str) -> dict[str, Any] | None:
 def wait_for_final(runtime: Runtime, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
     def final() -> dict[str, Any] | None:
         record = get_record(runtime, job_id)
-        return record if record and record["status"] in ("completed", "failed") else None
+        return record if record and record["status"] in FINAL_STATUSES else None
     return wait_until(final, timeout, f"job {job_id} to finish")
 
 

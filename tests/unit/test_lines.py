@@ -20,8 +20,8 @@ from chalicelib.core.lines import (
     decoded_chunks,
     line_blocks,
 )
-from chalicelib.core.records import MAX_LINE_BYTES
-from chalicelib.core.reference import BOM, REASON_TOO_LONG, summarize_bytes
+from chalicelib.core.records import BOM, MAX_LINE_BYTES
+from chalicelib.core.reference import REASON_TOO_LONG, summarize_bytes
 from chalicelib.core.summary import summarize_chunks
 
 

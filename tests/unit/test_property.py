@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.core.records import MAX_LINE_BYTES
-from chalicelib.core.reference import BOM, summarize_bytes
+from chalicelib.core.records import BOM, MAX_LINE_BYTES
+from chalicelib.core.reference import summarize_bytes
 from chalicelib.core.summary import summarize_chunks
 
 FIELDS = ("timestamp", "level", "endpoint", "response_time_ms", "status_code", "user_id")
