@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chalicelib.core.jobs import Job, job_id_for
+from chalicelib.pipeline import MAX_RECEIVE_COUNT
 from localruntime.mapping import REFRESH_SECONDS
 from logctl.generate import generate_lines
 from logctl.stage import Stage
@@ -34,7 +35,6 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.e2e
 
 COMMAND_TIMEOUT_SECONDS = 600
-MAX_RECEIVE_COUNT = 5
 GOOD_JOBS = 3
 
 
