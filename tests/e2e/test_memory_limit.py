@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.core.jobs import job_id_for
-from tests.e2e.conftest import ROOT, running, wait_for_final
+from tests.e2e.conftest import ROOT, running, wait_for_final, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +50,14 @@ def test_distinct_values_past_the_budget_fail_the_job_before_the_process_is_kill
                                                Body=body)["ETag"]
         record = wait_for_final(runtime, job_id_for(stage.bucket, "logs/users.ndjson.gz",
                                                     etag=etag), timeout=180)
-        invocations = runtime.log_records()
+        # The invocation's log line follows the record it wrote.
+        worker = wait_until(
+            lambda: [i for i in runtime.log_records() if i["function"] == "worker"], 60,
+            "the worker's invocation in the log")
     # THEN the worker's budget ends it in its first attempt, and no process was killed
     assert record["status"] == "failed", record
     assert record["failure_reason"].startswith("too_large:") and "memory" in \
         record["failure_reason"]
     assert record["attempts"] == 1
-    worker = [i for i in invocations if i["function"] == "worker"]
-    assert worker and all(i["outcome"] != "oom" for i in worker)
+    assert all(i["outcome"] != "oom" for i in worker)
     assert max(i["max_memory_used_mb"] for i in worker) <= WORKER_MEMORY_MB
