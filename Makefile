@@ -146,7 +146,7 @@ soak-smoke: install ## the soak's smoke test (small files, few uploads), as `mak
 	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_soak_smoke.py
 
 # ---- worker benchmark -----------------------------------------------------------------
-.PHONY: bench bench-decode profile
+.PHONY: bench bench-decode profile bench-telemetry
 bench: install ## the worker vs a naive loop on a 2M-line file: M lines/s (CPU), gunzip, stages, RSS
 	$(PYTHON) bench/bench_worker.py
 
@@ -156,10 +156,21 @@ bench-decode: install ## ways to cut and decode a block, side by side (after mak
 profile: install ## py-spy: where the worker's time goes, line by line (FILE=bench file by default)
 	$(PYTHON) bench/profile_worker.py $(FILE)
 
-# ---- local runtime and deployment -----------------------------------------------------
+bench-telemetry: install ## what Powertools (Logger, EMF metrics) adds to cold start and per file
+	$(PYTHON) bench/bench_telemetry.py
+
+# ---- local runtime, deployment and teardown --------------------------------------------
 PORT ?=
 API_PORT ?= 8000
-.PHONY: local dashboard demo deploy-local deploy-aws bench-e2e bench-api
+ALERT_EMAIL ?=
+RAW_LOG_DAYS ?=
+YES ?=
+PURGE ?=
+SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
+	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
+DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
+.PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
+	bench-e2e bench-api
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
@@ -171,11 +182,23 @@ dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo
 
-deploy-local: install ## provision, chalice-local deploy, post-deploy: into a running `make local`
-	$(PYTHON) -m localruntime.deploy local $(if $(PORT),--port $(PORT))
+policy: install ## rewrite .chalice/policy-<stage>.json from the stage names in config.json
+	$(PYTHON) -m logctl.policy
 
-deploy-aws: install ## provision, chalice deploy --stage aws, post-deploy (needs AWS credentials)
-	$(PYTHON) -m localruntime.deploy aws
+deploy-local: install ## provision, chalice-local deploy, post-deploy: into a running `make local`
+	$(PYTHON) -m logctl.deploy --stage local $(if $(PORT),--port $(PORT)) $(SAFETY_ARGS)
+
+deploy-aws: install ## policy, provision, chalice deploy --stage aws, post-deploy (ALERT_EMAIL=, RAW_LOG_DAYS=30)
+	$(PYTHON) -m logctl.deploy --stage aws $(SAFETY_ARGS)
+
+destroy-local: install ## delete stage local from a running `make local` (YES=1 no question, PURGE=1 uploads too)
+	$(PYTHON) -m logctl.destroy --stage local $(if $(PORT),--port $(PORT)) $(DESTROY_ARGS)
+
+destroy-aws: install ## chalice delete + everything provisioning made in AWS (YES=1, PURGE=1)
+	$(PYTHON) -m logctl.destroy --stage aws $(DESTROY_ARGS)
+
+clean-all: clean ## clean, plus .venv and the local stage's Chalice state (AWS state is kept)
+	rm -rf $(VENV) .chalice/deployments .chalice/deployed/local.json
 
 bench-api: install ## results API latency through chalice local, 2,000 jobs in the table (JOBS=2000)
 	$(PYTHON) bench/bench_api.py --jobs $(or $(JOBS),2000)

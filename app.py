@@ -13,10 +13,13 @@ from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue
 from chalicelib.api import ApiResponse, ApiSettings, ResultsApi
 from chalicelib.pipeline import Settings, Trigger, Worker
 from chalicelib.rollups import HourlyRollups, RollupRecorder
+from chalicelib.telemetry import Telemetry
 
-app = Chalice(app_name="log-pipeline")
+# Logs go through Powertools' Logger (chalicelib.telemetry), whose logger has the app's name.
+app = Chalice(app_name="log-pipeline", configure_logs=False)
 
 settings = Settings.from_env(os.environ)
+telemetry = Telemetry.from_env(os.environ)
 api_settings = ApiSettings.from_env(os.environ)
 _config = Config(retries={"max_attempts": 4, "mode": "standard"}, tcp_keepalive=True)
 s3 = boto3.client("s3", config=_config.merge(Config(signature_version="s3v4")))
@@ -26,8 +29,8 @@ dynamodb = boto3.client("dynamodb", config=_config)
 results = RollupRecorder(ResultsStore(dynamodb, settings.results_table),
                          HourlyRollups(dynamodb, api_settings.stats_table))
 queue = SqsJobQueue(sqs, settings.jobs_queue)
-trigger_logic = Trigger(settings, results, queue)
-worker_logic = Worker(settings, results, S3Source(s3), queue)
+trigger_logic = Trigger(settings, results, queue, telemetry=telemetry)
+worker_logic = Worker(settings, results, S3Source(s3), queue, telemetry=telemetry)
 api = ResultsApi(settings, api_settings, dynamodb=dynamodb, sqs=sqs, s3=s3)
 # API_AUTH=iam (stage aws, the default): every route needs a SigV4-signed request.
 auth = IAMAuthorizer() if api_settings.auth == "iam" else None

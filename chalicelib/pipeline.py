@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +26,7 @@ from chalicelib.core.results import (
 )
 from chalicelib.core.schema import Status
 from chalicelib.core.summary import is_gzip_name, summarize_chunks
+from chalicelib.telemetry import Telemetry
 
 log = logging.getLogger("chalicelib.pipeline")
 ASSUMED_GZIP_RATIO = 8
@@ -116,20 +115,17 @@ class ObjectSource(Protocol):
     def open(self, job: Job) -> Iterable[bytes]: ...
 
 
-def _event(name: str, **fields: Any) -> None:
-    """One structured line on stdout (CloudWatch Logs in Lambda)."""
-    sys.stdout.write(json.dumps({"event": name, **fields}, default=str) + "\n")
-
-
 class Trigger:
     """S3 ObjectCreated -> a job record (queued, or failed with a reason) and a queue message."""
 
     def __init__(self, settings: Settings, store: JobStore, queue: JobQueue,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
 
     def handle(self, event: dict[str, Any]) -> dict[str, int]:
         counts = {"queued": 0, "rejected": 0, "duplicate": 0}
@@ -139,7 +135,8 @@ class Trigger:
             if rejection is not None:
                 self.store.reject(rejected_record(job, rejection, now))
                 counts["rejected"] += 1
-                _event("job_rejected", job_id=job.job_id, key=job.key, reason=rejection.reason)
+                self.telemetry.event("job_rejected", job_id=job.job_id, key=job.key,
+                                     reason=rejection.reason)
                 continue
             record = queued_record(job)
             existing = self.store.create(record)
@@ -151,11 +148,13 @@ class Trigger:
                 self.queue.send(job)
             if existing is None:
                 counts["queued"] += 1
-                _event("job_queued", job_id=job.job_id, key=job.key, size=job.size)
+                self.telemetry.event("job_queued", job_id=job.job_id, key=job.key,
+                                     size=job.size)
             else:
                 counts["duplicate"] += 1
-                _event("job_duplicate", job_id=job.job_id, key=job.key,
-                       status=existing["status"])
+                self.telemetry.event("job_duplicate", job_id=job.job_id, key=job.key,
+                                     status=existing["status"])
+        self.telemetry.jobs_created(counts)
         return counts
 
 
@@ -200,12 +199,14 @@ class Worker:
     """SQS batch -> one result record per job; failed messages are retried, then dead-lettered."""
 
     def __init__(self, settings: Settings, store: JobStore, source: ObjectSource,
-                 queue: JobQueue, clock: Callable[[], float] = time.time) -> None:
+                 queue: JobQueue, clock: Callable[[], float] = time.time,
+                 telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.store = store
         self.source = source
         self.queue = queue
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
         self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch")
 
     def handle(self, event: dict[str, Any],
@@ -219,7 +220,8 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - every failure is retried by SQS
                 error = f"{type(exc).__name__}: {exc}"
                 failures.append(f"{record.get('messageId', '')}: {error}"[:MAX_ERROR_CHARS])
-                _event("job_error", message_id=record.get("messageId"), error=error)
+                self.telemetry.event("job_error", level="warning",
+                                     message_id=record.get("messageId"), error=error)
                 self._retry_later(record)
             else:
                 if record.get("receiptHandle"):
@@ -255,7 +257,7 @@ class Worker:
         try:
             result = self._result(job, fetch, limits, started, attempts)
             if not self.store.finish(result):
-                _event("job_skipped", job_id=job.job_id, why="completed elsewhere")
+                self.telemetry.event("job_skipped", job_id=job.job_id, why="completed elsewhere")
                 return
         except Deferred as deferred:
             self.store.release(job.job_id, f"Deferred: {deferred}")
@@ -264,9 +266,10 @@ class Worker:
         except Exception as exc:
             self._give_back(job, exc, started, attempts)
             raise
-        _event("job_done", job_id=job.job_id, status=result["status"],
-               lines=result["line_count"], ms=result["processing_time_ms"],
-               reason=result.get("failure_reason"))
+        self.telemetry.event("job_done", job_id=job.job_id, status=result["status"],
+                             lines=result["line_count"], ms=result["processing_time_ms"],
+                             reason=result.get("failure_reason"))
+        self.telemetry.file_finished(result)
 
     def _result(self, job: Job, fetch: Future[Any], limits: JobBudget, started: float,
                 attempts: int) -> dict[str, Any]:
@@ -288,7 +291,9 @@ class Worker:
                                 f"goes to the dead-letter queue. Last error: {error}"
                                 [:MAX_ERROR_CHARS])
         try:
-            self.store.finish(failed_record(job, exhausted, started, self.clock(), attempts))
+            ended = failed_record(job, exhausted, started, self.clock(), attempts)
+            if self.store.finish(ended):
+                self.telemetry.file_finished(ended)
         except Exception:  # noqa: BLE001 - the claim goes stale; a redrive takes it over
             log.warning("could not record that job %s ran out of retries", job.job_id)
 
@@ -300,7 +305,7 @@ class Worker:
         """
         holder = self.store.get(job.job_id)
         if holder is None or holder["status"] != Status.PROCESSING:
-            _event("job_skipped", job_id=job.job_id, why="ended")
+            self.telemetry.event("job_skipped", job_id=job.job_id, why="ended")
             return
         stale_at = epoch(holder["started_at"]) + self.settings.worker_timeout_seconds
         delay = min(MAX_DELAY, max(1, math.ceil(stale_at - now) + 1))
@@ -312,7 +317,8 @@ class Worker:
         if job.deferrals >= MAX_DEFERRALS:
             raise RuntimeError(f"deferred {job.deferrals} times already: {deferred}")
         self.queue.send(job.deferred(), delay_seconds)
-        _event("job_deferred", job_id=job.job_id, why=str(deferred), delay=delay_seconds)
+        self.telemetry.event("job_deferred", job_id=job.job_id, why=str(deferred),
+                             delay=delay_seconds)
 
     def _retry_later(self, record: dict[str, Any]) -> None:
         receipt = record.get("receiptHandle")

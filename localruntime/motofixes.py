@@ -5,6 +5,9 @@
 - S3 events carry `versionId` (versioned buckets) and a `sequencer`, and keys encoded as
   S3 encodes them (`+` for a space), as AWS sends them.
 - Lambda's ListEventSourceMappings filters by function name or ARN alike, as AWS does.
+- A bucket policy's `Bool` conditions (`aws:SecureTransport`) are evaluated; moto would
+  deny every request under the TLS-only policy provisioning sets. The endpoint serves
+  plain HTTP on loopback only: its requests count as TLS (AWS would refuse them).
 - API Gateway's ImportRestApi and PutRestApi accept Swagger 2.0 (what Chalice generates)
   and a document without `info.description`, as AWS does; moto refuses both (500, 400)
   though it reads only the paths, methods and integrations, which the formats write alike.
@@ -18,6 +21,7 @@ Each fix is a function of its own over moto's: written as the change moto itself
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from typing import Any
@@ -119,6 +123,67 @@ def _fix_lambda_invocations() -> None:
     LambdaBackend.list_event_source_mappings = list_event_source_mappings
 
 
+REQUEST_CONTEXT = {"aws:securetransport": "true"}
+
+
+def statement_applies(statement: dict[str, Any], context: dict[str, str]) -> bool:
+    """Whether a policy statement's `Bool` conditions hold for the request's context keys
+    (lower-case); other operators are left to moto."""
+    for key, expected in statement.get("Condition", {}).get("Bool", {}).items():
+        values = expected if isinstance(expected, list) else [expected]
+        actual = context.get(key.lower())
+        if actual is None or actual not in {str(v).lower() for v in values}:
+            return False
+    return True
+
+
+def _fix_bucket_policy_conditions() -> None:
+    """moto treats a condition it cannot evaluate as met, and a condition not met as a
+    denial: the statements whose `Bool` conditions do not hold are set aside first."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    replaced(FakeBucket, "get_permission", ("self", "action", "resource"))
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy.decode())
+        statements = document.get("Statement", [])
+        if isinstance(statements, dict):
+            statements = [statements]
+        kept = []
+        for statement in statements:
+            if not statement_applies(statement, REQUEST_CONTEXT):
+                continue
+            statement = dict(statement)
+            condition = {k: v for k, v in statement.pop("Condition", {}).items() if k != "Bool"}
+            if condition:
+                statement["Condition"] = condition
+            kept.append(statement)
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(
+            action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
+_applied_in_process = False
+
+
+def apply_in_process() -> None:
+    """The fixes in-process moto (tests) needs to answer as AWS does for a provisioned
+    stage: the TLS-only bucket policy, versioned buckets' events carrying versionId.
+    Applied once per process."""
+    global _applied_in_process
+    if _applied_in_process:
+        return
+    _applied_in_process = True
+    _fix_bucket_policy_conditions()
+    _fix_s3_event_shape()
+
+
 def as_openapi(api_doc: dict[str, Any]) -> dict[str, Any]:
     """A Swagger 2.0 API document labelled OpenAPI 3, with an (empty) description."""
     api_doc = dict(api_doc)
@@ -151,4 +216,5 @@ def apply() -> None:
     _fix_notification_filters()
     _fix_s3_event_shape()
     _fix_lambda_invocations()
+    _fix_bucket_policy_conditions()
     _fix_rest_api_import()

@@ -2,7 +2,8 @@
 
 `SqsPoller` is an SQS event source mapping: long polling, batch size and batching
 window, one lane per unit of concurrency; after an invocation it deletes the batch,
-or only the messages a partial batch response did not report; a failed invocation
+or, when the mapping has ReportBatchItemFailures, only the messages a partial batch
+response did not report (`localruntime.mapping`); a failed invocation
 leaves the batch to reappear after the visibility timeout, and the queue's redrive
 policy moves a message that keeps failing to its dead-letter queue.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +53,7 @@ class Poller(ABC):
         self.console = console
         self.shutdown = shutdown
         self._stopping = threading.Event()
+        self._last_error: str | None = None
         self._threads = [
             threading.Thread(target=self._lane, daemon=True, name=f"{function}-lane-{i}")
             for i in range(lanes)]
@@ -74,13 +77,17 @@ class Poller(ABC):
         while not self._stopping.is_set() and not self.shutdown.is_set():
             try:
                 messages = self.next_batch()
+                self._last_error = None
                 if messages and not self.shutdown.is_set():
                     self.dispatch(messages)
             except Exception as exc:  # noqa: BLE001 - a lane reports and keeps polling
                 if self.shutdown.is_set():
                     return
-                self.console.info(f"{self.function}: polling {self.queue.url} failed: "
-                                  f"{type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self._last_error:  # a queue that is gone is reported once
+                    self._last_error = error
+                    self.console.info(f"{self.function}: polling {self.queue.url} failed: "
+                                      f"{error} (retrying every {ERROR_PAUSE_SECONDS:g} s)")
                 self.shutdown.wait(ERROR_PAUSE_SECONDS)
 
     def next_batch(self) -> list[dict[str, Any]]:
@@ -103,11 +110,16 @@ class Poller(ABC):
 
 
 class SqsPoller(Poller):
+    """`reports_item_failures` says whether the mapping has ReportBatchItemFailures: only
+    then is a returned `batchItemFailures` read; otherwise any normal return deletes the
+    whole batch, as Lambda does."""
+
     def __init__(self, *args: Any, batch_size: int, batching_window_seconds: float,
-                 **kwargs: Any) -> None:
+                 reports_item_failures: Callable[[], bool], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_size = batch_size
         self.batching_window_seconds = batching_window_seconds
+        self.reports_item_failures = reports_item_failures
 
     def next_batch(self) -> list[dict[str, Any]]:
         messages = self._receive(self.batch_size, LONG_POLL_SECONDS)
@@ -124,10 +136,11 @@ class SqsPoller(Poller):
 
     def dispatch(self, messages: list[dict[str, Any]]) -> None:
         ids = [m["MessageId"] for m in messages]
+        reports = self.reports_item_failures()
         outcome = self.invoker.invoke(
             self.function, sqs_event(messages, self.queue.arn, self.region),
             batch_size=len(messages), source=self.queue.arn,
-            judge=lambda result: batch_item_failures(result, ids))
+            judge=(lambda result: batch_item_failures(result, ids)) if reports else None)
         if not outcome.ok or outcome.failed_items is None:
             return
         failed = set(outcome.failed_items)

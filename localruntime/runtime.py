@@ -19,13 +19,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from localruntime import motoguard
 from localruntime.apiserver import ApiServer, ApiServerError
 from localruntime.console import Console
+from localruntime.dlqwatch import DeadLetterWatch
 from localruntime.gcpolicy import keep_full_collections_short
 from localruntime.invoker import Invoker
+from localruntime.mapping import MappingReader
 from localruntime.notificationfaults import NotificationFaults
 from localruntime.pollers import Poller, S3NotificationPoller, SqsPoller
 from localruntime.pool import FunctionPool
 from localruntime.reload import SourceWatcher
-from localruntime.settings import FunctionSettings, RuntimeSettings, SettingsError
+from localruntime.settings import (
+    FunctionSettings,
+    RuntimeSettings,
+    SettingsError,
+)
 from localruntime.sources import (
     AppDescription,
     DiscoveryError,
@@ -202,7 +208,7 @@ class Runtime:
             declared = source.maximum_concurrency if isinstance(source, SqsSource) else None
             function = self.settings.function(source.function, self.stage, declared)
             wanted[function.name] = (source, function)
-        self._replace_pools(description.app_name, wanted)
+        self._replace_pools(wanted)
         for name in list(self.running):
             current = self.running[name]
             if wanted.get(name) == (current.source, current.function):
@@ -222,12 +228,10 @@ class Runtime:
                 self.running[name] = _Running(source, function,
                                               self._start_poller(source, function))
 
-    def _replace_pools(self, app_name: str,
-                       wanted: dict[str, tuple[Source, FunctionSettings]]) -> None:
+    def _replace_pools(self, wanted: dict[str, tuple[Source, FunctionSettings]]) -> None:
         """New warm processes for every function (importing in parallel), then the swap."""
         pools = {name: FunctionPool(function, source.handler, self.settings.project,
-                                    self.settings.handler_environment(self.stage, function,
-                                                                      app_name),
+                                    self.settings.handler_environment(self.stage, function),
                                     self.console, self.generation,
                                     faults=self.settings.faults,
                                     enforce_memory=self.settings.enforce_memory)
@@ -265,9 +269,14 @@ class Runtime:
                     f"{','.join(source.events)} via {queue.url}")
         else:
             queue = resolve_sqs_source(sqs, source)
+            mapping = MappingReader(
+                self.client("lambda"),
+                self.stage.function_name(function.name), queue.arn,
+                self.console)
             poller = SqsPoller(function.name, polling, queue, **common,
                                batch_size=source.batch_size,
-                               batching_window_seconds=source.batching_window_seconds)
+                               batching_window_seconds=source.batching_window_seconds,
+                               reports_item_failures=mapping.reports_batch_item_failures)
             what = (f"sqs {queue.url} (batch {source.batch_size}, window "
                     f"{source.batching_window_seconds} s)")
         poller.start()
@@ -321,6 +330,8 @@ class Runtime:
             return 1
         if self.settings.reload:
             threading.Thread(target=self._watch, daemon=True, name="reload").start()
+        DeadLetterWatch(self.client("sqs"), lambda: self.stage, self.console,
+                        self.shutdown).start()
         if self.console.interactive:
             StatusBoard(self.console, self.invoker, self.client("sqs"), self.client("dynamodb"),
                         stage=lambda: self.stage, stop=self.shutdown).start()

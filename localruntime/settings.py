@@ -188,23 +188,17 @@ class RuntimeSettings:
         })
         return env
 
-    def handler_environment(self, stage: Stage, function: FunctionSettings,
-                            app_name: str) -> dict[str, str]:
+    def handler_environment(self, stage: Stage, function: FunctionSettings) -> dict[str, str]:
         """The app environment plus the variables Lambda sets for a function."""
         return {
             **self.app_environment(stage),
-            "AWS_LAMBDA_FUNCTION_NAME": deployed_name(app_name, self.stage_name, function.name),
+            "AWS_LAMBDA_FUNCTION_NAME": stage.function_name(function.name),
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(function.timeout_seconds)),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             # Tags the handlers' SDK calls, so injected faults hit them and nothing else.
             "AWS_SDK_UA_APP_ID": HANDLER_APP_ID,
         }
-
-
-def deployed_name(app_name: str, stage_name: str, function: str) -> str:
-    """The function name `chalice deploy` gives a handler."""
-    return f"{app_name}-{stage_name}-{function}"
 
 
 def _did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -6,7 +6,10 @@ import importlib
 import sys
 
 COMMANDS = {
-    "provision": ("logctl.provision", "create the bucket, queues and results table"),
+    "provision": ("logctl.provision", "create the bucket, queues, table and alarms"),
+    "policy": ("logctl.policy", "write each stage's IAM policy from its names"),
+    "deploy": ("logctl.deploy", "provision and chalice deploy a stage"),
+    "destroy": ("logctl.destroy", "delete a stage: chalice delete and what provision made"),
     "generate": ("logctl.generate", "write a synthetic NDJSON log file"),
     "upload": ("logctl.upload", "upload log files and optionally wait for results"),
     "results": ("logctl.results", "list result records or show one job"),

@@ -1,4 +1,4 @@
-"""Create, idempotently, the resources Chalice does not: bucket, queues, table, alarm.
+"""Create, idempotently, the resources Chalice does not: bucket, queues, table, alarms.
 
     python -m logctl.provision --stage local            # before the app runs or deploys
     python -m logctl.provision --stage aws --post-deploy  # after `chalice deploy`
@@ -10,14 +10,27 @@ mapping, which Chalice's decorator cannot configure.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+
 from chalicelib.jobindex import index_definitions
 from chalicelib.pipeline import MAX_RECEIVE_COUNT
+from logctl.alarms import ensure_alarms
+from logctl.hardening import (
+    DEFAULT_RAW_LOG_DAYS,
+    QUEUE_ENCRYPTION,
+    Hardening,
+    enable_point_in_time_recovery,
+    harden_bucket,
+)
 from logctl.stage import (
     VISIBILITY_FACTOR,
     Stage,
@@ -71,14 +84,17 @@ def ensure_queue(sqs: Any, name: str, attributes: dict[str, str],
     return url, arn["Attributes"]["QueueArn"]
 
 
-def ensure_table(ddb: Any, name: str, actions: list[str]) -> None:
+def ensure_table(ddb: Any, name: str, actions: list[str],
+                 keys: tuple[tuple[str, str], ...] = (("job_id", "HASH"),)) -> None:
+    """A pay-per-request table keyed by string attributes `keys`, with TTL on expires_at."""
     try:
         ddb.describe_table(TableName=name)
     except ddb.exceptions.ResourceNotFoundException:
         ddb.create_table(
             TableName=name,
-            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}
+                                  for key, _ in keys],
+            KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in keys],
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.get_waiter("table_exists").wait(TableName=name,
@@ -123,25 +139,7 @@ def ensure_job_indexes(ddb: Any, name: str, actions: list[str],
 
 def ensure_stats_table(ddb: Any, name: str, actions: list[str]) -> None:
     """Hourly rollups for GET /stats (chalicelib.rollups), expiring by TTL."""
-    try:
-        ddb.describe_table(TableName=name)
-    except ddb.exceptions.ResourceNotFoundException:
-        ddb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": "series", "AttributeType": "S"},
-                                  {"AttributeName": "hour", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "series", "KeyType": "HASH"},
-                       {"AttributeName": "hour", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.get_waiter("table_exists").wait(TableName=name,
-                                            WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        actions.append(f"created table {name}")
-    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        ddb.update_time_to_live(
-            TableName=name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    ensure_table(ddb, name, actions, keys=(("series", "HASH"), ("hour", "RANGE")))
 
 
 def ensure_upload_cors(s3: Any, bucket: str, origins: list[str], actions: list[str]) -> None:
@@ -160,25 +158,35 @@ def ensure_upload_cors(s3: Any, bucket: str, origins: list[str], actions: list[s
     actions.append(f"bucket {bucket}: uploads allowed from {', '.join(origins)}")
 
 
-def ensure_dlq_alarm(cloudwatch: Any, stage: Stage, actions: list[str]) -> None:
-    name = f"{stage.dead_letter_queue}-not-empty"
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        AlarmDescription="Jobs failed every retry and wait in the dead-letter queue.",
-        Namespace="AWS/SQS",
-        MetricName="ApproximateNumberOfMessagesVisible",
-        Dimensions=[{"Name": "QueueName", "Value": stage.dead_letter_queue}],
-        Statistic="Maximum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=0,
-        ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-    )
-    actions.append(f"alarm {name}")
+@dataclass(frozen=True)
+class Safety:
+    """What hardening and alarms need beyond the stage's names."""
+
+    hardening: Hardening = field(default_factory=Hardening)
+    alert_email: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Safety:
+        days = environ.get("RAW_LOG_DAYS") or str(DEFAULT_RAW_LOG_DAYS)
+        try:
+            hardening = Hardening(int(days))
+        except ValueError as exc:
+            raise StageError(f"RAW_LOG_DAYS={days!r}: {exc}") from None
+        return cls(hardening, environ.get("ALERT_EMAIL") or None)
 
 
-def provision(stage: Stage) -> Provisioned:
+def secure(stage: Stage, provisioned: Provisioned, safety: Safety,
+           session: boto3.session.Session) -> None:
+    """Hardening and alarms (logctl.hardening, logctl.alarms) on what provision() made."""
+    harden_bucket(client(stage, "s3", session), stage.bucket, safety.hardening,
+                  provisioned.actions)
+    enable_point_in_time_recovery(client(stage, "dynamodb", session), stage.results_table,
+                                  provisioned.actions)
+    ensure_alarms(client(stage, "cloudwatch", session), client(stage, "sns", session), stage,
+                  safety.alert_email, provisioned.actions)
+
+
+def provision(stage: Stage, safety: Safety | None = None) -> Provisioned:
     session = session_for(stage)
     s3 = client(stage, "s3", session)
     sqs = client(stage, "sqs", session)
@@ -188,13 +196,15 @@ def provision(stage: Stage) -> Provisioned:
     ensure_bucket(s3, stage.bucket, stage.region, actions)
     visibility = str(VISIBILITY_FACTOR * stage.function_timeout(WORKER_FUNCTION))
     dlq_url, dlq_arn = ensure_queue(
-        sqs, stage.dead_letter_queue, {"MessageRetentionPeriod": "1209600"}, actions)
+        sqs, stage.dead_letter_queue, {"MessageRetentionPeriod": "1209600", **QUEUE_ENCRYPTION},
+        actions)
     jobs_url, jobs_arn = ensure_queue(
         sqs,
         stage.jobs_queue,
         {
             "VisibilityTimeout": visibility,
             "MessageRetentionPeriod": "345600",
+            **QUEUE_ENCRYPTION,
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
         },
@@ -204,9 +214,10 @@ def provision(stage: Stage) -> Provisioned:
     ensure_job_indexes(ddb, stage.results_table, actions, 0.1 if stage.is_local else 5.0)
     ensure_stats_table(ddb, stage.stats_table, actions)
     ensure_upload_cors(s3, stage.bucket, stage.dashboard_origins, actions)
-    ensure_dlq_alarm(client(stage, "cloudwatch", session), stage, actions)
-    return Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
-                       stage.results_table, actions)
+    provisioned = Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
+                              stage.results_table, actions)
+    secure(stage, provisioned, safety or Safety(), session)
+    return provisioned
 
 
 def enable_batch_item_failures(stage: Stage, function_name: str) -> list[str]:
@@ -230,8 +241,21 @@ def enable_batch_item_failures(stage: Stage, function_name: str) -> list[str]:
     return changed
 
 
-def deployed_function_name(stage: Stage, app_name: str = "log-pipeline") -> str:
-    return f"{app_name}-{stage.name}-{WORKER_FUNCTION}"
+def deployed_function_name(stage: Stage) -> str:
+    return stage.function_name(WORKER_FUNCTION)
+
+
+def safety_from(args: argparse.Namespace) -> Safety:
+    """--raw-log-days and --alert-email, else RAW_LOG_DAYS and ALERT_EMAIL."""
+    safety = Safety.from_env(os.environ)
+    if args.raw_log_days is not None:
+        try:
+            safety = dataclasses.replace(safety, hardening=Hardening(args.raw_log_days))
+        except ValueError as exc:
+            raise StageError(f"--raw-log-days: {exc}") from None
+    if args.alert_email:
+        safety = dataclasses.replace(safety, alert_email=args.alert_email)
+    return safety
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="local", help="stage in .chalice/config.json")
     parser.add_argument("--endpoint-url", default=None,
                         help="AWS endpoint (default: AWS_ENDPOINT_URL; 127.0.0.1:4566 for local)")
+    parser.add_argument("--raw-log-days", type=int, default=None,
+                        help="days before raw uploads expire (default: RAW_LOG_DAYS, or "
+                             f"{DEFAULT_RAW_LOG_DAYS})")
+    parser.add_argument("--alert-email", default=None,
+                        help="subscribe this address to the alarms (default: ALERT_EMAIL)")
     parser.add_argument("--post-deploy", action="store_true",
                         help="configure the deployed worker's event source mapping")
     args = parser.parse_args(argv)
@@ -251,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: ReportBatchItemFailures "
                   f"{'enabled on ' + ', '.join(changed) if changed else 'already enabled'}")
             return 0
-        result = provision(stage)
+        result = provision(stage, safety_from(args))
     except StageError as exc:
         print(f"provision: {exc}", file=sys.stderr)
         return 2

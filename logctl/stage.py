@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from botocore.config import Config
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+LOCAL_STAGE = "local"
 # Where `make local` (python -m localruntime --endpoint-file) says which endpoint it serves.
 ENDPOINT_FILE = PROJECT_ROOT / ".localruntime-endpoint"
 VISIBILITY_FACTOR = 6
@@ -36,6 +38,11 @@ class Stage:
     functions: dict[str, dict[str, Any]]
     region: str
     endpoint_url: str | None
+    app_name: str = "log-pipeline"
+
+    def function_name(self, function: str) -> str:
+        """The name `chalice deploy` gives a handler's Lambda function."""
+        return f"{self.app_name}-{self.name}-{function}"
 
     @property
     def is_local(self) -> bool:
@@ -52,6 +59,26 @@ class Stage:
 
     def function_memory(self, name: str) -> int:
         return int(self.functions.get(name, {}).get("lambda_memory_size", 128))
+
+
+def endpoint_for(stage_name: str, environ: Mapping[str, str]) -> str | None:
+    """The endpoint a stage talks to when no --endpoint-url is given.
+
+    Stage `local` follows AWS_ENDPOINT_URL, else the endpoint `make local` wrote down,
+    else 127.0.0.1:4566. Every other stage
+    talks to AWS: a leftover AWS_ENDPOINT_URL is refused rather than silently followed,
+    since some commands would honour it and others not; rehearsing against a local
+    endpoint takes an explicit --endpoint-url.
+    """
+    url = environ.get("AWS_ENDPOINT_URL") or None
+    if stage_name == LOCAL_STAGE:
+        return url or read_endpoint_file() or LOCAL_ENDPOINT
+    if url:
+        raise StageError(
+            f"AWS_ENDPOINT_URL={url} is set, but stage {stage_name!r} talks to AWS: unset it "
+            f"(`unset AWS_ENDPOINT_URL`), or pass --endpoint-url {url} to aim this command "
+            "at that endpoint on purpose")
+    return None
 
 
 def read_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
@@ -78,9 +105,7 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         for fn, settings in source.items():
             functions.setdefault(fn, {}).update(settings)
     if endpoint_url is None:
-        endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint_url is None and name == "local":
-            endpoint_url = read_endpoint_file() or LOCAL_ENDPOINT
+        endpoint_url = endpoint_for(name, os.environ)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return Stage(
         name=name,
@@ -93,6 +118,7 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         functions=functions,
         region=region,
         endpoint_url=endpoint_url,
+        app_name=config.get("app_name", "log-pipeline"),
     )
 
 

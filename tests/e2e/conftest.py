@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,8 +58,12 @@ class Runtime(BackgroundRuntime):
                     records.append(record)
         return records
 
+    def __init__(self, log_path: Path, *args: str, project: Path = ROOT) -> None:
+        super().__init__(log_path, *args, project=project)
+        self.stage_name = args[args.index("--stage") + 1] if "--stage" in args else "local"
+
     def stage(self) -> Stage:
-        return load_stage("local", endpoint_url=self.endpoint)
+        return load_stage(self.stage_name, endpoint_url=self.endpoint)
 
     @functools.cache  # noqa: B019 - one client per service for the runtime's short life
     def client(self, service: str) -> Any:
@@ -132,3 +137,45 @@ def queue_depth(runtime: Runtime, name: str) -> int:
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed"])["Attributes"]
     return sum(int(v) for v in attributes.values())
+
+
+def stage_resources(runtime: Runtime, stage: Stage) -> list[str]:
+    """Every resource of the stage the endpoint lists, by kind and name."""
+    prefix = f"log-pipeline-{stage.name}"
+    found = [f"bucket {b['Name']}" for b in runtime.client("s3").list_buckets()["Buckets"]
+             if b["Name"] == stage.bucket]
+    found += [f"queue {url}" for url in runtime.client("sqs").list_queues().get("QueueUrls", [])
+              if url.rsplit("/", 1)[-1] in (stage.jobs_queue, stage.dead_letter_queue)]
+    found += [f"table {t}" for t in runtime.client("dynamodb").list_tables()["TableNames"]
+              if t in (stage.results_table, stage.stats_table)]
+    found += [f"function {f['FunctionName']}" for f in
+              runtime.client("lambda").list_functions()["Functions"]
+              if f["FunctionName"].startswith(prefix)]
+    found += [f"mapping {m['UUID']}" for m in
+              runtime.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+              if f":function:{prefix}-" in m["FunctionArn"]]
+    found += [f"role {r['RoleName']}" for r in runtime.client("iam").list_roles()["Roles"]
+              if r["RoleName"].startswith(prefix)]
+    found += [f"topic {t['TopicArn']}" for t in runtime.client("sns").list_topics()["Topics"]
+              if t["TopicArn"].endswith(f":{prefix}-alerts")]
+    found += [f"alarm {a['AlarmName']}" for a in
+              runtime.client("cloudwatch").describe_alarms()["MetricAlarms"]
+              if a["AlarmName"].startswith(prefix)]
+    found += [f"rest api {api['id']}" for api in
+              runtime.client("apigateway").get_rest_apis()["items"]
+              if api["name"] == stage.app_name]
+    found += [f"log group {g['logGroupName']}" for g in runtime.client("logs").describe_log_groups(
+        logGroupNamePrefix=f"/aws/lambda/{prefix}-")["logGroups"]]
+    return found
+
+
+def project_copy(directory: Path) -> Path:
+    """A copy of the app to deploy, so deployment state stays out of the repository."""
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy(ROOT / name, directory / name)
+    shutil.copytree(ROOT / "chalicelib", directory / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (directory / ".chalice").mkdir()
+    for config in (ROOT / ".chalice").glob("*.json"):
+        shutil.copy(config, directory / ".chalice" / config.name)
+    return directory

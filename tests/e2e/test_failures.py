@@ -98,7 +98,8 @@ def test_worker_killed_mid_file_loses_nothing(runtime: Runtime) -> None:
     body = gzip.compress(block * (LINES // 100), compresslevel=1)
     key = "logs/e2e/big.ndjson.gz"
     response = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key, Body=body)
-    job_id = job_id_for(stage.bucket, key, etag=response["ETag"])
+    job_id = job_id_for(stage.bucket, key, etag=response["ETag"],
+                        version_id=response.get("VersionId"))
     # WHEN every worker process is killed by pid while the file is being processed
     def started() -> dict[str, Any] | None:
         record = get_record(runtime, job_id)

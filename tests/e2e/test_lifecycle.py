@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from tests.e2e.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-JOB_DONE = '_event("job_done", '
+JOB_DONE = 'self.telemetry.event("job_done", '
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ def upload(runtime: Runtime, key: str, lines: int = 20) -> str:
         b'"response_time_ms":%d,"status_code":200,"user_id":"u%d"}\n' % (i % 10, i, i)
         for i in range(lines))
     response = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key, Body=body)
-    return job_id_for(stage.bucket, key, etag=response["ETag"])
+    return job_id_for(stage.bucket, key, etag=response["ETag"],
+                      version_id=response.get("VersionId"))
 
 
 def reloads(runtime: Runtime) -> int:
@@ -69,7 +71,7 @@ def test_edit_reloads_handlers_without_losing_queued_jobs(runtime: Runtime,
     pipeline = project / "chalicelib" / "pipeline.py"
     source = pipeline.read_text()
     assert JOB_DONE in source
-    pipeline.write_text(source.replace(JOB_DONE, '_event("job_done", edited=True, '))
+    pipeline.write_text(source.replace(JOB_DONE, JOB_DONE + 'edited=True, '))
     during = [upload(runtime, f"logs/reload/during-{i}.ndjson") for i in range(5)]
     wait_until(lambda: reloads(runtime) == done + 1, 60, "the reload")
     after = upload(runtime, "logs/reload/after.ndjson")
@@ -81,7 +83,7 @@ def test_edit_reloads_handlers_without_losing_queued_jobs(runtime: Runtime,
                 if '"job_done"' in line and after in line]
 
     done_after = wait_until(done_lines, 30, "the worker's log line for the last job")
-    assert len(done_after) == 1 and '"edited": true' in done_after[0]
+    assert len(done_after) == 1 and json.loads(done_after[0])["edited"] is True
     wait_until(lambda: not set(runtime.handler_pids("worker")) & before, 30,
                "the previous processes to finish their invocations and exit")
     assert len(runtime.handler_pids("worker")) == len(before) == 4  # reserved concurrency

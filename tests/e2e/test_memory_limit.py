@@ -50,10 +50,10 @@ def test_distinct_values_past_the_budget_fail_the_job_before_the_process_is_kill
                                                Body=body)["ETag"]
         record = wait_for_final(runtime, job_id_for(stage.bucket, "logs/users.ndjson.gz",
                                                     etag=etag), timeout=180)
-        # The invocation's log line follows the record it wrote.
-        worker = wait_until(
-            lambda: [i for i in runtime.log_records() if i["function"] == "worker"], 60,
-            "the worker's invocation in the log")
+        # the invocation's own log record comes once it has returned, after the write
+        worker = wait_until(lambda: [i for i in runtime.log_records()
+                                     if i["function"] == "worker"], 60,
+                            "the worker's invocation record")
     # THEN the worker's budget ends it in its first attempt, and no process was killed
     assert record["status"] == "failed", record
     assert record["failure_reason"].startswith("too_large:") and "memory" in \

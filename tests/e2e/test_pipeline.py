@@ -128,7 +128,8 @@ def test_duplicate_notifications_make_one_job(runtime: Runtime, tmp_path: Path) 
         "s3": {"s3SchemaVersion": "1.0", "configurationId": "localruntime-trigger",
                "bucket": {"name": stage.bucket, "arn": f"arn:aws:s3:::{stage.bucket}"},
                "object": {"key": quote_plus(key, safe="/"), "size": path.stat().st_size,
-                          "eTag": response["ETag"].strip('"')}}}]}
+                          "eTag": response["ETag"].strip('"'),
+                          "versionId": response["VersionId"]}}}]}
     for _ in range(2):
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
     first = wait_for_final(runtime, job_id)
@@ -159,7 +160,53 @@ def test_non_log_objects_and_other_prefixes(runtime: Runtime, tmp_path: Path) ->
     record = wait_for_final(runtime, rejected_id)
     assert record["status"] == "failed"
     assert record["failure_reason"].startswith("unsupported_type")
-    outside_id = job_id_for(stage.bucket, "other/x.ndjson", etag=outside["ETag"])
+    outside_id = job_id_for(stage.bucket, "other/x.ndjson", etag=outside["ETag"],
+                            version_id=outside.get("VersionId"))
     assert runtime.client("dynamodb").get_item(
         TableName=stage.results_table, Key={"job_id": {"S": outside_id}}).get("Item") is None
 
+
+
+def metric_lines(runtime: Runtime) -> list[dict[str, Any]]:
+    """The CloudWatch Embedded Metric Format lines in the runtime's log."""
+    found = []
+    for line in runtime.log().splitlines():
+        if line.startswith('{"_aws"'):
+            found.append(json.loads(line))
+    return found
+
+
+def values(line: dict[str, Any]) -> dict[str, float]:
+    [directive] = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "LogPipeline"
+    assert all(name in line for names in directive["Dimensions"] for name in names)
+    return {m["Name"]: line[m["Name"]][0] for m in directive["Metrics"]}
+
+
+def test_every_finished_file_has_its_metric_line(runtime: Runtime, tmp_path: Path) -> None:
+    # GIVEN a file that completes and one that fails (not gzip despite its name)
+    good_id, _ = upload(runtime, write_log_file(tmp_path / "m.ndjson", 30, seed=4),
+                        "logs/e2e/metrics-good.ndjson")
+    corrupt = tmp_path / "m.ndjson.gz"
+    corrupt.write_bytes(b"\x1f\x8b not really gzip")
+    bad_id, _ = upload(runtime, corrupt, "logs/e2e/metrics-bad.ndjson.gz")
+    assert wait_for_final(runtime, good_id)["status"] == "completed"
+    assert wait_for_final(runtime, bad_id)["status"] == "failed"
+    # THEN the runtime's log holds one metric line for each file, with the stage dimension
+    def by_job() -> dict[str, list[dict[str, Any]]]:
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for line in metric_lines(runtime):
+            lines.setdefault(line.get("job_id", ""), []).append(line)
+        return lines if good_id in lines and bad_id in lines else {}
+    lines = wait_until(by_job, 10, "the metric lines of both files")
+    [good], [bad] = lines[good_id], lines[bad_id]
+    assert values(good) == {"FilesCompleted": 1, "Lines": 30, "MalformedLines": 0,
+                            "ProcessingTime": good["ProcessingTime"][0],
+                            "UploadToResultLag": good["UploadToResultLag"][0]}
+    assert good["stage"] == "local" and good["UploadToResultLag"][0] > 0
+    assert values(bad)["FilesFailed"] == 1 and bad["reason"] == "unreadable"
+    # AND the trigger counted the jobs it queued
+    assert sum(values(line).get("JobsQueued", 0) for line in metric_lines(runtime)) >= 2
+    # AND each log line is written once, as JSON (no second, plain-text handler)
+    queued = [line for line in runtime.log().splitlines() if "job_queued" in line]
+    assert queued and all(json.loads(line)["message"] == "job_queued" for line in queued)

@@ -176,13 +176,15 @@ def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
     granted = {a for s in policy["Statement"] for a in s["Action"]}
     used = {action for action, _ in calls} | set(ESM_ACTIONS)
     logs = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
-    assert granted - used - logs == set()
+    # ListBucket is never called: it makes a missing object read as 404 rather than 403.
+    assert granted - used - logs - {"s3:ListBucket"} == set()
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
         assert all("*" not in action for action in statement["Action"])
         assert all(resource != "*" and stage_name in resource
                    for resource in statement["Resource"])
     assert not allowed(policy, "s3:GetObject", f"arn:aws:s3:::{stage.bucket}/other/x.ndjson")
+    assert allowed(policy, "s3:ListBucket", f"arn:aws:s3:::{stage.bucket}")
     assert not allowed(policy, "dynamodb:DeleteTable",
                        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}")
     assert not allowed(policy, "s3:PutObject", f"arn:aws:s3:::{stage.bucket}/other/x.ndjson")

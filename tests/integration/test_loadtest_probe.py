@@ -49,8 +49,11 @@ class Pipeline:
         newest = max(listed, key=lambda o: o["LastModified"])
         with Client(self.app) as client:
             event = client.events.generate_s3_event(self.stage.bucket, quote_plus(newest["Key"]))
+            version = self.s3.head_object(Bucket=self.stage.bucket,
+                                          Key=newest["Key"]).get("VersionId")
             event["Records"][0]["s3"]["object"].update(size=newest["Size"],
-                                                       eTag=newest["ETag"].strip('"'))
+                                                       eTag=newest["ETag"].strip('"'),
+                                                       versionId=version)
             client.lambda_.invoke("trigger", event)
 
     def work(self) -> None:

@@ -11,6 +11,7 @@ from logctl.stage import read_config
 def test_stage_names_resources_and_consistent_worker_timeout(stage: str) -> None:
     config = read_config()["stages"][stage]
     env = config["environment_variables"]
+    assert env["STAGE"] == stage  # the stage dimension of the handlers' metrics
     for name in ("LOG_BUCKET", "JOBS_QUEUE", "DEAD_LETTER_QUEUE", "RESULTS_TABLE"):
         assert env[name].startswith("log-pipeline-")
     worker = config["lambda_functions"]["worker"]

@@ -136,7 +136,7 @@ def test_overrides_reach_the_stage_and_the_handler_environment() -> None:
     plain = RuntimeSettings(project=ROOT, stage_name="local", host="127.0.0.1", port=5001)
     assert plain.function("trigger", stage).concurrency == 2
     assert plain.function("trigger", stage, declared_concurrency=5).concurrency == 5
-    env = settings.handler_environment(stage, worker, "log-pipeline")
+    env = settings.handler_environment(stage, worker)
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "log-pipeline-local-worker"
     assert env["AWS_LAMBDA_FUNCTION_TIMEOUT"] == "5"

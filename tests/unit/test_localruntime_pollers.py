@@ -66,34 +66,57 @@ def message(n: int, body: str = "{}", receives: int = 1) -> dict[str, Any]:
             "Attributes": {"ApproximateReceiveCount": str(receives)}}
 
 
-def sqs_poller(sqs: FakeSqs, invoker: Invoker, **kwargs: Any) -> SqsPoller:
-    options = {"batch_size": 10, "batching_window_seconds": 0, **kwargs}
+def sqs_poller(sqs: FakeSqs, invoker: Invoker, reports: bool = True,
+               **kwargs: Any) -> SqsPoller:
+    options = {"batch_size": 10, "batching_window_seconds": 0,
+               "reports_item_failures": lambda: reports, **kwargs}
     return SqsPoller("worker", sqs, QUEUE, "us-east-1", lanes=1, invoker=invoker,
                      console=invoker.console, shutdown=threading.Event(), **options)
 
 
-def test_a_successful_batch_is_deleted() -> None:
+@pytest.mark.parametrize("reports", [True, False], ids=["with", "without"])
+def test_a_successful_batch_is_deleted(reports: bool) -> None:
     sqs = FakeSqs()
     invoker = FakeInvoker(lambda event: (True, None))
-    sqs_poller(sqs, invoker).dispatch([message(1), message(2)])
+    sqs_poller(sqs, invoker, reports).dispatch([message(1), message(2)])
     assert sqs.deleted == ["r1", "r2"]
     assert [r["messageId"] for r in invoker.events[0]["Records"]] == ["m1", "m2"]
 
 
-def test_partial_batch_response_deletes_only_the_successes() -> None:
+def test_with_report_batch_item_failures_only_the_successes_are_deleted() -> None:
     sqs = FakeSqs()
     invoker = FakeInvoker(lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "m2"}]}))
-    sqs_poller(sqs, invoker).dispatch([message(1), message(2), message(3)])
+    sqs_poller(sqs, invoker, reports=True).dispatch([message(1), message(2), message(3)])
     assert sqs.deleted == ["r1", "r3"]
 
 
 @pytest.mark.parametrize("reply", [
-    lambda event: (False, None),
+    lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "m2"}]}),
     lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "unknown"}]}),
-], ids=["handler error", "malformed response"])
-def test_a_failed_batch_is_left_for_the_visibility_timeout(reply: Any) -> None:
+], ids=["partial response", "malformed response"])
+def test_without_report_batch_item_failures_a_normal_return_deletes_the_whole_batch(
+        reply: Any) -> None:
+    # GIVEN a mapping as `chalice deploy` creates it (no ReportBatchItemFailures)
     sqs = FakeSqs()
-    sqs_poller(sqs, FakeInvoker(reply)).dispatch([message(1), message(2)])
+    # WHEN the handler returns, whatever it returns
+    sqs_poller(sqs, FakeInvoker(reply), reports=False).dispatch(
+        [message(1), message(2), message(3)])
+    # THEN Lambda counts the batch a success: every message is deleted, the failed one too
+    assert sqs.deleted == ["r1", "r2", "r3"]
+
+
+@pytest.mark.parametrize("reports", [True, False], ids=["with", "without"])
+def test_a_handler_error_leaves_the_batch_for_the_visibility_timeout(reports: bool) -> None:
+    sqs = FakeSqs()
+    sqs_poller(sqs, FakeInvoker(lambda event: (False, None)), reports).dispatch(
+        [message(1), message(2)])
+    assert sqs.deleted == [] and sqs.visibility == {}
+
+
+def test_a_malformed_partial_response_fails_the_batch_when_reported() -> None:
+    sqs = FakeSqs()
+    reply = lambda event: (True, {"batchItemFailures": [{"itemIdentifier": "unknown"}]})  # noqa: E731
+    sqs_poller(sqs, FakeInvoker(reply), reports=True).dispatch([message(1), message(2)])
     assert sqs.deleted == [] and sqs.visibility == {}
 
 
@@ -143,3 +166,25 @@ def test_a_failed_s3_event_is_retried_after_one_then_two_minutes_then_set_aside(
     assert sqs.visibility == {"r1": ASYNC_RETRY_DELAYS_SECONDS[0],
                               "r2": ASYNC_RETRY_DELAYS_SECONDS[1], "r3": 0}
     assert ASYNC_RETRY_DELAYS_SECONDS == (60, 120)
+
+
+def test_a_queue_that_is_gone_is_reported_once_not_every_second(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a queue deleted under the poller (destroy-local while the runtime runs)
+    monkeypatch.setattr("localruntime.pollers.ERROR_PAUSE_SECONDS", 0)
+    invoker = FakeInvoker(lambda event: (True, None))
+    out = invoker.console.stream
+
+    class GoneSqs(FakeSqs):
+        def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+            self.receives.append(kwargs)
+            if len(self.receives) >= 5:
+                poller.stop()
+            raise RuntimeError("QueueDoesNotExist: The specified queue does not exist.")
+
+    poller = sqs_poller(GoneSqs(), invoker)
+    # WHEN a lane keeps polling it
+    poller._lane()
+    # THEN five failed polls make one line
+    lines = [line for line in out.getvalue().splitlines() if "polling" in line]
+    assert len(lines) == 1 and "QueueDoesNotExist" in lines[0]

@@ -32,12 +32,18 @@ def moto_server() -> Iterator[str]:
 
 
 def fresh_stage(endpoint: str) -> Stage:
-    """Empty every moto backend, then provision stage `local` against `endpoint`."""
+    """Empty every moto backend, then provision stage `local` against `endpoint`.
+
+    Its bucket is then made anew without versioning, so a job id follows from a file's
+    bytes before it is uploaded (a test that wants versions turns them on)."""
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     with urllib.request.urlopen(request, timeout=30):
         pass
     stage = load_stage("local", endpoint_url=endpoint)
     provision(stage)
+    s3 = client(stage, "s3")
+    s3.delete_bucket(Bucket=stage.bucket)
+    s3.create_bucket(Bucket=stage.bucket)
     return stage
 
 

@@ -1,0 +1,80 @@
+"""What the deployed SQS event source mapping says about partial batch responses.
+
+Lambda reads a returned `batchItemFailures` only when the mapping has
+`FunctionResponseTypes: ["ReportBatchItemFailures"]`; otherwise any normal return deletes
+the whole batch. The runtime reads the mapping that `chalice deploy` (and
+`logctl provision --post-deploy`) created in the endpoint, again every few seconds, so
+a change to the mapping takes effect as it would in AWS. With no mapping in the endpoint
+(nothing deployed), the runtime acts as the mapping `chalice deploy` creates: without
+ReportBatchItemFailures.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from localruntime.console import Console
+
+REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+REFRESH_SECONDS = 2.0
+
+
+def reports_item_failures(mappings: list[dict[str, Any]]) -> bool:
+    """True when the mapping asks Lambda to read partial batch responses."""
+    return any(REPORT_BATCH_ITEM_FAILURES in (m.get("FunctionResponseTypes") or [])
+               for m in mappings)
+
+
+class MappingReader:
+    """The function's mapping on one queue, looked up at most every `refresh` seconds."""
+
+    def __init__(self, lambda_client: Any, function_name: str, queue_arn: str,
+                 console: Console, refresh: float = REFRESH_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.lambda_client = lambda_client
+        self.function_name = function_name
+        self.queue_arn = queue_arn
+        self.console = console
+        self.refresh = refresh
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._described: str | None = None
+        self._reports = False
+
+    def reports_batch_item_failures(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            if self._checked_at is None or now - self._checked_at >= self.refresh:
+                self._checked_at = now
+                self._read()
+            return self._reports
+
+    def _read(self) -> None:
+        try:
+            mappings = self.lambda_client.list_event_source_mappings(
+                FunctionName=self.function_name,
+                EventSourceArn=self.queue_arn)["EventSourceMappings"]
+        except Exception as exc:  # noqa: BLE001 - keep the last known setting
+            self._say(f"cannot read the event source mapping of {self.function_name} "
+                      f"({type(exc).__name__}: {exc}); keeping the last known setting")
+            return
+        self._reports = reports_item_failures(mappings)
+        if not mappings:
+            self._say(f"{self.function_name}: no event source mapping in the endpoint; a "
+                      "returned batchItemFailures is ignored, as with the mapping "
+                      "`chalice deploy` creates")
+        else:
+            setting = ("on: a returned batchItemFailures is honoured" if self._reports
+                       else "off: a returned batchItemFailures is ignored")
+            uuids = ", ".join(m["UUID"] for m in mappings)
+            self._say(f"{self.function_name}: event source mapping {uuids}: "
+                      f"{REPORT_BATCH_ITEM_FAILURES} {setting}")
+
+    def _say(self, message: str) -> None:
+        if message != self._described:
+            self._described = message
+            self.console.info(message)

@@ -1,0 +1,104 @@
+"""Alarms that reach a person: one SNS topic per stage, alarms that notify it.
+
+    DLQ not empty          a job failed every retry (AWS/SQS, dead-letter queue)
+    worker errors          errors in 2 of the last 3 five-minute periods (one retried job
+                           does not page; one that keeps failing ends in the DLQ alarm)
+    worker throttles       any throttled worker invocation in five minutes
+    trigger errors         any failed trigger invocation in five minutes (S3 retries twice,
+                           then drops the event)
+    jobs queue age         the oldest job waited more than 30 minutes
+
+An e-mail address (ALERT_EMAIL, or --alert-email) is subscribed to the topic; AWS then
+sends a confirmation mail that must be accepted before alarms arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from logctl.stage import Stage
+
+QUEUE_AGE_LIMIT_SECONDS = 1800
+WORKER = "worker"
+TRIGGER = "trigger"
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    name: str
+    description: str
+    namespace: str
+    metric: str
+    dimension: tuple[str, str]
+    statistic: str
+    period: int
+    threshold: float
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int = 1
+
+
+def topic_name(stage: Stage) -> str:
+    return f"{stage.app_name}-{stage.name}-alerts"
+
+
+def dlq_alarm_name(stage: Stage) -> str:
+    return f"{stage.dead_letter_queue}-not-empty"
+
+
+def alarm_specs(stage: Stage) -> list[AlarmSpec]:
+    worker, trigger = stage.function_name(WORKER), stage.function_name(TRIGGER)
+    return [
+        AlarmSpec(dlq_alarm_name(stage),
+                  "Jobs failed every retry and wait in the dead-letter queue "
+                  "(python -m logctl dlq show / redrive).",
+                  "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                  ("QueueName", stage.dead_letter_queue), "Maximum", 60, 0),
+        AlarmSpec(f"{worker}-errors", "The worker keeps failing invocations.",
+                  "AWS/Lambda", "Errors", ("FunctionName", worker), "Sum", 300, 0,
+                  evaluation_periods=3, datapoints_to_alarm=2),
+        AlarmSpec(f"{worker}-throttles", "Worker invocations were throttled.",
+                  "AWS/Lambda", "Throttles", ("FunctionName", worker), "Sum", 300, 0),
+        AlarmSpec(f"{trigger}-errors", "The trigger failed; uploads may not become jobs.",
+                  "AWS/Lambda", "Errors", ("FunctionName", trigger), "Sum", 300, 0),
+        AlarmSpec(f"{stage.jobs_queue}-oldest-age",
+                  f"A job waited more than {QUEUE_AGE_LIMIT_SECONDS // 60} minutes in the "
+                  "jobs queue.",
+                  "AWS/SQS", "ApproximateAgeOfOldestMessage", ("QueueName", stage.jobs_queue),
+                  "Maximum", 300, QUEUE_AGE_LIMIT_SECONDS),
+    ]
+
+
+def ensure_topic(sns: Any, stage: Stage, alert_email: str | None, actions: list[str]) -> str:
+    """The stage's alert topic (created if missing), with the e-mail subscribed once."""
+    arn = sns.create_topic(Name=topic_name(stage))["TopicArn"]
+    if alert_email:
+        subscribed = {s["Endpoint"] for s in sns.list_subscriptions_by_topic(
+            TopicArn=arn)["Subscriptions"] if s["Protocol"] == "email"}
+        if alert_email not in subscribed:
+            sns.subscribe(TopicArn=arn, Protocol="email", Endpoint=alert_email)
+            actions.append(f"subscribed {alert_email} to {topic_name(stage)} "
+                           "(confirm the mail AWS sends)")
+    return arn
+
+
+def ensure_alarms(cloudwatch: Any, sns: Any, stage: Stage, alert_email: str | None,
+                  actions: list[str]) -> str:
+    """Create or update every alarm with the topic as action; returns the topic ARN."""
+    topic = ensure_topic(sns, stage, alert_email, actions)
+    specs = alarm_specs(stage)
+    existing = {a["AlarmName"] for a in cloudwatch.describe_alarms(
+        AlarmNames=[s.name for s in specs])["MetricAlarms"]}
+    for spec in specs:
+        name, value = spec.dimension
+        cloudwatch.put_metric_alarm(
+            AlarmName=spec.name, AlarmDescription=spec.description,
+            Namespace=spec.namespace, MetricName=spec.metric,
+            Dimensions=[{"Name": name, "Value": value}], Statistic=spec.statistic,
+            Period=spec.period, EvaluationPeriods=spec.evaluation_periods,
+            DatapointsToAlarm=spec.datapoints_to_alarm, Threshold=spec.threshold,
+            ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+            AlarmActions=[topic], OKActions=[topic])
+    if existing != {s.name for s in specs}:
+        actions.append(f"{len(specs)} alarms notify SNS topic {topic_name(stage)}")
+    return topic
