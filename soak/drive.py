@@ -33,6 +33,12 @@ class Version:
     action: str
     allowed_failures: frozenset[str]
     record: bool
+    version_id: str | None = None
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        """What names the version: its version id in a versioned bucket, else its ETag."""
+        return self.key, self.version_id or self.etag
 
 
 class Driver:
@@ -51,16 +57,19 @@ class Driver:
 
     # ---- one step -----------------------------------------------------------------------
 
-    def _put(self, key: str, body: bytes) -> str:
-        etag = self.s3.put_object(Bucket=self.stage.bucket, Key=key, Body=body)["ETag"]
+    def _put(self, key: str, body: bytes) -> tuple[str, str | None]:
+        """Upload; the ETag and, in a versioned bucket, the version id."""
+        response = self.s3.put_object(Bucket=self.stage.bucket, Key=key, Body=body)
         with self._lock:
             self.uploads += 1
-        return str(etag).strip('"')
+        return str(response["ETag"]).strip('"'), response.get("VersionId")
 
-    def _version(self, step: Step, key: str, etag: str, spec: FileSpec, action: str,
-                 allowed: frozenset[str] | None = None) -> None:
+    def _version(self, step: Step, key: str, put: tuple[str, str | None], spec: FileSpec,
+                 action: str, allowed: frozenset[str] | None = None) -> None:
+        etag, version_id = put
         version = Version(key, etag, spec, action,
-                          step.allowed_failures if allowed is None else allowed, step.record)
+                          step.allowed_failures if allowed is None else allowed, step.record,
+                          version_id)
         with self._lock:
             self.versions.append(version)
 
@@ -76,14 +85,18 @@ class Driver:
             self._timers.append(timer)
         timer.start()
 
-    def _again(self, key: str, body: bytes) -> None:
-        self._put(key, body)
+    def _again(self, step: Step, body: bytes, action: str) -> None:
+        """The same bytes again: the same version in an unversioned bucket, a new one in a
+        versioned bucket (which must then complete)."""
+        assert step.spec is not None
+        self._version(step, step.key, self._put(step.key, body), step.spec, action,
+                      frozenset())
 
     def _overwrite(self, step: Step) -> None:
         """The key's second version, uploaded while the first one's job may be running."""
         assert step.spec2 is not None
-        etag = self._put(step.key, step.spec2.content())
-        self._version(step, step.key, etag, step.spec2, "overwrite", frozenset())
+        put = self._put(step.key, step.spec2.content())
+        self._version(step, step.key, put, step.spec2, "overwrite", frozenset())
 
     def run_step(self, step: Step, rng: random.Random) -> None:
         if step.action == "garbage":
@@ -93,22 +106,23 @@ class Driver:
             return
         assert step.spec is not None
         body = step.spec.content()
-        etag = self._put(step.key, body)
+        put = self._put(step.key, body)
         if step.action == "upload":
-            self._version(step, step.key, etag, step.spec, "upload")
+            self._version(step, step.key, put, step.spec, "upload")
         elif step.action == "duplicate":
-            self._version(step, step.key, etag, step.spec, "duplicate")
-            self._later(rng.uniform(0.0, 3.0), lambda: self._again(step.key, body))
+            self._version(step, step.key, put, step.spec, "duplicate")
+            self._later(rng.uniform(0.0, 3.0), lambda: self._again(step, body, "duplicate"))
         elif step.action == "overwrite":
-            self._version(step, step.key, etag, step.spec, "overwritten")
+            self._version(step, step.key, put, step.spec, "overwritten")
             self._later(rng.uniform(0.0, 1.5), lambda: self._overwrite(step))
         elif step.action == "delete":
             self.s3.delete_object(Bucket=self.stage.bucket, Key=step.key)
-            self._version(step, step.key, etag, step.spec, "deleted")
+            self._version(step, step.key, put, step.spec, "deleted")
         elif step.action == "reupload":
             self.s3.delete_object(Bucket=self.stage.bucket, Key=step.key)
-            self._version(step, step.key, etag, step.spec, "reuploaded")
-            self._later(REUPLOAD_AFTER_SECONDS, lambda: self._again(step.key, body))
+            self._version(step, step.key, put, step.spec, "reuploaded")
+            self._later(REUPLOAD_AFTER_SECONDS,
+                        lambda: self._again(step, body, "uploaded again"))
         else:
             raise ValueError(f"unknown action {step.action!r}")
 

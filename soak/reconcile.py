@@ -134,7 +134,7 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
               final_writes: Mapping[str, list[str]],
               expected: Callable[[FileSpec], dict[str, Any]] = expected_statistics,
               ) -> Report:
-    report = Report(files=uploads, versions=len({(v.key, v.etag) for v in versions}),
+    report = Report(files=uploads, versions=len({v.ident for v in versions}),
                     records=len(records), dlq_expected=garbage_sent, dlq_found=len(dlq_bodies))
     dlq_ids, _ = dlq_job_ids(dlq_bodies)
     report.dlq_jobs = len(dlq_ids)
@@ -142,16 +142,16 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
     for record in records:
         report.completed += record.get("status") == "completed"
         report.failed += record.get("status") == "failed"
-        by_version.setdefault((record.get("key", ""), record.get("etag") or ""), []).append(
-            record)
+        ident = (record.get("key", ""), record.get("version_id") or record.get("etag") or "")
+        by_version.setdefault(ident, []).append(record)
     seen: set[tuple[str, str]] = set()
     for version in versions:
-        ident = (version.key, version.etag)
+        ident = version.ident
         if ident in seen:
             continue
         seen.add(ident)
         found = by_version.pop(ident, [])
-        label = f"{version.key!r} ({version.action}, etag {version.etag})"
+        label = f"{version.key!r} ({version.action}, {version.ident[1]})"
         if not version.record:
             if found:
                 report.problem("wrong", f"{label}: a record exists for a key outside logs/")
@@ -163,8 +163,8 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
             report.problem("duplicated", f"{label}: {len(found)} records")
             continue
         _check(report, version, found[0], dlq_ids, final_writes, expected, label)
-    for (key, etag), extra in by_version.items():
-        report.problem("wrong", f"{key!r} (etag {etag}): {len(extra)} record(s) for an "
+    for (key, ident), extra in by_version.items():
+        report.problem("wrong", f"{key!r} ({ident}): {len(extra)} record(s) for an "
                        "object version the soak did not create")
     return report
 
