@@ -25,7 +25,11 @@ TRIGGER_FUNCTION = "trigger"
 
 @dataclass(frozen=True)
 class Version:
-    """An object version the soak created: (key, etag) and what it must end as."""
+    """An object version the soak created and what it must end as.
+
+    It is known by its version id in a versioned bucket (each upload is a version of its
+    own, even of the same bytes), else by its ETag.
+    """
 
     key: str
     etag: str
@@ -37,7 +41,6 @@ class Version:
 
     @property
     def ident(self) -> tuple[str, str]:
-        """What names the version: its version id in a versioned bucket, else its ETag."""
         return self.key, self.version_id or self.etag
 
 
@@ -58,15 +61,16 @@ class Driver:
     # ---- one step -----------------------------------------------------------------------
 
     def _put(self, key: str, body: bytes) -> tuple[str, str | None]:
-        """Upload; the ETag and, in a versioned bucket, the version id."""
+        """The new object's ETag and version id (None in an unversioned bucket)."""
         response = self.s3.put_object(Bucket=self.stage.bucket, Key=key, Body=body)
         with self._lock:
             self.uploads += 1
-        return str(response["ETag"]).strip('"'), response.get("VersionId")
+        version_id = response.get("VersionId")
+        return str(response["ETag"]).strip('"'), None if version_id == "null" else version_id
 
-    def _version(self, step: Step, key: str, put: tuple[str, str | None], spec: FileSpec,
+    def _version(self, step: Step, key: str, uploaded: tuple[str, str | None], spec: FileSpec,
                  action: str, allowed: frozenset[str] | None = None) -> None:
-        etag, version_id = put
+        etag, version_id = uploaded
         version = Version(key, etag, spec, action,
                           step.allowed_failures if allowed is None else allowed, step.record,
                           version_id)
@@ -86,17 +90,17 @@ class Driver:
         timer.start()
 
     def _again(self, step: Step, body: bytes, action: str) -> None:
-        """The same bytes again: the same version in an unversioned bucket, a new one in a
-        versioned bucket (which must then complete)."""
+        """The same bytes once more: in a versioned bucket, a version of its own."""
         assert step.spec is not None
-        self._version(step, step.key, self._put(step.key, body), step.spec, action,
-                      frozenset())
+        uploaded = self._put(step.key, body)
+        if uploaded[1] is not None:
+            self._version(step, step.key, uploaded, step.spec, action)
 
     def _overwrite(self, step: Step) -> None:
         """The key's second version, uploaded while the first one's job may be running."""
         assert step.spec2 is not None
-        put = self._put(step.key, step.spec2.content())
-        self._version(step, step.key, put, step.spec2, "overwrite", frozenset())
+        uploaded = self._put(step.key, step.spec2.content())
+        self._version(step, step.key, uploaded, step.spec2, "overwrite", frozenset())
 
     def run_step(self, step: Step, rng: random.Random) -> None:
         if step.action == "garbage":
@@ -106,23 +110,22 @@ class Driver:
             return
         assert step.spec is not None
         body = step.spec.content()
-        put = self._put(step.key, body)
+        uploaded = self._put(step.key, body)
         if step.action == "upload":
-            self._version(step, step.key, put, step.spec, "upload")
+            self._version(step, step.key, uploaded, step.spec, "upload")
         elif step.action == "duplicate":
-            self._version(step, step.key, put, step.spec, "duplicate")
+            self._version(step, step.key, uploaded, step.spec, "duplicate")
             self._later(rng.uniform(0.0, 3.0), lambda: self._again(step, body, "duplicate"))
         elif step.action == "overwrite":
-            self._version(step, step.key, put, step.spec, "overwritten")
+            self._version(step, step.key, uploaded, step.spec, "overwritten")
             self._later(rng.uniform(0.0, 1.5), lambda: self._overwrite(step))
         elif step.action == "delete":
             self.s3.delete_object(Bucket=self.stage.bucket, Key=step.key)
-            self._version(step, step.key, put, step.spec, "deleted")
+            self._version(step, step.key, uploaded, step.spec, "deleted")
         elif step.action == "reupload":
             self.s3.delete_object(Bucket=self.stage.bucket, Key=step.key)
-            self._version(step, step.key, put, step.spec, "reuploaded")
-            self._later(REUPLOAD_AFTER_SECONDS,
-                        lambda: self._again(step, body, "uploaded again"))
+            self._version(step, step.key, uploaded, step.spec, "reuploaded")
+            self._later(REUPLOAD_AFTER_SECONDS, lambda: self._again(step, body, "reuploaded"))
         else:
             raise ValueError(f"unknown action {step.action!r}")
 

@@ -151,7 +151,7 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
             continue
         seen.add(ident)
         found = by_version.pop(ident, [])
-        label = f"{version.key!r} ({version.action}, {version.ident[1]})"
+        label = f"{version.key!r} ({version.action}, etag {version.etag})"
         if not version.record:
             if found:
                 report.problem("wrong", f"{label}: a record exists for a key outside logs/")
@@ -163,8 +163,8 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
             report.problem("duplicated", f"{label}: {len(found)} records")
             continue
         _check(report, version, found[0], dlq_ids, final_writes, expected, label)
-    for (key, ident), extra in by_version.items():
-        report.problem("wrong", f"{key!r} ({ident}): {len(extra)} record(s) for an "
+    for (key, version), extra in by_version.items():
+        report.problem("wrong", f"{key!r} ({version}): {len(extra)} record(s) for an "
                        "object version the soak did not create")
     return report
 

@@ -46,10 +46,12 @@ def test_distinct_values_past_the_budget_fail_the_job_before_the_process_is_kill
     with running(tmp_path / "runtime", "--no-reload", project=project) as runtime:
         stage = runtime.stage()
         # WHEN it is uploaded
-        key = "logs/users.ndjson.gz"
-        put = runtime.client("s3").put_object(Bucket=stage.bucket, Key=key, Body=body)
-        job_id = job_id_for(stage.bucket, key, etag=put["ETag"], version_id=put.get("VersionId"))
-        record = wait_for_final(runtime, job_id, timeout=180)
+        put = runtime.client("s3").put_object(Bucket=stage.bucket, Key="logs/users.ndjson.gz",
+                                              Body=body)
+        record = wait_for_final(runtime, job_id_for(stage.bucket, "logs/users.ndjson.gz",
+                                                    etag=put["ETag"],
+                                                    version_id=put.get("VersionId")),
+                                timeout=180)
         # the invocation's own log record comes once it has returned, after the write
         worker = wait_until(lambda: [i for i in runtime.log_records()
                                      if i["function"] == "worker"], 60,

@@ -3,6 +3,7 @@ rules (lost, duplicated, wrong, stuck, the dead-letter queue)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 from soak.drive import Version
@@ -122,3 +123,12 @@ def test_the_table_has_one_row_per_measure() -> None:
 def test_a_step_names_the_spec_it_uploads() -> None:
     step = Step("upload", "logs/a.ndjson", FileSpec("regular", 3, 1500))
     assert step.spec is not None and step.spec.content().count(b"\n") == 10
+
+
+def test_in_a_versioned_bucket_the_same_bytes_twice_are_two_versions_each_with_a_record() -> None:
+    versions = [dataclasses.replace(version(action="duplicate"), version_id=v) for v in "ab"]
+    report = run(versions, [record(job_id="j1", version_id="a"),
+                            record(job_id="j2", version_id="b")])
+    assert (report.versions, report.duplicated, report.lost, report.wrong) == (2, 0, 0, 0)
+    lost = run(versions, [record(job_id="j1", version_id="a")])
+    assert lost.lost == 1
