@@ -75,6 +75,10 @@ class Aggregator:
         if len(self.samples) < MAX_SAMPLES:
             self.samples.append({"line": line, "reason": reason})
 
+    @property
+    def samples_full(self) -> bool:
+        return len(self.samples) >= MAX_SAMPLES
+
     def level_of(self, raw: str) -> str | None:
         name = self._level_names.get(raw)
         if name is None:

@@ -79,6 +79,9 @@ class _Scanner:
             if not line.strip():
                 continue
             agg.line_count += 1
+            if agg.samples_full and not line.lstrip().startswith(b"{"):
+                agg.malformed(number, "")  # not an object: only a sample would need its reason
+                continue
             record = None if decoded else _decode_one(line, agg)
             if record is None:
                 fields, reason = classify_line(line)

@@ -244,3 +244,11 @@ def test_first_and_last_over_mixed_naive_and_offset_timestamps() -> None:
     result = verdict(b"\n".join(line(timestamp=json.dumps(s)) for s in stamps))
     assert result["first_timestamp"] == "2024-05-01T11:00:00Z"
     assert result["last_timestamp"] == "2024-05-01T13:00:00Z"
+
+
+def test_lines_that_are_no_object_past_the_samples_are_counted_without_their_reason() -> None:
+    garbage = [b"x", b"  [1]", b"42", b'"s"', b"null", b"\t{", b"{}", b"x"] * 3
+    data = b"\n".join([line(), *garbage, line()]) + b"\n"
+    result = verdict(data)
+    assert (result["line_count"], result["malformed_count"]) == (26, 24)
+    assert [s["line"] for s in result["malformed_samples"]] == [2, 3, 4, 5, 6]
