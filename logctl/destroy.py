@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,20 @@ FUNCTIONS = ("trigger", "worker")
 
 class DestroyRefused(Exception):
     """Deleting would lose data, or was not confirmed; nothing was deleted."""
+
+
+def _existing(names: tuple[str, ...], probe: Callable[[str], Any]) -> list[str]:
+    """The names whose probe finds the resource; a missing one is skipped, other errors raise."""
+    found = []
+    for name in names:
+        try:
+            probe(name)
+        except ClientError as exc:
+            if _code(exc) not in MISSING:
+                raise
+            continue
+        found.append(name)
+    return found
 
 
 def _code(exc: ClientError) -> str:
@@ -96,20 +111,10 @@ def survey(target: Target) -> Plan:
     cloudwatch, logs = client(stage, "cloudwatch", session), client(stage, "logs", session)
     plan = Plan(stage, target.project / ".chalice" / "deployed" / f"{stage.name}.json",
                 _bucket_objects(s3, stage.bucket))
-    for name in (stage.jobs_queue, stage.dead_letter_queue):
-        try:
-            sqs.get_queue_url(QueueName=name)
-            plan.queues.append(name)
-        except ClientError as exc:
-            if _code(exc) not in MISSING:
-                raise
-    for name in (stage.results_table, stage.stats_table):
-        try:
-            ddb.describe_table(TableName=name)
-            plan.tables.append(name)
-        except ClientError as exc:
-            if _code(exc) not in MISSING:
-                raise
+    plan.queues += _existing((stage.jobs_queue, stage.dead_letter_queue),
+                             lambda name: sqs.get_queue_url(QueueName=name))
+    plan.tables += _existing((stage.results_table, stage.stats_table),
+                             lambda name: ddb.describe_table(TableName=name))
     wanted = topic_name(stage)
     for page in sns.get_paginator("list_topics").paginate():
         for topic in page.get("Topics", []):
