@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -12,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from localruntime.console import Console
 from logctl.provision import provision
 from logctl.stage import Stage, load_stage
 
@@ -29,6 +31,12 @@ def stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
     with mock_aws():
         provision(local)
         yield local
+
+
+@pytest.fixture
+def console() -> Console:
+    """A console that keeps the runtime's lines in memory, with no status line."""
+    return Console(io.StringIO(), status_line=False)
 
 
 @pytest.fixture

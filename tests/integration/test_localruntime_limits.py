@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import textwrap
@@ -37,11 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def project(tmp_path: Path) -> Path:
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
     return tmp_path
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console(io.StringIO(), status_line=False)
 
 
 @pytest.fixture

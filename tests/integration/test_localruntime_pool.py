@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import textwrap
 import time
@@ -45,11 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def project(tmp_path: Path) -> Path:
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
     return tmp_path
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console(io.StringIO(), status_line=False)
 
 
 def environment(project: Path) -> dict[str, str]:
