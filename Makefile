@@ -31,6 +31,7 @@ lock: ## re-resolve requirements.txt + requirements-dev.in into requirements.loc
 
 test: install browser ## lint, then run every test (unit, integration, end-to-end, browser)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(PYTHON) -m pytest -n 2 -q
 
 # Debian's chromium and its driver, for the dashboard's browser test (Selenium drives them).
@@ -51,8 +52,9 @@ screenshot: install browser ## docs/dashboard.png, taken by the browser test
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration
 
-lint: install ## ruff
+lint: install ## ruff, and the import layering contracts (pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 format: install ## ruff --fix and format
 	$(BIN)/ruff check --fix .

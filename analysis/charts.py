@@ -19,6 +19,7 @@ from analysis.series import (
     Comparison,
     Series,
 )
+from measure.stats import percentile
 
 CHARTS = (
     "latency_comparison.png", "percentile_comparison.png", "latency_by_filesize.png",
@@ -129,8 +130,8 @@ def latency_by_filesize(comparison: Comparison, path: Path) -> None:
     for key, s in ours:
         groups = stats.by_size(s.samples)
         sizes = [n for n, g in groups.items() if stats.e2e_values(g)]
-        p50 = [stats.percentile(stats.e2e_values(groups[n]), 50) for n in sizes]
-        p95 = [stats.percentile(stats.e2e_values(groups[n]), 95) for n in sizes]
+        p50 = [percentile(stats.e2e_values(groups[n]), 50) for n in sizes]
+        p95 = [percentile(stats.e2e_values(groups[n]), 95) for n in sizes]
         color = OURS_COLOR.get(key, "#1f77b4")
         ax.plot(sizes, p50, marker="o", color=color, label=f"{s.name}: P50")
         ax.plot(sizes, p95, marker="^", linestyle="--", color=color, label=f"{s.name}: P95")
@@ -224,9 +225,9 @@ def latency_timeline(comparison: Comparison, path: Path) -> None:
         for s in ok:
             per_second[int(s.end_epoch - t0)].append(s.e2e_ms)
         xs = [i + 0.5 for i, v in enumerate(per_second) if v]
-        bottom.plot(xs, [stats.percentile(v, 50) for v in per_second if v], color="black",
+        bottom.plot(xs, [percentile(v, 50) for v in per_second if v], color="black",
                     linewidth=1, label="P50 per second")
-        bottom.plot(xs, [stats.percentile(v, 99) for v in per_second if v], color="#d62728",
+        bottom.plot(xs, [percentile(v, 99) for v in per_second if v], color="#d62728",
                     linewidth=1, label="P99 per second")
         bottom.set_xlabel("seconds since the first upload")
         bottom.set_ylabel("e2e (ms)")

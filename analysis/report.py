@@ -20,9 +20,10 @@ from analysis.series import (
     check_targets,
     target_samples,
 )
-from loadtest.host import describe_host
-from loadtest.probe import Backoff
 from logctl.stage import StageError, load_stage
+from measure.host import describe_host
+from measure.probe import Backoff
+from measure.stats import percentile
 
 CHART_TITLES = {
     "latency_comparison.png": "Latency distribution",
@@ -120,7 +121,7 @@ def _load_history(comparison: Comparison) -> list[str]:
                      f"{pace:g} s" if isinstance(pace, (int, float)) else "not recorded",
                      f"{check:.3f} s" if isinstance(check, (int, float)) else "not recorded",
                      f"{stats.wall_throughput(samples):.1f}",
-                     ms(stats.percentile(ok, 50)), ms(stats.percentile(ok, 99)),
+                     ms(percentile(ok, 50)), ms(percentile(ok, 99)),
                      f"{sum(1 for s in samples if not s.ok)} of {len(samples)}"])
     return [f"The local load runs kept in `results/` (at most the newest {LOAD_HISTORY_RUNS}; "
             "the targets above are judged on the newest). The CPU check is a timed Python "
@@ -247,7 +248,7 @@ def _invocation_table(comparison: Comparison) -> list[str]:
             files = sum(i.batch_size for i in calls)
             rows.append([f"`{run.name}`", function, str(len(calls)),
                          f"{files / len(calls):.2f}", ms(sum(durations) / len(durations)),
-                         ms(stats.percentile(durations, 50)), ms(stats.percentile(durations, 99)),
+                         ms(percentile(durations, 50)), ms(percentile(durations, 99)),
                          str(sum(1 for i in calls if i.cold_start)),
                          str(sum(1 for i in calls if i.outcome != "ok"))])
     if not rows:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from analysis.dataset import Sample
+from measure.stats import percentile
 
 COMPONENTS = ("upload", "trigger", "queue", "worker", "observe")
 COMPONENT_HELP = {
@@ -19,17 +19,6 @@ COMPONENT_HELP = {
     "worker": "worker claims the job, reads, parses, aggregates (started_at -> completed_at)",
     "observe": "result write, then the client's next poll (completed_at -> client saw it)",
 }
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Exact nearest-rank percentile: the value at 1-based rank ceil(p/100 * n)."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= p <= 100:
-        raise ValueError(f"percentile {p} is outside 0..100")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return ordered[rank - 1]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from analysis.stats import percentile
 from chalicelib.adapters import ResultsStore
 from chalicelib.core.errors import JobRejected
 from chalicelib.core.jobs import Job
@@ -33,6 +32,7 @@ from chalicelib.core.schema import empty_statistics
 from chalicelib.rollups import HourlyRollups, RollupRecorder
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError, free_port
 from logctl.stage import client, load_stage
+from measure.stats import percentile
 
 ROUTES = ("/jobs?limit=50", "/jobs?status=failed&limit=50", "/jobs?prefix=logs/b/&limit=50",
           "/jobs/{job_id}", "/stats", "/health")

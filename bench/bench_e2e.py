@@ -5,7 +5,7 @@
 
 Without --endpoint it starts `python -m localruntime` on a free port and stops it at the
 end. Files are uploaded one after another, and each job's record is polled with GetItem
-the way the load test polls it (`loadtest.probe`: around the time recent files took,
+the way the load test polls it (`measure.probe`: around the time recent files took,
 backing off after that) until it is completed. Prints
 P50/P95/P99/mean and where the time goes (from the record's uploaded_at / created_at /
 started_at / completed_at), and writes every measurement to results/raw/bench_e2e.csv.
@@ -25,13 +25,13 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from analysis.stats import percentile
 from chalicelib.core.results import epoch
-from loadtest.host import cpu_check_seconds
-from loadtest.payloads import Payload, build_payload
-from loadtest.probe import PipelineProbe
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError
 from logctl.stage import client, load_stage
+from measure.host import cpu_check_seconds
+from measure.payloads import Payload, build_payload
+from measure.probe import PipelineProbe
+from measure.stats import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_TIMEOUT_SECONDS = 30.0

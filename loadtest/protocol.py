@@ -19,11 +19,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from loadtest.host import update_host_file
 from loadtest.itemsize import item_size
-from loadtest.payloads import DEFAULT_SIZES, Payload, SizeSpecError, build_payloads, parse_sizes
 from loadtest.preflight import TargetError, check_target
-from loadtest.probe import Measurement, PipelineProbe
 from loadtest.samples import (
     RAW_RESULTS_DIR,
     RunContext,
@@ -32,6 +29,9 @@ from loadtest.samples import (
     sample_row,
 )
 from logctl.stage import Stage, StageError, client, load_stage, session_for
+from measure.host import update_host_file
+from measure.payloads import DEFAULT_SIZES, Payload, SizeSpecError, build_payloads, parse_sizes
+from measure.probe import Measurement, PipelineProbe
 
 
 def plan(sizes: tuple[int, ...], iterations: int, warmup: int) -> list[tuple[str, int]]:

@@ -30,11 +30,11 @@ from typing import Any
 import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
-from loadtest.host import update_host_file
-from loadtest.payloads import build_payload
-from loadtest.probe import PipelineProbe
 from loadtest.samples import KINDS, RAW_RESULTS_DIR, results_path
 from logctl.stage import client, load_stage, session_for
+from measure.host import update_host_file
+from measure.payloads import build_payload
+from measure.probe import PipelineProbe
 
 STOP_GRACE_SECONDS = 15.0
 

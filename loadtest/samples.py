@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from loadtest.probe import Measurement
+from measure.probe import Measurement
 
 KINDS = ("protocol", "load", "sweep")
 RAW_RESULTS_DIR = Path("results/raw")

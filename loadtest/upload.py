@@ -35,10 +35,7 @@ import gevent
 from locust import User, events, task
 from locust.env import Environment
 
-from loadtest.host import update_host_file
-from loadtest.payloads import DEFAULT_SIZES, Payload, build_payloads, parse_sizes
 from loadtest.preflight import TargetError, check_target
-from loadtest.probe import Backoff, PipelineProbe
 from loadtest.samples import (
     RAW_RESULTS_DIR,
     RunContext,
@@ -48,6 +45,9 @@ from loadtest.samples import (
 )
 from localruntime.gcpolicy import keep_full_collections_short
 from logctl.stage import Stage, StageError, client, load_stage, session_for
+from measure.host import update_host_file
+from measure.payloads import DEFAULT_SIZES, Payload, build_payloads, parse_sizes
+from measure.probe import Backoff, PipelineProbe
 
 
 class PipelineFailure(Exception):

@@ -8,6 +8,7 @@ import pytest
 
 from analysis import stats
 from analysis.dataset import Sample, parse_timestamp
+from measure.stats import percentile
 
 T0 = 1_800_000_000.0
 
@@ -32,23 +33,23 @@ def sample(e2e_ms: float, *, start: float = T0, outcome: str = "completed", line
                                              (99.5, 100), (100, 100)])
 def test_nearest_rank_percentile_on_1_to_100(p: float, expected: int) -> None:
     values = list(range(100, 0, -1))
-    assert stats.percentile(values, p) == expected
+    assert percentile(values, p) == expected
 
 
 def test_nearest_rank_is_a_value_of_the_data_never_interpolated() -> None:
     values = [10.0, 20.0, 30.0, 40.0]
-    assert stats.percentile(values, 50) == 20.0
-    assert stats.percentile(values, 51) == 30.0
-    assert stats.percentile(values, 75) == 30.0
-    assert stats.percentile(values, 76) == 40.0
-    assert stats.percentile([7.0], 99) == 7.0
+    assert percentile(values, 50) == 20.0
+    assert percentile(values, 51) == 30.0
+    assert percentile(values, 75) == 30.0
+    assert percentile(values, 76) == 40.0
+    assert percentile([7.0], 99) == 7.0
 
 
 def test_percentile_rejects_empty_input_and_bad_ranks() -> None:
     with pytest.raises(ValueError):
-        stats.percentile([], 50)
+        percentile([], 50)
     with pytest.raises(ValueError):
-        stats.percentile([1.0], 101)
+        percentile([1.0], 101)
 
 
 def test_summary_of_known_values() -> None:

@@ -18,7 +18,7 @@ from chalicelib.adapters import from_item
 from chalicelib.core.jobs import job_id_for
 from chalicelib.core.results import epoch
 from chalicelib.core.schema import FINAL_STATUSES
-from loadtest.payloads import Payload
+from measure.payloads import Payload
 
 RECORD_FIELDS = (
     "job_id", "status", "failure_reason", "last_error", "attempts", "line_count",

@@ -14,9 +14,9 @@ from urllib.parse import quote_plus
 import pytest
 from chalice.test import Client
 
-from loadtest.payloads import build_payload
-from loadtest.probe import Backoff, PipelineProbe, WaitEstimate, wait_for_record
 from loadtest.samples import FIELDS, RunContext, SampleWriter, sample_row
+from measure.payloads import build_payload
+from measure.probe import Backoff, PipelineProbe, WaitEstimate, wait_for_record
 
 
 class FakeClock:
