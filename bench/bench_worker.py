@@ -409,13 +409,18 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + ", ".join(f"{int(size) // 1024} KiB {cpu / SMALL_LINES * 1e9:.0f} ns/line"
                            for size, cpu in by_size.items()))
 
+    def agrees(ours: dict[str, Any], naive: dict[str, Any]) -> bool:
+        """The naive loop computes the statistics it was written for; a field added to the
+        format since is checked against the reference by the tests, not here."""
+        return {name: ours.get(name) for name in naive} == naive
+
     expected = measured["naive", "big"]["result"]
-    agree = (measured["ours", "big"]["result"] == expected
-             and measured["ours", "big_gz"]["result"] == expected
+    agree = (agrees(measured["ours", "big"]["result"], expected)
+             and agrees(measured["ours", "big_gz"]["result"], expected)
              and measured["naive", "big_gz"]["result"] == expected
-             and measured["ours", "small"]["result"] == measured["naive", "small"]["result"]
+             and agrees(measured["ours", "small"]["result"], measured["naive", "small"]["result"])
              and measured["ours", "dirty"]["result"] == summarize_bytes(files["dirty"].read_bytes())
-             and tiny["result"] == tiny_naive["result"])
+             and agrees(tiny["result"], tiny_naive["result"]))
 
     def speedup(key: str, clock: str) -> float:
         return min(measured["naive", key][clock]) / min(measured["ours", key][clock])

@@ -14,17 +14,20 @@ import math
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from chalicelib.core.records import (
+    COUNTS,
     MAX_SAMPLES,
     TOP_ENDPOINTS,
+    Count,
     LogRecord,
     normalize_level,
     shown_endpoint,
 )
 from chalicelib.core.reference import iso_utc
-from chalicelib.core.schema import Statistics
+from chalicelib.core.schema import STATISTICS_FIELDS, Statistics
 
 _append = list.append
 _EXACT_INT = 2**53
@@ -65,8 +68,7 @@ class Aggregator:
         self._histogram: Counter[Any] = Counter()
         self._totals: dict[str, _Total] = {}
         self._errors: Counter[str] = Counter()
-        self._status: Counter[int] = Counter()
-        self._users: set[str] = set()
+        self._counts = [_Tally(count) for count in COUNTS]
         self._first: datetime | None = None
         self._last: datetime | None = None
 
@@ -122,8 +124,8 @@ class Aggregator:
             total.add(values)
         if error_forms:
             self._errors.update([r.endpoint for r in records if r.level in error_forms])
-        self._status.update([r.status_code for r in records])
-        self._users.update([r.user_id for r in records])
+        for tally in self._counts:
+            tally.values.update(map(tally.get, records))
         self._merge_extremes(first, last)
         return True
 
@@ -149,7 +151,7 @@ class Aggregator:
         p50 = p95 = p99 = None
         if n:
             p50, p95, p99 = _percentiles(histogram, n, (50, 95, 99))
-        return {
+        statistics: dict[str, Any] = {
             "line_count": self.line_count,
             "malformed_count": self.malformed_count,
             "malformed_samples": list(self.samples),
@@ -162,9 +164,7 @@ class Aggregator:
             "p50_response_time_ms": p50,
             "p95_response_time_ms": p95,
             "p99_response_time_ms": p99,
-            "unique_users": len(self._users),
             "unique_endpoints": len(totals),
-            "status_codes": {str(code): c for code, c in sorted(self._status.items())},
             "top_endpoints": [
                 {
                     "endpoint": shown_endpoint(e),
@@ -177,6 +177,26 @@ class Aggregator:
             "first_timestamp": iso_utc(self._first) if n and self._first else None,
             "last_timestamp": iso_utc(self._last) if n and self._last else None,
         }
+        for tally in self._counts:
+            statistics[tally.count.statistic] = tally.result()
+        return {name: statistics[name] for name in STATISTICS_FIELDS}  # type: ignore[return-value]
+
+
+class _Tally:
+    """One of the COUNTS: the values of its field seen so far (a set, or a Counter)."""
+
+    __slots__ = ("count", "get", "values")
+
+    def __init__(self, count: Count) -> None:
+        self.count = count
+        self.get = attrgetter(count.field)
+        self.values: set[Any] | Counter[Any] = set() if count.distinct else Counter()
+
+    def result(self) -> int | dict[str, int]:
+        if isinstance(self.values, set):
+            return len(self.values) - (None in self.values)
+        return {str(value): n for value, n in
+                sorted((v, n) for v, n in self.values.items() if v is not None)}
 
 
 class _Total:

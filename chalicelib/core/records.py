@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import product
 from typing import Annotated, Literal
@@ -43,6 +44,22 @@ class LogRecord(msgspec.Struct, gc=False):
     response_time_ms: ResponseTime
     status_code: StatusCode
     user_id: NonEmpty
+
+
+@dataclass(frozen=True)
+class Count:
+    """A statistic of the record counted over one field of the valid records; a record
+    without the field (an optional one, None) is not counted."""
+
+    statistic: str
+    field: str
+    distinct: bool  # True: how many different values; False: value (as a string) -> count
+
+
+COUNTS = (
+    Count("unique_users", "user_id", distinct=True),
+    Count("status_codes", "status_code", distinct=False),
+)
 
 
 def normalize_level(raw: str) -> str | None:

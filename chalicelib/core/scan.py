@@ -107,14 +107,9 @@ def _decode_one(line: bytes, agg: Aggregator) -> LogRecord | None:
 
 def _from_reference(fields: dict[str, Any]) -> LogRecord:
     """The record of a line only the reference accepts (a repeated key, a huge integer)."""
-    return LogRecord(
-        timestamp=parse_timestamp(fields["timestamp"]),
-        level=fields["level"],
-        endpoint=fields["endpoint"],
-        response_time_ms=fields["response_time_ms"],
-        status_code=fields["status_code"],
-        user_id=fields["user_id"],
-    )
+    values = {name: fields[name] for name in LogRecord.__struct_fields__ if name in fields}
+    values["timestamp"] = parse_timestamp(fields["timestamp"])
+    return LogRecord(**values)
 
 
 def scan(blocks: Iterable[bytes | TooLong], agg: Aggregator | None = None) -> Aggregator:
