@@ -75,6 +75,12 @@ def naive_summarize(path: Path) -> dict[str, Any]:
         return _naive_lines(stream)
 
 
+def agrees(ours: dict[str, Any], naive: dict[str, Any]) -> bool:
+    """True if `ours` has the naive loop's statistics: it computes those it was written for;
+    a field added to the format since is held to the reference by the tests."""
+    return {name: ours.get(name) for name in naive} == naive
+
+
 def _open(path: Path) -> BinaryIO:
     with path.open("rb") as probe:
         head = probe.read(len(GZIP_MAGIC))
@@ -408,11 +414,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nblock size, {files['small'].name}, cpu, best of {args.repeats}, in turns:")
     print("  " + ", ".join(f"{int(size) // 1024} KiB {cpu / SMALL_LINES * 1e9:.0f} ns/line"
                            for size, cpu in by_size.items()))
-
-    def agrees(ours: dict[str, Any], naive: dict[str, Any]) -> bool:
-        """The naive loop computes the statistics it was written for; a field added to the
-        format since is checked against the reference by the tests, not here."""
-        return {name: ours.get(name) for name in naive} == naive
 
     expected = measured["naive", "big"]["result"]
     agree = (agrees(measured["ours", "big"]["result"], expected)

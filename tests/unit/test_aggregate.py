@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from chalicelib.core.aggregate import Aggregator
-from chalicelib.core.records import LogRecord
+from chalicelib.core.records import COUNTS, LogRecord
 from chalicelib.core.reference import summarize_bytes
+from chalicelib.core.schema import STATISTICS_FIELDS
 from chalicelib.core.summary import summarize_chunks
 
 
@@ -109,6 +110,27 @@ def test_status_codes_users_and_levels() -> None:
     assert result["unique_users"] == 3
     assert (result["info_count"], result["warn_count"], result["error_count"],
             result["debug_count"]) == (1, 2, 1, 1)
+
+
+def test_a_record_without_a_counted_field_is_not_counted() -> None:
+    # GIVEN records, two of which lack the counted fields, as an optional field may be absent
+    def rec(status: int | None, user: str | None) -> LogRecord:
+        return LogRecord(timestamp=datetime(2024, 5, 1, tzinfo=UTC), level="INFO", endpoint="/a",
+                         response_time_ms=1, status_code=status, user_id=user)  # type: ignore[arg-type]
+
+    agg = Aggregator()
+    assert agg.add([rec(200, "u1"), rec(None, None), rec(404, "u1"), rec(200, None)])
+    # THEN the counts skip them, by value and distinct alike
+    result = agg.result()
+    assert result["status_codes"] == {"200": 2, "404": 1}
+    assert result["unique_users"] == 1
+
+
+def test_every_count_names_a_statistic_of_the_record_and_a_field_of_a_line() -> None:
+    assert COUNTS
+    for count in COUNTS:
+        assert count.statistic in STATISTICS_FIELDS
+        assert count.field in LogRecord.__struct_fields__
 
 
 def test_malformed_samples_are_capped_at_5_with_1_based_line_numbers() -> None:
