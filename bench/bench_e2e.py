@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.core.results import epoch
@@ -113,41 +114,77 @@ def write_csv(path: Path, samples: list[Sample]) -> None:
         writer.writerows(asdict(s) for s in samples)
 
 
-def run(args: argparse.Namespace) -> int:
-    before = cpu_check_seconds()
+@dataclass(frozen=True)
+class Run:
+    samples: list[Sample]
+    payload_bytes: int
+    endpoint_cpu_ms_per_file: float | None  # None against a runtime this run did not start
+
+
+def _endpoint_process(runtime: BackgroundRuntime) -> psutil.Process | None:
+    for child in psutil.Process(runtime.process.pid).children(recursive=True):
+        if "localruntime.endpoint" in " ".join(child.cmdline()):
+            return child
+    return None
+
+
+def _cpu_seconds(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def measure_files(files: int, lines: int, warmup: int, *, endpoint: str | None = None,
+                  log_path: Path, env: dict[str, str] | None = None) -> Run:
+    """Upload `files` files of `lines` lines one after another (after `warmup` ones) to a
+    runtime at `endpoint`, or to a fresh one started with `env` added to its environment."""
     runtime = None
-    if not args.endpoint:
-        runtime = BackgroundRuntime(Path(args.out).with_suffix(".runtime.log"), "--no-reload")
-        print(f"bench: starting the local runtime on {runtime.endpoint} "
-              f"(log: {runtime.log_path})", flush=True)
+    if not endpoint:
+        runtime = BackgroundRuntime(log_path, "--no-reload", env=env)
     try:
         if runtime is not None:
             runtime.wait_ready()
-        stage = load_stage("local", endpoint_url=args.endpoint or runtime.endpoint)
+        stage = load_stage("local", endpoint_url=endpoint or runtime.endpoint)
         probe = PipelineProbe(client(stage, "s3"), client(stage, "dynamodb"),
                               bucket=stage.bucket, table=stage.results_table,
                               timeout=RESULT_TIMEOUT_SECONDS)
-        payload = build_payload(args.lines)
+        payload = build_payload(lines)
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        for i in range(args.warmup):
+        for i in range(warmup):
             measure(probe, payload, f"logs/bench/{run_id}/warmup-{i}.ndjson", i)
+        server = _endpoint_process(runtime) if runtime is not None else None
+        cpu_before = _cpu_seconds(server)
         samples = [measure(probe, payload, f"logs/bench/{run_id}/{i:04d}.ndjson", i)
-                   for i in range(args.files)]
+                   for i in range(files)]
+        cpu_ms = (_cpu_seconds(server) - cpu_before) * 1000 / files if server else None
     except (BotoCoreError, ClientError) as exc:
         raise BenchError(f"AWS call failed: {exc}") from exc
-    except BackgroundRuntimeError as exc:
+    except (BackgroundRuntimeError, psutil.Error) as exc:
         raise BenchError(str(exc)) from exc
     finally:
         if runtime is not None:
             runtime.stop()
+    return Run(samples, len(payload.body), cpu_ms)
+
+
+def run(args: argparse.Namespace) -> int:
+    before = cpu_check_seconds()
+    if not args.endpoint:
+        print("bench: starting the local runtime on a free port "
+              f"(log: {Path(args.out).with_suffix('.runtime.log')})", flush=True)
+    result = measure_files(args.files, args.lines, args.warmup, endpoint=args.endpoint,
+                           log_path=Path(args.out).with_suffix(".runtime.log"))
     print(f"bench: CPU check, a Python loop of 3 million additions: {before:.3f} s before the "
           f"run, {cpu_check_seconds():.3f} s after (lower is faster)")
-    print(f"bench: {args.files} files of {args.lines} lines ({len(payload.body)} bytes), one after "
-          f"another, after {args.warmup} warm-up files; {platform.node()}, "
+    print(f"bench: {args.files} files of {args.lines} lines ({result.payload_bytes} bytes), one "
+          f"after another, after {args.warmup} warm-up files; {platform.node()}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")
-    for line in summarize(samples):
+    for line in summarize(result.samples):
         print(line)
-    write_csv(Path(args.out), samples)
+    if result.endpoint_cpu_ms_per_file is not None:
+        print(f"endpoint (moto) CPU time per file: {result.endpoint_cpu_ms_per_file:.1f} ms")
+    write_csv(Path(args.out), result.samples)
     print(f"bench: raw numbers in {args.out}")
     return 0
 

@@ -39,7 +39,8 @@ def clean_environment() -> dict[str, str]:
 class BackgroundRuntime:
     """`python -m localruntime` on a free 127.0.0.1 port, its output in `log_path`."""
 
-    def __init__(self, log_path: Path, *args: str, project: Path = PROJECT_ROOT) -> None:
+    def __init__(self, log_path: Path, *args: str, project: Path = PROJECT_ROOT,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.project = project
         self.log_path = log_path
@@ -48,7 +49,7 @@ class BackgroundRuntime:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "localruntime", "--port", str(self.port), "--no-status",
                  "--project", str(project), *args],
-                cwd=PROJECT_ROOT, env=clean_environment(), stdout=log,
+                cwd=PROJECT_ROOT, env={**clean_environment(), **(env or {})}, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     @property

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from localruntime import motofixes, motoguard, motospeed
 from localruntime.endpointfaults import FaultingApp
@@ -47,11 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
     try:
         motoguard.check_version()
-        motospeed.apply()
+        speedups = motospeed.apply(motospeed.switched_off(os.environ.get(motospeed.OFF_VARIABLE)))
         motofixes.apply()
-    except motoguard.MotoMismatch as exc:
+    except (motoguard.MotoMismatch, ValueError) as exc:
         print(f"endpoint: {exc}", file=sys.stderr)
         return 2
+    if len(speedups) < len(motospeed.SPEEDUPS):
+        print(f"endpoint: speed-ups off: {', '.join(sorted(set(motospeed.SPEEDUPS) - speedups))}",
+              file=sys.stderr)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -59,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    application = motospeed.serialized(DomainDispatcherApplication(create_backend_app))
+    application: Any = DomainDispatcherApplication(create_backend_app)
+    if "one-at-a-time" in speedups:
+        application = motospeed.serialized(application)
     plan = FaultPlan.from_json(args.faults) if args.faults else FaultPlan()
     if plan.endpoint_active():
         application = FaultingApp(application, plan)

@@ -1,11 +1,17 @@
 """Speed-ups: work moto repeats on every request, done once or not at all.
 
-None of them changes what a request answers (the endpoint tests run with them).
+None of them changes what a request answers (the endpoint tests run with them). Each is a
+named function in `SPEEDUPS`; `LOCALRUNTIME_SPEEDUPS_OFF=name,name` (or `all`) starts the
+endpoint without some, which `make bench-speedups` uses to measure what each one gains on
+the end-to-end benchmark (docs/local-runtime.md, "How fast").
 
 - The list of moto's service modules (read from disk), each response class's method names
   (found by introspection), CamelCase-to-snake_case names, the service behind a host
   name, and the parse of an UpdateExpression (twice per UpdateItem; the tree is only
   read: the validator works on its own copy) are computed once.
+- An UpdateExpression's whole-expression checks run once, at its root, not at every node;
+  the walks over its tree ask what a node type is once per type, not once per node; the
+  validator's copy of the parsed tree is a plain recursive copy.
 - A DynamoDB projection of top-level attributes copies just those attributes instead of
   converting the whole item once per projected path; an item is measured once as it is
   built, not once per attribute; PutItem no longer converts the item it stored to JSON
@@ -20,10 +26,12 @@ None of them changes what a request answers (the endpoint tests run with them).
 
 from __future__ import annotations
 
+import copy
 import functools
 import string
 import sys
 import threading
+from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Any
 
@@ -68,40 +76,74 @@ def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) 
         dict.__setitem__(self.attrs, key, converted)
 
 
-def _patch_repeated_work() -> None:
+SPEEDUPS: dict[str, Callable[[], None]] = {}
+OFF_VARIABLE = "LOCALRUNTIME_SPEEDUPS_OFF"
+
+
+def speedup(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    def register(patch: Callable[[], None]) -> Callable[[], None]:
+        SPEEDUPS[name] = patch
+        return patch
+    return register
+
+
+@speedup("module-list")
+def _cache_module_list() -> None:
     from moto import backends
-    from moto.core import base_backend, responses, utils
-    from moto.dynamodb.models import dynamo_type
-    from moto.dynamodb.parsing import expressions
+
+    replaced(backends, "list_of_moto_modules", ())
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
+@speedup("method-names")
+def _cache_method_names() -> None:
+    from moto.core import responses
+
+    replaced(responses, "method_names_from_class", ("clazz",))
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+
+
+@speedup("snake-case")
+def _cache_snake_case() -> None:
+    from moto.core import utils
+
+    replaced(utils, "camelcase_to_underscores", ("argument",))
+    _replace_function(utils, "camelcase_to_underscores",
+                      functools.lru_cache(maxsize=4096)(utils.camelcase_to_underscores))
+
+
+@speedup("random-strings")
+def _draw_strings_whole() -> None:
     from moto.moto_api._internal import mock_random as moto_random_instance
     from moto.moto_api._internal import moto_random
-    from moto.moto_server import werkzeug_app
     from moto.sqs import models as _sqs_models  # noqa: F401 - loaded so its import is swapped
     from moto.sqs import utils as sqs_utils
 
-    replaced(backends, "list_of_moto_modules", ())
-    replaced(responses, "method_names_from_class", ("clazz",))
-    replaced(utils, "camelcase_to_underscores", ("argument",))
     replaced(moto_random.MotoRandom, "get_random_string",
              ("self", "length", "include_digits", "lower_case"))
     replaced(sqs_utils, "generate_receipt_handle", ())
-    modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules
-    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
-    _replace_function(utils, "camelcase_to_underscores",
-                      functools.lru_cache(maxsize=4096)(utils.camelcase_to_underscores))
     moto_random.MotoRandom.get_random_string = _random_string
     _replace_function(sqs_utils, "generate_receipt_handle",
                       lambda: "".join(moto_random_instance.choices(string.ascii_lowercase, k=185)))
+
+
+@speedup("host-backend")
+def _cache_host_backend() -> None:
+    from moto.moto_server import werkzeug_app
 
     dispatcher = werkzeug_app.DomainDispatcherApplication
     replaced(dispatcher, "get_backend_for_host", ("self", "host"))
     dispatcher.get_backend_for_host = functools.lru_cache(maxsize=256)(
         dispatcher.get_backend_for_host)
 
+
+@speedup("item-projection")
+def _project_top_level_attributes() -> None:
+    from moto.dynamodb.models import dynamo_type
+
     item_class = dynamo_type.Item
     replaced(item_class, "project", ("self", "projection_expressions"))
-    replaced(item_class, "__init__", ("self", "hash_key", "range_key", "attrs"))
 
     def project(self: Any, projection_expressions: list[list[str]]) -> Any:
         if all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
@@ -118,11 +160,99 @@ def _patch_repeated_work() -> None:
                           attrs=dynamo_type.serializer.serialize(result)["M"])
 
     item_class.project = project
-    item_class.__init__ = _item_init
+
+
+@speedup("item-size")
+def _measure_items_once() -> None:
+    from moto.dynamodb.models import dynamo_type
+
+    replaced(dynamo_type.Item, "__init__", ("self", "hash_key", "range_key", "attrs"))
+    dynamo_type.Item.__init__ = _item_init
+
+
+@speedup("update-parse")
+def _parse_update_expressions_once() -> None:
+    from moto.dynamodb.parsing import expressions
 
     parser = expressions.UpdateExpressionParser
     replaced(parser, "make", ("expression_str",))
     parser.make = classmethod(functools.lru_cache(maxsize=512)(parser.make.__func__))
+
+
+@speedup("update-checks")
+def _check_update_expressions_once() -> None:
+    """Two checks of an UpdateExpression (one ADD/REMOVE/SET clause of each kind, no
+    overlapping paths) read the whole expression, but moto runs them at every node, and
+    every clause, action, path and value is a node of the expression's type: quadratic in
+    the number of actions (a SET of 30 attributes: 131 checks). Run at the root only, they
+    find what they found anywhere below it."""
+    from moto.dynamodb.parsing import validators
+
+    for checker in (validators.ActionCountValidator, validators.OverlappingPathsValidator):
+        replaced(checker, "traverse", ("self", "node"))
+        checker.traverse = _check_at_root  # type: ignore[method-assign]
+
+
+@speedup("update-traversal")
+def _traverse_update_expressions_directly() -> None:
+    """Eight processors walk each UpdateExpression tree, asking at every node whether it is
+    a node (nodes are ABCs: a Python-level isinstance) and which node types the processor
+    handles (a dict built per node). Both answers depend only on the types: asked once."""
+    from moto.dynamodb.parsing import ast_nodes
+
+    traverser = ast_nodes.DepthFirstTraverser
+    replaced(traverser, "traverse_node_recursively", ("self", "node", "child_id"))
+    replaced(traverser, "nodes_to_be_processed", ("self",))
+    replaced(traverser, "pre_processing_of_child", ("self", "parent_node", "child_id"))
+    no_hook = traverser.pre_processing_of_child
+    is_node: dict[type, bool] = {}
+    handles: dict[tuple[type, type], bool] = {}
+    has_hook: dict[type, bool] = {}
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        kind = type(node)
+        known = is_node.get(kind)
+        if known is None:
+            known = is_node[kind] = issubclass(kind, ast_nodes.Node)
+        if not known:
+            return node
+        parent_node = node.parent
+        if node.children is not None:
+            processor = type(self)
+            hook = has_hook.get(processor)
+            if hook is None:
+                hook = has_hook[processor] = processor.pre_processing_of_child is not no_hook
+            for i, child_node in enumerate(node.children):
+                if hook:
+                    self.pre_processing_of_child(node, i)
+                self.traverse_node_recursively(child_node, i)
+        key = (type(self), kind)
+        wanted = handles.get(key)
+        if wanted is None:
+            wanted = handles[key] = issubclass(kind, self.nodes_to_be_processed())
+        if wanted:
+            node = self.process(node)
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node
+
+    traverser.traverse_node_recursively = traverse_node_recursively
+
+
+@speedup("update-copy")
+def _copy_update_expressions_plainly() -> None:
+    """The validator deep-copies the parsed expression (it rewrites its copy); a parsed
+    tree is nodes, lists and strings, which a plain recursive copy copies 5x faster."""
+    from moto.dynamodb.parsing import validators
+
+    replaced(validators, "deepcopy", ("x", "memo", "_nil"))
+    validators.deepcopy = _copy_tree
+
+
+@speedup("backend-lookup")
+def _find_backends_without_the_lock() -> None:
+    from moto.core import base_backend
 
     original_getitem = replaced(base_backend.BackendDict, "__getitem__", ("self", "account_id"))
 
@@ -136,10 +266,44 @@ def _patch_repeated_work() -> None:
     base_backend.BackendDict.__getitem__ = backend_for_account
 
 
+def _check_at_root(self: Any, node: Any) -> Any:
+    from moto.dynamodb.parsing.ast_nodes import UpdateExpression
+
+    return self.process(node) if isinstance(node, UpdateExpression) else node
+
+
+def _copy_tree(value: Any, memo: dict[int, Any] | None = None, _nil: Any = None) -> Any:
+    """copy.deepcopy, by a plain walk for a whole parsed tree (a root node, no parent)."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if memo is None and isinstance(value, Node) and value.parent is None:
+        return _copy_node(value, None, Node)
+    return copy.deepcopy(value, memo)
+
+
+def _copy_node(node: Any, parent: Any, node_class: type) -> Any:
+    twin = object.__new__(type(node))
+    fields = dict(node.__dict__)
+    fields["parent"] = parent
+    children = node.children
+    if children is not None:
+        fields["children"] = [
+            _copy_node(child, twin, node_class) if isinstance(child, node_class)
+            else child if type(child) in (str, int, float, bool) or child is None
+            else copy.deepcopy(child)
+            for child in children]
+    for name, value in fields.items():
+        if name not in ("parent", "children", "type"):
+            fields[name] = copy.deepcopy(value)
+    twin.__dict__.update(fields)
+    return twin
+
+
 def _is_attribute_value(shape: Any) -> bool:
     return shape.name == "AttributeValue" and tuple(shape.members) == attributevalues.MEMBERS
 
 
+@speedup("attribute-values")
 def _patch_attribute_values() -> None:
     from moto.core import parse, serialize
 
@@ -187,6 +351,7 @@ class _UnreadItem:
         return getattr(self._item, name)
 
 
+@speedup("put-item-answer")
 def _patch_put_item_answer() -> None:
     """PutItem converts the item it stored to JSON (a deep copy of every nested value) and
     then drops it: it answers with the old item or with nothing. Skip that conversion."""
@@ -239,6 +404,7 @@ def serialized(application: Any) -> Any:
     return call
 
 
+@speedup("one-at-a-time")
 def _patch_long_polls() -> None:
     from moto.sqs.models import Queue
 
@@ -259,8 +425,21 @@ def _patch_long_polls() -> None:
     Queue.wait_for_messages = wait_for_messages
 
 
-def apply() -> None:
-    _patch_repeated_work()
-    _patch_long_polls()
-    _patch_attribute_values()
-    _patch_put_item_answer()
+def switched_off(value: str | None) -> frozenset[str]:
+    """The speed-ups named in `LOCALRUNTIME_SPEEDUPS_OFF` (comma-separated, or `all`)."""
+    names = {name.strip() for name in (value or "").split(",") if name.strip()}
+    if "all" in names:
+        return frozenset(SPEEDUPS)
+    unknown = sorted(names - set(SPEEDUPS))
+    if unknown:
+        raise ValueError(f"{OFF_VARIABLE}: no speed-up named {', '.join(unknown)}; "
+                         f"the speed-ups are {', '.join(SPEEDUPS)} (or all)")
+    return frozenset(names)
+
+
+def apply(off: Collection[str] = ()) -> frozenset[str]:
+    """Apply every speed-up but those `off`; return the names of those applied."""
+    applied = [name for name in SPEEDUPS if name not in off]
+    for name in applied:
+        SPEEDUPS[name]()
+    return frozenset(applied)

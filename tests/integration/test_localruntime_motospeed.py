@@ -1,0 +1,136 @@
+"""The endpoint's speed-ups change how fast moto answers, never what it answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localruntime import motospeed
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE = "speed"
+
+
+def _attempt(call: Any, **kwargs: Any) -> Any:
+    try:
+        answer = call(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the error is the outcome compared
+        response = getattr(exc, "response", {}).get("Error", {})
+        return {"error": response.get("Code", type(exc).__name__),
+                "message": response.get("Message", str(exc))}
+    answer.pop("ResponseMetadata", None)
+    return answer
+
+
+def outcomes() -> list[Any]:
+    """DynamoDB requests the pipeline makes and their edge cases, with what moto answers."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+        key = {"id": {"S": "a"}}
+        many = {f"f{i}": {"N": str(i)} for i in range(40)}
+        nested = {"M": {"list": {"L": [{"S": "x"}, {"M": {"k": {"N": "1"}}}]},
+                        "set": {"SS": ["b", "a"]}, "bin": {"B": b"\x00\x01"}}}
+        update = ddb.update_item
+        found: list[Any] = [
+            _attempt(ddb.put_item, TableName=TABLE, Item={**key, "keep": {"S": "first"}},
+                     ConditionExpression="attribute_not_exists(id)"),
+            _attempt(ddb.put_item, TableName=TABLE, Item={**key, "keep": {"S": "again"}},
+                     ConditionExpression="attribute_not_exists(id)"),
+            _attempt(update, TableName=TABLE, Key=key, ReturnValues="ALL_NEW",
+                     UpdateExpression="SET " + ", ".join(f"#{n} = :{n}" for n in many)
+                     + ", #keep = if_not_exists(#keep, :keep), #doc = :doc",
+                     ExpressionAttributeNames={**{f"#{n}": n for n in many}, "#keep": "keep",
+                                               "#doc": "doc"},
+                     ExpressionAttributeValues={**{f":{n}": v for n, v in many.items()},
+                                                ":keep": {"S": "second"}, ":doc": nested}),
+            _attempt(update, TableName=TABLE, Key=key, ReturnValues="UPDATED_OLD",
+                     UpdateExpression="SET doc.list[1].k = doc.list[1].k + :one, n = :one "
+                     "ADD counter :one REMOVE f0, f1",
+                     ExpressionAttributeValues={":one": {"N": "1"}}),
+            _attempt(update, TableName=TABLE, Key=key, ReturnValues="ALL_NEW",
+                     UpdateExpression="SET doc.list = list_append(doc.list, :more)",
+                     ExpressionAttributeValues={":more": {"L": [{"N": "3"}]}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET a = :v SET b = :v",
+                     ExpressionAttributeValues={":v": {"N": "1"}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="ADD a :v ADD b :v",
+                     ExpressionAttributeValues={":v": {"N": "1"}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET a = :v, a = :w",
+                     ExpressionAttributeValues={":v": {"N": "1"}, ":w": {"N": "2"}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET #a = :v, #b = :w",
+                     ExpressionAttributeNames={"#a": "same", "#b": "same"},
+                     ExpressionAttributeValues={":v": {"N": "1"}, ":w": {"N": "2"}}),
+            _attempt(update, TableName=TABLE, Key=key,
+                     UpdateExpression="SET doc.set = :v, doc = :w",
+                     ExpressionAttributeValues={":v": {"N": "1"}, ":w": {"N": "2"}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET id = :v",
+                     ExpressionAttributeValues={":v": {"S": "b"}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET a = :missing"),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET a = #missing",
+                     ExpressionAttributeValues={":v": {"N": "1"}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET f2 = f2 + :s",
+                     ExpressionAttributeValues={":s": {"S": "text"}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET big = :big",
+                     ExpressionAttributeValues={":big": {"S": "x" * 410_000}}),
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET keep = :v",
+                     ConditionExpression="keep = :old",
+                     ExpressionAttributeValues={":v": {"S": "third"}, ":old": {"S": "nope"}}),
+            _attempt(update, TableName=TABLE, Key={"id": {"S": "new"}},
+                     UpdateExpression="SET a = :v", ExpressionAttributeValues={":v": {"N": "5"}}),
+            _attempt(ddb.get_item, TableName=TABLE, Key=key, ConsistentRead=True),
+            _attempt(ddb.get_item, TableName=TABLE, Key=key, ProjectionExpression="keep, f5, doc"),
+            _attempt(ddb.get_item, TableName=TABLE, Key=key, ProjectionExpression="doc.list[1], #k",
+                     ExpressionAttributeNames={"#k": "keep"}),
+            _attempt(ddb.scan, TableName=TABLE),
+        ]
+    return json.loads(json.dumps(found, default=repr))
+
+
+def _outcomes_with(off: str) -> list[Any]:
+    code = ("import json, os; from localruntime import motofixes, motospeed; "
+            "motospeed.apply(motospeed.switched_off(os.environ['OFF'])); motofixes.apply(); "
+            "from tests.integration.test_localruntime_motospeed import outcomes; "
+            "print(json.dumps(outcomes()))")
+    env = {**os.environ, "OFF": off, "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_dynamodb_answers_the_same_with_and_without_the_speed_ups() -> None:
+    plain = _outcomes_with("all")
+    assert plain[1]["error"] == "ConditionalCheckFailedException"
+    assert "SET" in plain[5]["message"] and "ADD" in plain[6]["message"]
+    assert plain[7]["error"] == plain[8]["error"] == plain[10]["error"] == "ValidationException"
+    assert plain[2]["Attributes"]["keep"] == {"S": "first"}
+    assert _outcomes_with("") == plain
+
+
+def test_speed_ups_are_switched_off_by_name_or_all() -> None:
+    assert motospeed.switched_off(None) == frozenset()
+    assert motospeed.switched_off(" update-checks ,update-copy") == {"update-checks",
+                                                                      "update-copy"}
+    assert motospeed.switched_off("all") == frozenset(motospeed.SPEEDUPS)
+    with pytest.raises(ValueError, match="no speed-up named fast; the speed-ups are module-list"):
+        motospeed.switched_off("fast")
+
+
+def test_the_endpoint_refuses_an_unknown_speed_up_name() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), motospeed.OFF_VARIABLE: "update-chekcs"}
+    done = subprocess.run([sys.executable, "-m", "localruntime.endpoint", "--port", "1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert f"endpoint: {motospeed.OFF_VARIABLE}: no speed-up named update-chekcs" in done.stderr
