@@ -62,8 +62,11 @@ def measure(probe: PipelineProbe, payload: Payload, key: str, index: int) -> Sam
     if not m.ok or m.record is None:
         raise BenchError(f"{key}: {m.outcome}: {m.reason}")
     record = m.record
-    at = {name: epoch(record[name]) for name in
-          ("uploaded_at", "created_at", "started_at", "completed_at")}
+    stamps = ("uploaded_at", "created_at", "started_at", "completed_at")
+    missing = [name for name in stamps if not record.get(name)]
+    if missing:
+        raise BenchError(f"{key}: the completed record has no {', '.join(missing)}: {record}")
+    at = {name: epoch(record[name]) for name in stamps}
     seen = m.start_epoch + m.e2e_ms / 1000
     return Sample(
         index=index, key=key,

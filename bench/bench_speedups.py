@@ -1,6 +1,7 @@
 """What each of the endpoint's speed-ups (`localruntime.motospeed`) gains end to end.
 
-    python bench/bench_speedups.py [--rounds 3] [--files 40] [--only a,b]  (make bench-speedups)
+    python bench/bench_speedups.py [--rounds 3] [--files 40] [--only a,b [--together]]
+    make bench-speedups [ROUNDS=3]
 
 Runs the end-to-end benchmark's measurement (`bench/bench_e2e.py`: files of 1,000 lines
 uploaded one after another, each waited for) on fresh runtimes: with every speed-up, with
@@ -28,10 +29,16 @@ ALL = "(all on)"
 NONE = "(all off)"
 
 
-def variants(only: list[str]) -> dict[str, str]:
+TOGETHER = "(--only together)"
+
+
+def variants(only: list[str], *, together: bool = False) -> dict[str, str]:
     """Variant name -> the value of LOCALRUNTIME_SPEEDUPS_OFF."""
     names = only or list(SPEEDUPS)
-    return {ALL: "", **{name: name for name in names}, NONE: "all"}
+    chosen = {ALL: "", **{name: name for name in names}, NONE: "all"}
+    if together:
+        chosen[TOGETHER] = ",".join(names)
+    return chosen
 
 
 def report(cpu: dict[str, list[float]], p50: dict[str, list[float]]) -> list[str]:
@@ -56,15 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated speed-ups to leave out "
                         f"one at a time (default: each of {', '.join(SPEEDUPS)})")
+    parser.add_argument("--together", action="store_true",
+                        help="also leave the --only speed-ups out all at once")
     parser.add_argument("--seed", type=int, default=1, help="seed of the order of the variants")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(SPEEDUPS))
     if unknown:
         parser.error(f"no speed-up named {', '.join(unknown)}; they are {', '.join(SPEEDUPS)}")
-    if args.rounds < 1 or args.files < 1 or args.warmup < 0:
-        parser.error("--rounds and --files must be at least 1, --warmup at least 0")
-    chosen = variants(only)
+    if min(args.rounds, args.files, args.lines) < 1 or args.warmup < 0:
+        parser.error("--rounds, --files and --lines must be at least 1, --warmup at least 0")
+    chosen = variants(only, together=args.together)
     order = random.Random(args.seed)
     cpu: dict[str, list[float]] = {name: [] for name in chosen}
     p50: dict[str, list[float]] = {name: [] for name in chosen}

@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    application: Any = DomainDispatcherApplication(create_backend_app)
-    if "one-at-a-time" in speedups:
-        application = motospeed.serialized(application)
+    application: Any = motofixes.serialized(DomainDispatcherApplication(create_backend_app))
     plan = FaultPlan.from_json(args.faults) if args.faults else FaultPlan()
     if plan.endpoint_active():
         application = FaultingApp(application, plan)

@@ -15,6 +15,9 @@
   event source mappings are recorded but invoke nothing (moto would invoke through
   Docker, inside SendMessage). The local runtime runs the handlers itself.
 
+- Requests are atomic, as AWS calls are: they run in moto one at a time (`serialized`);
+  moto's threaded server lets a GetItem read an item an UpdateItem has half written.
+
 Each fix is a function of its own over moto's: written as the change moto itself needs.
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 import time
 from typing import Any
 from urllib.parse import quote_plus
@@ -212,7 +216,54 @@ def _fix_rest_api_import() -> None:
     APIGatewayBackend.put_rest_api = put_rest_api
 
 
+APP_LOCK = threading.Lock()
+_turn = threading.local()
+
+
+def serialized(application: Any) -> Any:
+    """Run one request at a time inside moto: each is atomic, as an AWS call is.
+
+    moto's server runs requests on threads side by side, and moto applies an UpdateItem's
+    actions one by one to the stored item: a GetItem in between reads a record half
+    written (`status` completed, no `completed_at` yet), which DynamoDB never returns.
+    In turn, each request runs to the end; it is also faster (moto is pure Python:
+    threads get no parallelism, only the interpreter's hand-overs). A long poll
+    (ReceiveMessage waiting for messages) gives its turn up while it waits
+    (`_fix_long_polls`)."""
+
+    def call(environ: dict[str, Any], start_response: Any) -> Any:
+        with APP_LOCK:
+            _turn.held = True
+            try:
+                return list(application(environ, start_response))
+            finally:
+                _turn.held = False
+
+    return call
+
+
+def _fix_long_polls() -> None:
+    from moto.sqs.models import Queue
+
+    original = replaced(Queue, "wait_for_messages", ("self", "timeout"))
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        if not getattr(_turn, "held", False):
+            original(self, timeout)
+            return
+        _turn.held = False
+        APP_LOCK.release()
+        try:
+            original(self, timeout)
+        finally:
+            APP_LOCK.acquire()
+            _turn.held = True
+
+    Queue.wait_for_messages = wait_for_messages
+
+
 def apply() -> None:
+    _fix_long_polls()
     _fix_notification_filters()
     _fix_s3_event_shape()
     _fix_lambda_invocations()

@@ -5,23 +5,19 @@ named function in `SPEEDUPS`; `LOCALRUNTIME_SPEEDUPS_OFF=name,name` (or `all`) s
 endpoint without some, which `make bench-speedups` uses to measure what each one gains on
 the end-to-end benchmark (docs/local-runtime.md, "How fast").
 
-- The list of moto's service modules (read from disk), each response class's method names
-  (found by introspection), CamelCase-to-snake_case names, the service behind a host
-  name, and the parse of an UpdateExpression (twice per UpdateItem; the tree is only
-  read: the validator works on its own copy) are computed once.
+- Each response class's method names (found by introspection), CamelCase-to-snake_case
+  names, the service behind a host name, and the parse of an UpdateExpression (twice per
+  UpdateItem; the tree is only read: the validator works on its own copy) are computed once.
 - An UpdateExpression's whole-expression checks run once, at its root, not at every node;
   the walks over its tree ask what a node type is once per type, not once per node; the
   validator's copy of the parsed tree is a plain recursive copy.
 - A DynamoDB projection of top-level attributes copies just those attributes instead of
-  converting the whole item once per projected path; an item is measured once as it is
-  built, not once per attribute; PutItem no longer converts the item it stored to JSON
-  only to drop it; attribute values are parsed and serialized directly
-  (`localruntime.attributevalues`) rather than by walking the model member by member.
+  converting the whole item once per projected path; attribute values are parsed and
+  serialized directly (`localruntime.attributevalues`) rather than by walking the model
+  member by member.
 - Random ids and receipt handles are drawn a string at a time rather than a character
   at a time. A service's backend for an account is looked up without moto's global lock
-  once it exists.
-- Requests run in moto one at a time (`serialized`); a long poll gives its turn up while
-  it waits.
+  (and a list scan comparing whole backends) once it exists.
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ import copy
 import functools
 import string
 import sys
-import threading
 from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Any
@@ -56,26 +51,6 @@ def _random_string(self: Any, length: int = 20, include_digits: bool = True,
     return text.lower() if lower_case else text
 
 
-ITEM_SIZE_LIMIT = 405_000  # what moto's LimitedSizeDict allows
-
-
-def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
-    """moto's Item.__init__ with a running size total: moto re-measures every attribute
-    already set each time it sets one (quadratic in the number of attributes)."""
-    from moto.dynamodb.models import dynamo_type
-
-    self.hash_key = hash_key
-    self.range_key = range_key
-    self.attrs = dynamo_type.LimitedSizeDict()
-    total = 0
-    for key, value in attrs.items():
-        converted = dynamo_type.DynamoType(value)
-        total += dynamo_type.bytesize(key) + converted.size()
-        if total > ITEM_SIZE_LIMIT:
-            raise dynamo_type.ItemSizeTooLarge
-        dict.__setitem__(self.attrs, key, converted)
-
-
 SPEEDUPS: dict[str, Callable[[], None]] = {}
 OFF_VARIABLE = "LOCALRUNTIME_SPEEDUPS_OFF"
 
@@ -85,15 +60,6 @@ def speedup(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
         SPEEDUPS[name] = patch
         return patch
     return register
-
-
-@speedup("module-list")
-def _cache_module_list() -> None:
-    from moto import backends
-
-    replaced(backends, "list_of_moto_modules", ())
-    modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules
 
 
 @speedup("method-names")
@@ -160,14 +126,6 @@ def _project_top_level_attributes() -> None:
                           attrs=dynamo_type.serializer.serialize(result)["M"])
 
     item_class.project = project
-
-
-@speedup("item-size")
-def _measure_items_once() -> None:
-    from moto.dynamodb.models import dynamo_type
-
-    replaced(dynamo_type.Item, "__init__", ("self", "hash_key", "range_key", "attrs"))
-    dynamo_type.Item.__init__ = _item_init
 
 
 @speedup("update-parse")
@@ -336,93 +294,6 @@ def _patch_attribute_values() -> None:
         return original_parse(self, shape, value)
 
     parse.BaseJSONParser._parse_structure = parse_structure
-
-
-class _UnreadItem:
-    """A stored item whose JSON form nobody reads."""
-
-    def __init__(self, item: Any) -> None:
-        self._item = item
-
-    def to_json(self, root_attr_name: str = "Attributes") -> dict[str, Any]:
-        return {root_attr_name: {}}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._item, name)
-
-
-@speedup("put-item-answer")
-def _patch_put_item_answer() -> None:
-    """PutItem converts the item it stored to JSON (a deep copy of every nested value) and
-    then drops it: it answers with the old item or with nothing. Skip that conversion."""
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.responses import DynamoHandler
-
-    in_put_item = threading.local()
-    handler_put_item = replaced(DynamoHandler, "put_item", ("self",))
-    backend_put_item = replaced(DynamoDBBackend, "put_item", (
-        "self", "table_name", "item_attrs", "expected", "condition_expression",
-        "expression_attribute_names", "expression_attribute_values", "overwrite",
-        "return_values_on_condition_check_failure"))
-
-    def answer_put_item(self: Any) -> Any:
-        in_put_item.active = True
-        try:
-            return handler_put_item(self)
-        finally:
-            in_put_item.active = False
-
-    def store_item(self: Any, *args: Any, **kwargs: Any) -> Any:
-        item = backend_put_item(self, *args, **kwargs)
-        return _UnreadItem(item) if getattr(in_put_item, "active", False) else item
-
-    DynamoHandler.put_item = answer_put_item
-    DynamoDBBackend.put_item = store_item
-
-
-APP_LOCK = threading.Lock()
-_turn = threading.local()
-
-
-def serialized(application: Any) -> Any:
-    """Run one request at a time inside moto.
-
-    moto is pure Python, so threads running requests side by side get no parallelism from
-    the interpreter lock, only its hand-overs: every few milliseconds a request is
-    suspended for another, and each takes longer the more there are. In turn, each runs
-    to the end. A long poll (ReceiveMessage waiting for messages) gives its turn up while
-    it waits (see `_patch_long_polls`)."""
-
-    def call(environ: dict[str, Any], start_response: Any) -> Any:
-        with APP_LOCK:
-            _turn.held = True
-            try:
-                return list(application(environ, start_response))
-            finally:
-                _turn.held = False
-
-    return call
-
-
-@speedup("one-at-a-time")
-def _patch_long_polls() -> None:
-    from moto.sqs.models import Queue
-
-    original = replaced(Queue, "wait_for_messages", ("self", "timeout"))
-
-    def wait_for_messages(self: Any, timeout: int) -> None:
-        if not getattr(_turn, "held", False):
-            original(self, timeout)
-            return
-        _turn.held = False
-        APP_LOCK.release()
-        try:
-            original(self, timeout)
-        finally:
-            APP_LOCK.acquire()
-            _turn.held = True
-
-    Queue.wait_for_messages = wait_for_messages
 
 
 def switched_off(value: str | None) -> frozenset[str]:

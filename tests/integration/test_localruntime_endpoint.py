@@ -279,6 +279,40 @@ def test_a_long_poll_does_not_hold_up_other_requests(endpoint: str) -> None:
     assert [m["Body"] for m in received] == ["wake up"]
 
 
+def test_a_read_never_sees_an_update_half_applied(endpoint: str) -> None:
+    # GIVEN an item whose 100 attributes an UpdateItem rewrites all at once, over and over
+    ddb = client(endpoint, "dynamodb")
+    ddb.create_table(TableName="atomic", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    key = {"id": {"S": "a"}}
+    names = [f"a{i}" for i in range(100)]
+    done = threading.Event()
+
+    def write() -> None:
+        writer = client(endpoint, "dynamodb")
+        for version in range(200):
+            writer.update_item(TableName="atomic", Key=key,
+                               UpdateExpression="SET " + ", ".join(f"{n} = :v" for n in names),
+                               ExpressionAttributeValues={":v": {"N": str(version)}})
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    # WHEN another client reads it meanwhile THEN every read shows one version throughout,
+    # as DynamoDB's item-level atomicity guarantees
+    mixed = []
+    try:
+        while not done.is_set():
+            item = ddb.get_item(TableName="atomic", Key=key).get("Item", {})
+            versions = {item[n]["N"] for n in names if n in item}
+            if len(versions) > 1 or (versions and len(item) != len(names) + 1):
+                mixed.append(versions)
+    finally:
+        writer.join(60)
+    assert mixed == []
+
+
 def test_rest_apis_import_as_chalice_writes_them(endpoint: str) -> None:
     # GIVEN a Swagger 2.0 document without a description, the way Chalice generates one
     apigateway = client(endpoint, "apigateway")
