@@ -16,8 +16,7 @@ the end-to-end benchmark (docs/local-runtime.md, "How fast").
   serialized directly (`localruntime.attributevalues`) rather than by walking the model
   member by member.
 - Random ids and receipt handles are drawn a string at a time rather than a character
-  at a time. A service's backend for an account is looked up without moto's global lock
-  (and a list scan comparing whole backends) once it exists.
+  at a time.
 """
 
 from __future__ import annotations
@@ -206,22 +205,6 @@ def _copy_update_expressions_plainly() -> None:
 
     replaced(validators, "deepcopy", ("x", "memo", "_nil"))
     validators.deepcopy = _copy_tree
-
-
-@speedup("backend-lookup")
-def _find_backends_without_the_lock() -> None:
-    from moto.core import base_backend
-
-    original_getitem = replaced(base_backend.BackendDict, "__getitem__", ("self", "account_id"))
-
-    def backend_for_account(self: Any, account_id: str) -> Any:
-        # An account's backend, once made, stays until a reset empties the whole dict:
-        # no need to take moto's global lock on every request just to find it.
-        if dict.__contains__(self, account_id):
-            return dict.__getitem__(self, account_id)
-        return original_getitem(self, account_id)
-
-    base_backend.BackendDict.__getitem__ = backend_for_account
 
 
 def _check_at_root(self: Any, node: Any) -> Any:
