@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from analysis import stats
 from analysis.dataset import Run, Sample
 from analysis.seed import SEED, SeedFigures
+from measure.stats import percentile
 
 TARGET_USERS = 8
 TARGET_LINES = 1000
@@ -117,7 +118,7 @@ def check_targets(comparison: Comparison) -> list[TargetCheck]:
                 TargetCheck("failures", "0", missing, None)]
     throughput = stats.wall_throughput(samples)
     ok = stats.e2e_values(samples)
-    p99 = stats.percentile(ok, 99) if ok else float("inf")
+    p99 = percentile(ok, 99) if ok else float("inf")
     failures = sum(1 for s in samples if not s.ok)
     return [
         TargetCheck("throughput", f">= {TARGET_THROUGHPUT:g} files/s",

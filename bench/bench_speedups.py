@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     order = random.Random(args.seed)
     cpu: dict[str, list[float]] = {name: [] for name in chosen}
     p50: dict[str, list[float]] = {name: [] for name in chosen}
-    checks: dict[str, list[float]] = {name: [] for name in chosen}
     before = cpu_check_seconds()
     try:
         for round_no in range(1, args.rounds + 1):
@@ -89,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                                     log_path=ROOT / "results" / "raw" / "bench_speedups.log",
                                     env={OFF_VARIABLE: chosen[name]})
                 check = (check + cpu_check_seconds()) / 2
-                assert run.endpoint_cpu_ms_per_file is not None
+                if run.endpoint_cpu_ms_per_file is None:
+                    raise BenchError("the endpoint process of the runtime was not found")
                 cpu[name].append(run.endpoint_cpu_ms_per_file)
-                checks[name].append(check)
                 p50[name].append(percentile([s.total_ms for s in run.samples], 50))
                 print(f"round {round_no}/{args.rounds}: {name:<18} endpoint CPU "
                       f"{cpu[name][-1]:5.1f} ms/file, P50 {p50[name][-1]:5.1f} ms, "

@@ -47,10 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     # CORS headers serve browsers; the clients here are SDKs, and the headers cost per request.
     os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
     try:
+        off = motospeed.switched_off(os.environ.get(motospeed.OFF_VARIABLE))
+    except ValueError as exc:
+        print(f"endpoint: {exc}", file=sys.stderr)
+        return 2
+    try:
         motoguard.check_version()
-        speedups = motospeed.apply(motospeed.switched_off(os.environ.get(motospeed.OFF_VARIABLE)))
+        speedups = motospeed.apply(off)
         motofixes.apply()
-    except (motoguard.MotoMismatch, ValueError) as exc:
+    except motoguard.MotoMismatch as exc:
         print(f"endpoint: {exc}", file=sys.stderr)
         return 2
     if len(speedups) < len(motospeed.SPEEDUPS):
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    application: Any = motofixes.serialized(DomainDispatcherApplication(create_backend_app))
+    application: Any = motofixes.atomic(DomainDispatcherApplication(create_backend_app))
     plan = FaultPlan.from_json(args.faults) if args.faults else FaultPlan()
     if plan.endpoint_active():
         application = FaultingApp(application, plan)

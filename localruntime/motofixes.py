@@ -15,10 +15,11 @@
   event source mappings are recorded but invoke nothing (moto would invoke through
   Docker, inside SendMessage). The local runtime runs the handlers itself.
 
-- Requests are atomic, as AWS calls are: they run in moto one at a time (`serialized`);
+- Requests are atomic, as AWS calls are: they run in moto one at a time (`atomic`);
   moto's threaded server lets a GetItem read an item an UpdateItem has half written.
 
-Each fix is a function of its own over moto's: written as the change moto itself needs.
+Each fix is a function of its own over moto's (`atomic` wraps moto's application), written
+as the change moto itself needs.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ APP_LOCK = threading.Lock()
 _turn = threading.local()
 
 
-def serialized(application: Any) -> Any:
+def atomic(application: Any) -> Any:
     """Run one request at a time inside moto: each is atomic, as an AWS call is.
 
     moto's server runs requests on threads side by side, and moto applies an UpdateItem's

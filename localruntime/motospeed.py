@@ -11,8 +11,8 @@ the end-to-end benchmark (docs/local-runtime.md, "How fast").
 - An UpdateExpression's whole-expression checks run once, at its root, not at every node;
   the walks over its tree ask what a node type is once per type, not once per node; the
   validator's copy of the parsed tree is a plain recursive copy.
-- A DynamoDB projection of top-level attributes copies just those attributes instead of
-  converting the whole item once per projected path; attribute values are parsed and
+- A DynamoDB projection of top-level attributes converts just those attributes instead of
+  the whole item; attribute values are parsed and
   serialized directly (`localruntime.attributevalues`) rather than by walking the model
   member by member.
 - Random ids and receipt handles are drawn a string at a time rather than a character
@@ -112,12 +112,13 @@ def _project_top_level_attributes() -> None:
 
     def project(self: Any, projection_expressions: list[list[str]]) -> Any:
         if all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
-            # Top-level attributes only: the projection is read, never changed.
-            return item_class(hash_key=self.hash_key, range_key=self.range_key,
-                              attrs={path[0]: self.attrs[path[0]]
-                                     for path in projection_expressions
-                                     if path[0] in self.attrs})
-        regular = self.to_regular_json()
+            # Top-level attributes only: just those go through moto's round trip (which
+            # also normalises numbers: "0001" is answered as "1").
+            regular = {path[0]: dynamo_type.deserializer.deserialize(
+                           self.attrs[path[0]].to_regular_json())
+                       for path in projection_expressions if path[0] in self.attrs}
+        else:
+            regular = self.to_regular_json()
         result: dict[str, Any] = {}
         for expression in projection_expressions:
             dynamo_type.merge_dicts(result, dynamo_type.find_nested_key(expression, regular))
@@ -141,13 +142,21 @@ def _check_update_expressions_once() -> None:
     """Two checks of an UpdateExpression (one ADD/REMOVE/SET clause of each kind, no
     overlapping paths) read the whole expression, but moto runs them at every node, and
     every clause, action, path and value is a node of the expression's type: quadratic in
-    the number of actions (a SET of 30 attributes: 131 checks). Run at the root only, they
-    find what they found anywhere below it."""
-    from moto.dynamodb.parsing import validators
+    the number of actions. Run at the root, they raise whenever a check below it would;
+    then moto's own walk runs, so the error names what moto's names."""
+    from moto.dynamodb.parsing import ast_nodes, validators
+
+    walk = replaced(ast_nodes.DepthFirstTraverser, "traverse", ("self", "node"))
+
+    def check_at_root(self: Any, node: Any) -> Any:
+        try:
+            return self.process(node) if isinstance(node, ast_nodes.UpdateExpression) else node
+        except Exception:  # noqa: BLE001 - moto's own walk raises the error moto would name
+            return walk(self, node)
 
     for checker in (validators.ActionCountValidator, validators.OverlappingPathsValidator):
         replaced(checker, "traverse", ("self", "node"))
-        checker.traverse = _check_at_root  # type: ignore[method-assign]
+        checker.traverse = check_at_root  # type: ignore[method-assign]
 
 
 @speedup("update-traversal")
@@ -205,12 +214,6 @@ def _copy_update_expressions_plainly() -> None:
 
     replaced(validators, "deepcopy", ("x", "memo", "_nil"))
     validators.deepcopy = _copy_tree
-
-
-def _check_at_root(self: Any, node: Any) -> Any:
-    from moto.dynamodb.parsing.ast_nodes import UpdateExpression
-
-    return self.process(node) if isinstance(node, UpdateExpression) else node
 
 
 def _copy_tree(value: Any, memo: dict[int, Any] | None = None, _nil: Any = None) -> Any:

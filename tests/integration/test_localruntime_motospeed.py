@@ -40,8 +40,8 @@ def outcomes() -> list[Any]:
                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
         key = {"id": {"S": "a"}}
         many = {f"f{i}": {"N": str(i)} for i in range(40)}
-        nested = {"M": {"list": {"L": [{"S": "x"}, {"M": {"k": {"N": "1"}}}]},
-                        "set": {"SS": ["b", "a"]}, "bin": {"B": b"\x00\x01"}}}
+        nested = {"M": {"xs": {"L": [{"S": "x"}, {"M": {"k": {"N": "1"}}}]},
+                        "tags": {"SS": ["b", "a"]}, "raw": {"B": b"\x00\x01"}}}
         update = ddb.update_item
         found: list[Any] = [
             _attempt(ddb.put_item, TableName=TABLE, Item={**key, "keep": {"S": "first"}},
@@ -56,11 +56,11 @@ def outcomes() -> list[Any]:
                      ExpressionAttributeValues={**{f":{n}": v for n, v in many.items()},
                                                 ":keep": {"S": "second"}, ":doc": nested}),
             _attempt(update, TableName=TABLE, Key=key, ReturnValues="UPDATED_OLD",
-                     UpdateExpression="SET doc.list[1].k = doc.list[1].k + :one, n = :one "
-                     "ADD counter :one REMOVE f0, f1",
+                     UpdateExpression="SET doc.xs[1].k = doc.xs[1].k + :one, n = :one "
+                     "ADD hits :one REMOVE f0, f1",
                      ExpressionAttributeValues={":one": {"N": "1"}}),
             _attempt(update, TableName=TABLE, Key=key, ReturnValues="ALL_NEW",
-                     UpdateExpression="SET doc.list = list_append(doc.list, :more)",
+                     UpdateExpression="SET doc.xs = list_append(doc.xs, :more)",
                      ExpressionAttributeValues={":more": {"L": [{"N": "3"}]}}),
             _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET a = :v SET b = :v",
                      ExpressionAttributeValues={":v": {"N": "1"}}),
@@ -72,8 +72,17 @@ def outcomes() -> list[Any]:
                      ExpressionAttributeNames={"#a": "same", "#b": "same"},
                      ExpressionAttributeValues={":v": {"N": "1"}, ":w": {"N": "2"}}),
             _attempt(update, TableName=TABLE, Key=key,
-                     UpdateExpression="SET doc.set = :v, doc = :w",
+                     UpdateExpression="SET doc.tags = :v, doc = :w",
                      ExpressionAttributeValues={":v": {"N": "1"}, ":w": {"N": "2"}}),
+            *(_attempt(update, TableName=TABLE, Key=key, UpdateExpression=expression,
+                       ExpressionAttributeValues={f":{n}": {"N": str(n)} for n in range(1, 5)
+                                                  if f":{n}" in expression},
+                       **({"ExpressionAttributeNames": {"#a": "a"}} if "#a" in expression
+                          else {}))
+              for expression in ("SET a = :1, b = :2, b = :3, a = :4",
+                                 "SET x = :1, y = :2, y.z = :3, x.w = :4",
+                                 "SET #a = :1, #a = :2 REMOVE x, x.y",
+                                 "ADD q :1 SET a = :1 SET b = :2 ADD r :1")),
             _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET id = :v",
                      ExpressionAttributeValues={":v": {"S": "b"}}),
             _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET a = :missing"),
@@ -89,8 +98,11 @@ def outcomes() -> list[Any]:
             _attempt(update, TableName=TABLE, Key={"id": {"S": "new"}},
                      UpdateExpression="SET a = :v", ExpressionAttributeValues={":v": {"N": "5"}}),
             _attempt(ddb.get_item, TableName=TABLE, Key=key, ConsistentRead=True),
-            _attempt(ddb.get_item, TableName=TABLE, Key=key, ProjectionExpression="keep, f5, doc"),
-            _attempt(ddb.get_item, TableName=TABLE, Key=key, ProjectionExpression="doc.list[1], #k",
+            _attempt(update, TableName=TABLE, Key=key, UpdateExpression="SET n1 = :a, n2 = :b",
+                     ExpressionAttributeValues={":a": {"N": "0001"}, ":b": {"N": "1e3"}}),
+            _attempt(ddb.get_item, TableName=TABLE, Key=key,
+                     ProjectionExpression="keep, f5, doc, n1, n2"),
+            _attempt(ddb.get_item, TableName=TABLE, Key=key, ProjectionExpression="doc.xs[1], #k",
                      ExpressionAttributeNames={"#k": "keep"}),
             _attempt(ddb.scan, TableName=TABLE),
         ]
@@ -123,8 +135,13 @@ def test_dynamodb_answers_the_same_with_and_without_the_speed_ups() -> None:
     plain = _outcomes_with("all")
     assert plain[1]["error"] == "ConditionalCheckFailedException"
     assert "SET" in plain[5]["message"] and "ADD" in plain[6]["message"]
-    assert plain[7]["error"] == plain[8]["error"] == plain[10]["error"] == "ValidationException"
+    assert plain[7]["error"] == plain[8]["error"] == plain[14]["error"] == "ValidationException"
+    assert "[b]" in plain[10]["message"] and "[y]" in plain[11]["message"]
     assert plain[2]["Attributes"]["keep"] == {"S": "first"}
+    assert plain[3]["Attributes"]["doc"]["M"]["xs"]["L"][1] == {"M": {"k": {"N": "1"}}}
+    assert plain[4]["Attributes"]["doc"]["M"]["xs"]["L"][2] == {"N": "3"}
+    projected = next(o["Item"] for o in plain if "Item" in o and "n1" in o["Item"])
+    assert projected["n1"] == {"N": "1"} and projected["n2"] == {"N": "1E+3"}
     assert _outcomes_with("") == plain
 
 
