@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.core.results import epoch
 from localruntime.background import PROJECT_ROOT, BackgroundRuntime, BackgroundRuntimeError
-from logctl.cli import LogctlError
+from logctl.cli import run as run_command
 from logctl.generate import write_log_file
 from logctl.stage import load_stage
 from logctl.upload import upload_file, wait_for_result
@@ -102,17 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=PROJECT_ROOT / "demo-data",
                         help="where the sample files and the runtime log go")
     args = parser.parse_args(argv)
-    try:
-        return run(args.data)
-    except (BackgroundRuntimeError, LogctlError) as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return 1
-    except (BotoCoreError, ClientError) as exc:
-        print(f"demo: AWS call failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("demo: interrupted", file=sys.stderr)
-        return 130
+    return run_command("demo", lambda: run(args.data), (BackgroundRuntimeError,))
 
 
 if __name__ == "__main__":

@@ -87,13 +87,18 @@ def describe_aws_error(exc: Exception) -> str:
     return str(exc)
 
 
-def run(prog: str, body: Callable[[], int]) -> int:
-    """Run a command body; turn expected failures into `prog: message` on stderr."""
+def run(prog: str, body: Callable[[], int],
+        failures: tuple[type[Exception], ...] = ()) -> int:
+    """Run a command body; turn expected failures (LogctlError, and `failures`: exit 1) into
+    `prog: message` on stderr."""
     try:
         return body()
     except LogctlError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return exc.status
+    except failures as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     except StageError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

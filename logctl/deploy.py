@@ -19,8 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from logctl.cli import run
 from logctl.policy import write_files
 from logctl.provision import (
     Safety,
@@ -29,7 +28,7 @@ from logctl.provision import (
     provision,
     safety_from,
 )
-from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, StageError
+from logctl.stage import LOCAL_STAGE, PROJECT_ROOT
 from logctl.target import Target, TargetError, resolve
 
 BIN = Path(sys.executable).parent
@@ -87,21 +86,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave the SQS mapping as `chalice deploy` creates it")
     args = parser.parse_args(argv)
     endpoint = args.endpoint_url or (f"http://127.0.0.1:{args.port}" if args.port else None)
-    try:
+
+    def body() -> int:
         safety = safety_from(args)
         target = resolve(args.stage, args.project, endpoint, "deploy")
         deploy(target, safety, post_deploy=not args.no_post_deploy)
-    except (DeployError, TargetError, StageError, OSError, ValueError) as exc:
-        print(f"deploy: {exc}", file=sys.stderr)
-        return 1
-    except (BotoCoreError, ClientError) as exc:
-        print(f"deploy: AWS call failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("deploy: interrupted", file=sys.stderr)
-        return 130
-    print(f"deploy: stage {args.stage} deployed", flush=True)
-    return 0
+        print(f"deploy: stage {args.stage} deployed", flush=True)
+        return 0
+
+    return run("deploy", body, (DeployError, TargetError, OSError, ValueError))
 
 
 if __name__ == "__main__":

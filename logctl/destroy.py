@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from logctl.alarms import alarm_specs, topic_name
+from logctl.cli import LogctlError, run
 from logctl.deploy import DeployError, run_chalice
-from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, Stage, StageError, client, session_for
+from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, Stage, client, session_for
 from logctl.target import Target, TargetError, resolve
 
 MISSING = {"NoSuchBucket", "404", "NotFound", "ResourceNotFoundException",
@@ -32,8 +33,11 @@ MISSING = {"NoSuchBucket", "404", "NotFound", "ResourceNotFoundException",
 FUNCTIONS = ("trigger", "worker")
 
 
-class DestroyRefused(Exception):
-    """Deleting would lose data, or was not confirmed; nothing was deleted."""
+class DestroyRefused(LogctlError):
+    """Deleting would lose data, or was not confirmed; nothing was deleted (exit status 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=2)
 
 
 def _existing(names: tuple[str, ...], probe: Callable[[str], Any]) -> list[str]:
@@ -221,21 +225,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="delete the uploaded logs (every object version) too")
     args = parser.parse_args(argv)
     endpoint = args.endpoint_url or (f"http://127.0.0.1:{args.port}" if args.port else None)
-    try:
+
+    def body() -> int:
         target = resolve(args.stage, args.project, endpoint, "destroy")
         done = destroy(target, yes=args.yes, purge=args.purge)
-    except DestroyRefused as exc:
-        print(f"destroy: {exc}", file=sys.stderr)
-        return 2
-    except (DeployError, TargetError, StageError, OSError, ValueError, EOFError) as exc:
-        print(f"destroy: {exc}", file=sys.stderr)
-        return 1
-    except (BotoCoreError, ClientError) as exc:
-        print(f"destroy: AWS call failed: {exc}", file=sys.stderr)
-        return 1
-    for line in done or [f"nothing to delete: stage {args.stage} has no resources left"]:
-        print(f"destroy: {line}", flush=True)
-    return 0
+        for line in done or [f"nothing to delete: stage {args.stage} has no resources left"]:
+            print(f"destroy: {line}", flush=True)
+        return 0
+
+    return run("destroy", body, (DeployError, TargetError, OSError, ValueError, EOFError))
 
 
 if __name__ == "__main__":

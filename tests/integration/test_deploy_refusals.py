@@ -46,3 +46,22 @@ def test_a_leftover_endpoint_is_refused_for_the_aws_stage(module: str, tmp_path:
     assert done.returncode != 0
     assert "unset AWS_ENDPOINT_URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("module", ["logctl.deploy", "logctl.destroy"])
+def test_an_unknown_stage_is_bad_usage_and_an_unreachable_runtime_a_failure(
+        module: str, tmp_path: Path) -> None:
+    confirm = ["--yes"] if module == "logctl.destroy" else []
+    # An unknown stage exits 2 (bad usage), as every operator command does
+    unknown = subprocess.run([sys.executable, "-m", module, "--stage", "nope", *confirm],
+                             cwd=PROJECT_ROOT, env=no_credentials(tmp_path), capture_output=True,
+                             text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(f"{module.split('.')[1]}: stage 'nope' is not in")
+    # a local runtime that does not answer exits 1, with what to do
+    down = subprocess.run([sys.executable, "-m", module, "--stage", "local", "--port", "9",
+                           *confirm], cwd=PROJECT_ROOT, env=no_credentials(tmp_path),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert down.returncode == 1
+    assert "start one with `make local`" in down.stderr
+    assert "Traceback" not in unknown.stderr + down.stderr
