@@ -27,8 +27,6 @@ from measure.stats import percentile
 ROOT = Path(__file__).resolve().parent.parent
 ALL = "(all on)"
 NONE = "(all off)"
-
-
 TOGETHER = "(--only together)"
 
 

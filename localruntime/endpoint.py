@@ -53,14 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         motoguard.check_version()
-        speedups = motospeed.apply(off)
+        motospeed.apply(off)
         motofixes.apply()
     except motoguard.MotoMismatch as exc:
         print(f"endpoint: {exc}", file=sys.stderr)
         return 2
-    if len(speedups) < len(motospeed.SPEEDUPS):
-        print(f"endpoint: speed-ups off: {', '.join(sorted(set(motospeed.SPEEDUPS) - speedups))}",
-              file=sys.stderr)
+    if off:
+        print(f"endpoint: speed-ups off: {', '.join(sorted(off))}", file=sys.stderr)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 

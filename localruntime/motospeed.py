@@ -294,9 +294,8 @@ def switched_off(value: str | None) -> frozenset[str]:
     return frozenset(names)
 
 
-def apply(off: Collection[str] = ()) -> frozenset[str]:
-    """Apply every speed-up but those `off`; return the names of those applied."""
-    applied = [name for name in SPEEDUPS if name not in off]
-    for name in applied:
-        SPEEDUPS[name]()
-    return frozenset(applied)
+def apply(off: Collection[str] = ()) -> None:
+    """Apply every speed-up but those `off`."""
+    for name, patch in SPEEDUPS.items():
+        if name not in off:
+            patch()
