@@ -130,7 +130,8 @@ def no_job_is_lost(runtime: Runtime, stage: Stage) -> None:
     failed = [r for r in runtime.log_records() if r["function"] == "worker"
               and r["outcome"] == "error" and marker in r.get("error", "")]
     assert failed and failed[0]["batch_size"] > 1, [
-        r for r in runtime.log_records() if r["function"] == "worker"]
+        (r["ts"], r["batch_size"], r["outcome"], r.get("error", "")[:400])
+        for r in runtime.log_records() if r["function"] == "worker"]
     # AND its neighbours completed, each once, in their first attempt
     for job_id in job_ids:
         record = wait_for_final(runtime, job_id)
