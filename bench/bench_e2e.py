@@ -126,7 +126,7 @@ class Run:
 
 def _endpoint_process(runtime: BackgroundRuntime) -> psutil.Process | None:
     for child in psutil.Process(runtime.process.pid).children(recursive=True):
-        if "localruntime.endpoint" in " ".join(child.cmdline()):
+        if "localruntime.endpoint.server" in " ".join(child.cmdline()):
             return child
     return None
 

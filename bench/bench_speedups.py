@@ -1,4 +1,4 @@
-"""What each of the endpoint's speed-ups (`localruntime.motospeed`) gains end to end.
+"""What each of the endpoint's speed-ups (`localruntime.endpoint.motospeed`) gains end to end.
 
     python bench/bench_speedups.py [--rounds 3] [--files 40] [--only a,b [--together]]
     make bench-speedups [ROUNDS=3]
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from bench.bench_e2e import BenchError, measure_files
-from localruntime.motospeed import OFF_VARIABLE, SPEEDUPS
+from localruntime.endpoint.motospeed import OFF_VARIABLE, SPEEDUPS
 from measure.host import cpu_check_seconds
 from measure.stats import percentile
 

@@ -123,9 +123,9 @@ def stop_process_tree(process: subprocess.Popen[bytes]) -> None:
 
 def process_role(cmdline: list[str]) -> str:
     """Name a runtime process by what it runs: the endpoint, a function's handler, or the rest."""
-    if "localruntime.endpoint" in cmdline:
+    if "localruntime.endpoint.server" in cmdline:
         return "endpoint"
-    if "localruntime.worker" in cmdline and "--function" in cmdline:
+    if "localruntime.functions.worker" in cmdline and "--function" in cmdline:
         index = cmdline.index("--function") + 1
         if index < len(cmdline):
             return f"handler {cmdline[index]}"

@@ -26,8 +26,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from localruntime.console import Console
 from localruntime.faults import KINDS, FaultPlan, FaultSpecError
+from localruntime.log import Console
 from localruntime.runtime import Runtime
 from localruntime.settings import (
     RuntimeSettings,

@@ -16,23 +16,21 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localruntime import motoguard
-from localruntime.apiserver import ApiServer, ApiServerError
-from localruntime.console import Console
-from localruntime.dlqwatch import DeadLetterWatch
+from localruntime.console.apiserver import ApiServer, ApiServerError
+from localruntime.console.dlqwatch import DeadLetterWatch
+from localruntime.console.status import StatusBoard
+from localruntime.endpoint import motoguard
+from localruntime.functions.invoker import Invoker
+from localruntime.functions.pool import FunctionPool
+from localruntime.functions.reload import SourceWatcher
 from localruntime.gcpolicy import keep_full_collections_short
-from localruntime.invoker import Invoker
-from localruntime.mapping import MappingReader
-from localruntime.notificationfaults import NotificationFaults
-from localruntime.pollers import Poller, S3NotificationPoller, SqsPoller
-from localruntime.pool import FunctionPool
-from localruntime.reload import SourceWatcher
+from localruntime.log import Console
 from localruntime.settings import (
     FunctionSettings,
     RuntimeSettings,
     SettingsError,
 )
-from localruntime.sources import (
+from localruntime.sources.app import (
     AppDescription,
     DiscoveryError,
     S3Source,
@@ -40,9 +38,11 @@ from localruntime.sources import (
     SqsSource,
     discover,
 )
-from localruntime.sqs_json import LocalSqsClient
-from localruntime.status import StatusBoard
-from localruntime.wiring import (
+from localruntime.sources.mapping import MappingReader
+from localruntime.sources.notificationfaults import NotificationFaults
+from localruntime.sources.pollers import Poller, S3NotificationPoller, SqsPoller
+from localruntime.sources.sqs_json import LocalSqsClient
+from localruntime.sources.wiring import (
     connect_s3_source,
     disconnect_s3_source,
     resolve_sqs_source,
@@ -128,7 +128,8 @@ class Runtime:
                 f"{host}:{port} is already in use (another local runtime, or LocalStack?): "
                 "stop it, or pick another port with --port")
         self.endpoint = subprocess.Popen(
-            [sys.executable, "-m", "localruntime.endpoint", "--host", host, "--port", str(port),
+            [sys.executable, "-m", "localruntime.endpoint.server", "--host", host,
+             "--port", str(port),
              "--exit-with-parent", *self._endpoint_fault_args()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True)

@@ -28,7 +28,7 @@ from botocore.config import Config
 from chalicelib.adapters import from_item
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError
 from localruntime.faults import KINDS, FaultPlan, FaultSpecError, count_faults
-from localruntime.wiring import s3_queue_name
+from localruntime.sources.wiring import s3_queue_name
 from logctl.stage import load_stage
 from soak import workload
 from soak.drive import Driver, drain_messages, queue_depth, stderr

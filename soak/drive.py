@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from localruntime.wiring import s3_queue_name
+from localruntime.sources.wiring import s3_queue_name
 from logctl.stage import Stage
 from soak.workload import FileSpec, Plan, Step
 

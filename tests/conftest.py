@@ -1,6 +1,6 @@
 """In-process moto answers as the endpoint does for a provisioned (TLS-only, versioned)
 bucket."""
 
-from localruntime.motofixes import apply_in_process
+from localruntime.endpoint.motofixes import apply_in_process
 
 apply_in_process()

@@ -85,7 +85,7 @@ class Runtime(BackgroundRuntime):
         for child in self.descendants():
             with contextlib.suppress(psutil.NoSuchProcess):
                 command = child.cmdline()
-                if "localruntime.worker" in command and function in command:
+                if "localruntime.functions.worker" in command and function in command:
                     pids.append(child.pid)
         return pids
 

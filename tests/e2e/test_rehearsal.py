@@ -17,7 +17,7 @@ import pytest
 
 from chalicelib.core.jobs import Job, job_id_for
 from chalicelib.pipeline import MAX_RECEIVE_COUNT
-from localruntime.mapping import REFRESH_SECONDS
+from localruntime.sources.mapping import REFRESH_SECONDS
 from logctl.generate import generate_lines
 from logctl.stage import Stage
 from tests.e2e.conftest import (

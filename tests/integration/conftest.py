@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from localruntime.console import Console
+from localruntime.log import Console
 from logctl.provision import provision
 from logctl.stage import Stage, load_stage
 

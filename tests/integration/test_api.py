@@ -296,7 +296,7 @@ def test_on_aws_every_route_needs_iam_auth_and_sends_no_cors(stage, monkeypatch)
 
 
 def test_status_counts_come_from_the_status_index(app_module, spread, dynamodb, stage) -> None:
-    from localruntime.status import _statuses
+    from localruntime.console.status import _statuses
 
     counts = _statuses(dynamodb, stage.results_table)
 

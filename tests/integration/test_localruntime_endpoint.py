@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localruntime.background import free_port
-from localruntime.sqs_json import LocalSqsClient, SqsCallError
+from localruntime.sources.sqs_json import LocalSqsClient, SqsCallError
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "endpoint-test"
@@ -31,7 +31,7 @@ BUCKET = "endpoint-test"
 def endpoint() -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "localruntime.endpoint", "--port", str(port),
+        [sys.executable, "-m", "localruntime.endpoint.server", "--port", str(port),
          "--exit-with-parent"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -27,7 +27,7 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     log = tmp_path_factory.mktemp("endpoint") / "endpoint.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "localruntime.endpoint", "--port", str(port),
+            [sys.executable, "-m", "localruntime.endpoint.server", "--port", str(port),
              "--faults", PLAN.to_json()], cwd=PROJECT_ROOT, env=clean_environment(),
             stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

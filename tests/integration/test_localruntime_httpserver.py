@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from localruntime.httpserver import HttpServer
+from localruntime.endpoint.httpserver import HttpServer
 
 
 def echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

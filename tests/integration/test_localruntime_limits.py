@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from localruntime.console import Console
 from localruntime.faults import FaultPlan, count_faults
-from localruntime.pool import HandlerProcess, InvocationFailed
+from localruntime.functions.pool import HandlerProcess, InvocationFailed
+from localruntime.log import Console
 from localruntime.settings import FunctionSettings
 
 APP = '''

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from localruntime import motofixes, motoguard, motospeed
-from localruntime.motoguard import MotoMismatch, check_version, replaced
+from localruntime.endpoint import motofixes, motoguard, motospeed
+from localruntime.endpoint.motoguard import MotoMismatch, check_version, replaced
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,14 +42,15 @@ def test_a_replaced_function_with_another_shape_is_refused() -> None:
 
 
 def test_every_patch_fits_the_installed_moto() -> None:
-    code = "from localruntime import motofixes, motospeed; motospeed.apply(); motofixes.apply()"
+    code = ("from localruntime.endpoint import motofixes, motospeed; "
+            "motospeed.apply(); motofixes.apply()")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert motofixes.apply and motospeed.apply and motoguard.MOTO_VERSION
 
 
 def test_the_endpoint_started_with_another_moto_exits_with_a_clear_message(tmp_path) -> None:
-    done = subprocess.run([sys.executable, "-m", "localruntime.endpoint", "--port", "1"],
+    done = subprocess.run([sys.executable, "-m", "localruntime.endpoint.server", "--port", "1"],
                           cwd=ROOT, env=fake_moto_distribution(tmp_path, "5.1.0"),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert done.returncode == 2

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from localruntime import motospeed
+from localruntime.endpoint import motospeed
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "speed"
@@ -120,7 +120,7 @@ def _sets_sorted(value: Any) -> Any:
 
 
 def _outcomes_with(off: str) -> list[Any]:
-    code = ("import json, os; from localruntime import motofixes, motospeed; "
+    code = ("import json, os; from localruntime.endpoint import motofixes, motospeed; "
             "motospeed.apply(motospeed.switched_off(os.environ['OFF'])); motofixes.apply(); "
             "from tests.integration.test_localruntime_motospeed import outcomes; "
             "print(json.dumps(outcomes()))")
@@ -156,7 +156,7 @@ def test_speed_ups_are_switched_off_by_name_or_all() -> None:
 
 def test_the_endpoint_refuses_an_unknown_speed_up_name() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), motospeed.OFF_VARIABLE: "update-chekcs"}
-    done = subprocess.run([sys.executable, "-m", "localruntime.endpoint", "--port", "1"],
+    done = subprocess.run([sys.executable, "-m", "localruntime.endpoint.server", "--port", "1"],
                           cwd=ROOT, env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 2

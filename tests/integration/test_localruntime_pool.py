@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from localruntime.console import Console
-from localruntime.pool import FunctionPool, HandlerProcess, InvocationFailed
+from localruntime.functions.pool import FunctionPool, HandlerProcess, InvocationFailed
+from localruntime.log import Console
 from localruntime.settings import FunctionSettings
 
 APP = '''

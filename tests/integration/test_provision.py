@@ -118,7 +118,7 @@ def test_bad_retention_is_refused() -> None:
 
 
 def test_the_tls_only_policy_denies_plain_requests_only() -> None:
-    from localruntime.motofixes import statement_applies
+    from localruntime.endpoint.motofixes import statement_applies
 
     [deny] = tls_only_policy("b")["Statement"]
     assert statement_applies(deny, {"aws:securetransport": "false"})

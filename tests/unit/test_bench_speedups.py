@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.bench_speedups import ALL, NONE, TOGETHER, report, variants
-from localruntime.motospeed import SPEEDUPS
+from localruntime.endpoint.motospeed import SPEEDUPS
 
 
 def test_every_speed_up_is_left_out_once_between_all_on_and_all_off() -> None:

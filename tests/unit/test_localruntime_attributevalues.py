@@ -13,7 +13,7 @@ from moto.core.parse import JSONParser, default_blob_parser
 from moto.core.serialize import JSONSerializer, XFormedAttributePicker
 from moto.core.utils import get_service_model
 
-from localruntime.attributevalues import MEMBERS, NotPlain, dump, load
+from localruntime.endpoint.attributevalues import MEMBERS, NotPlain, dump, load
 
 MODEL = get_service_model("dynamodb")
 

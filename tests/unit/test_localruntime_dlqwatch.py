@@ -6,8 +6,8 @@ import io
 import threading
 from typing import Any
 
-from localruntime.console import Console
-from localruntime.dlqwatch import DeadLetterWatch
+from localruntime.console.dlqwatch import DeadLetterWatch
+from localruntime.log import Console
 from logctl.stage import load_stage
 
 

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from localruntime.events import batch_item_failures, s3_event, sqs_event
-from localruntime.motofixes import function_name_of, next_sequencer, normalise_filter_rule_names
+from localruntime.endpoint.motofixes import (
+    function_name_of,
+    next_sequencer,
+    normalise_filter_rule_names,
+)
 from localruntime.settings import (
     RuntimeSettings,
     SettingsError,
@@ -17,7 +20,8 @@ from localruntime.settings import (
     parse_assignment,
     parse_positive,
 )
-from localruntime.sources import describe, parse
+from localruntime.sources.app import describe, parse
+from localruntime.sources.events import batch_item_failures, s3_event, sqs_event
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:jobs"
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from localruntime.console import Console
-from localruntime.endpointfaults import FaultingApp, error_answer, operation
+from localruntime.endpoint.faults import FaultingApp, error_answer, operation
 from localruntime.faults import ENDPOINT_KINDS, KINDS, FaultPlan, FaultSpecError, count_faults
-from localruntime.notificationfaults import NotificationFaults
+from localruntime.log import Console
+from localruntime.sources.notificationfaults import NotificationFaults
 
 SIGV4 = ("AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/{service}/aws4_request, "
          "SignedHeaders=host, Signature=x")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from localruntime.console import Console
-from localruntime.mapping import MappingReader
+from localruntime.log import Console
+from localruntime.sources.mapping import MappingReader
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:jobs"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from localruntime.console import Console
-from localruntime.invoker import Invoker, Outcome
-from localruntime.pollers import (
+from localruntime.functions.invoker import Invoker, Outcome
+from localruntime.log import Console
+from localruntime.sources.pollers import (
     ASYNC_RETRY_DELAYS_SECONDS,
     QueueRef,
     S3NotificationPoller,
@@ -171,7 +171,7 @@ def test_a_failed_s3_event_is_retried_after_one_then_two_minutes_then_set_aside(
 def test_a_queue_that_is_gone_is_reported_once_not_every_second(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a queue deleted under the poller (destroy-local while the runtime runs)
-    monkeypatch.setattr("localruntime.pollers.ERROR_PAUSE_SECONDS", 0)
+    monkeypatch.setattr("localruntime.sources.pollers.ERROR_PAUSE_SECONDS", 0)
     invoker = FakeInvoker(lambda event: (True, None))
     out = invoker.console.stream
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from localruntime.console import Console
+from localruntime.log import Console
 from logctl.alarms import dlq_alarm_name
 from logctl.stage import Stage
 

@@ -3,7 +3,7 @@
 Each process imports the app once (the cold start, timed) and then serves invocations
 over a pipe. An invocation that outlives the function's timeout has its process killed
 by pid and counts as failed; so does one whose process goes over the function's memory
-size (`localruntime.memory`), or meets an injected SIGKILL (`localruntime.faults`). A dead
+size (`localruntime.functions.memory`), or meets an injected SIGKILL (`localruntime.faults`). A dead
 process is replaced.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localruntime.console import Console
 from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultPlan
-from localruntime.memory import SAMPLE_SECONDS, MemoryExceeded, MemoryWatch
+from localruntime.functions.memory import SAMPLE_SECONDS, MemoryExceeded, MemoryWatch
+from localruntime.log import Console
 from localruntime.settings import FunctionSettings
 
 INIT_TIMEOUT_SECONDS = 30.0
@@ -66,7 +66,7 @@ class HandlerProcess:
         self.dice = dice
         self._kill_sent = False
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "localruntime.worker", "--function", function.name,
+            [sys.executable, "-m", "localruntime.functions.worker", "--function", function.name,
              "--handler", handler, "--timeout", str(function.timeout_seconds),
              "--memory", str(function.memory_mb)],
             cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

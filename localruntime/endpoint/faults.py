@@ -4,7 +4,7 @@ of the handlers' calls with the errors AWS answers with (see `localruntime.fault
 A call is the handlers' when its user agent carries `app/localruntime-handler` (the
 runtime sets AWS_SDK_UA_APP_ID for its handler processes). An error answer is given
 before moto sees the request, so nothing is applied. A reset GetObject is served by moto,
-then `localruntime.httpserver` sends half of the body and resets the connection.
+then `localruntime.endpoint.httpserver` sends half of the body and resets the connection.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from localruntime.console import Console
-from localruntime.events import s3_event
 from localruntime.faults import NOTIFICATION_DELAY_MAX_SECONDS, FaultPlan
+from localruntime.log import Console
+from localruntime.sources.events import s3_event
 
 
 def _keys(body: str) -> list[str]:

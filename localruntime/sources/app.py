@@ -3,7 +3,7 @@
 The app is imported in a child process (with the stage's environment) so a broken app
 never takes the runtime down, and a reload sees the code as it is on disk now:
 
-    python -m localruntime.sources      # prints the event sources as JSON
+    python -m localruntime.sources.app      # prints the event sources as JSON
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def discover(project: Path, env: dict[str, str]) -> AppDescription:
     """Import `app.py` from `project` in a child process and read its event sources."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "localruntime.sources"], cwd=project, env=env,
+            [sys.executable, "-m", "localruntime.sources.app"], cwd=project, env=env,
             capture_output=True, text=True, timeout=DISCOVERY_TIMEOUT_SECONDS,
             stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

@@ -6,18 +6,27 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.core.schema import Status
 from chalicelib.jobindex import JobIndex
-from localruntime.console import Console
-from localruntime.invoker import Invoker
+from localruntime.log import Console
 from logctl.stage import Stage
 
 REFRESH_SECONDS = 1.0
 # moto reads the whole table for each of the 4 counting Queries: recount every 5 s only.
 COUNT_SECONDS = 5.0
 STATUSES = tuple(status.value for status in Status)
+
+
+class InvocationCounts(Protocol):
+    """What the status line reads of the invoker."""
+
+    @property
+    def totals(self) -> dict[str, int]: ...
+
+    @property
+    def in_flight(self) -> int: ...
 
 
 def _depth(sqs: Any, url: str) -> int:
@@ -35,7 +44,7 @@ def _statuses(ddb: Any, table: str) -> Counter[str]:
 class StatusBoard(threading.Thread):
     """Redraws the status line once a second; only on a terminal."""
 
-    def __init__(self, console: Console, invoker: Invoker, sqs: Any, ddb: Any, *,
+    def __init__(self, console: Console, invoker: InvocationCounts, sqs: Any, ddb: Any, *,
                  stage: Callable[[], Stage], stop: threading.Event) -> None:
         super().__init__(daemon=True, name="status")
         self.console = console

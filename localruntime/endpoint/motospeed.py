@@ -13,7 +13,7 @@ the end-to-end benchmark (docs/local-runtime.md, "How fast").
   validator's copy of the parsed tree is a plain recursive copy.
 - A DynamoDB projection of top-level attributes converts just those attributes instead of
   the whole item; attribute values are parsed and
-  serialized directly (`localruntime.attributevalues`) rather than by walking the model
+  serialized directly (`localruntime.endpoint.attributevalues`) rather than by walking the model
   member by member.
 - Random ids and receipt handles are drawn a string at a time rather than a character
   at a time.
@@ -29,8 +29,8 @@ from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Any
 
-from localruntime import attributevalues
-from localruntime.motoguard import replaced
+from localruntime.endpoint import attributevalues
+from localruntime.endpoint.motoguard import replaced
 
 
 def _replace_function(module: ModuleType, name: str, replacement: Any) -> None:

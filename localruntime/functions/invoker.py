@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localruntime.console import Console
-from localruntime.pool import FunctionPool, Invocation, InvocationFailed
+from localruntime.functions.pool import FunctionPool, Invocation, InvocationFailed
+from localruntime.log import Console
 
 ACQUIRE_POLL_SECONDS = 0.5
 

@@ -32,7 +32,7 @@ import time
 from typing import Any
 from urllib.parse import quote_plus
 
-from localruntime.motoguard import replaced
+from localruntime.endpoint.motoguard import replaced
 
 _FILTER_RULE_NAME = re.compile(r"<Name>\s*(prefix|suffix)\s*</Name>", re.IGNORECASE)
 _sequence = itertools.count()

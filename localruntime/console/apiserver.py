@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from localruntime.console import Console
+from localruntime.log import Console
 
 READY_TIMEOUT_SECONDS = 60.0
 CHALICE = Path(sys.executable).parent / "chalice"

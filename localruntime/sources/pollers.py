@@ -3,7 +3,7 @@
 `SqsPoller` is an SQS event source mapping: long polling, batch size and batching
 window, one lane per unit of concurrency; after an invocation it deletes the batch,
 or, when the mapping has ReportBatchItemFailures, only the messages a partial batch
-response did not report (`localruntime.mapping`); a failed invocation
+response did not report (`localruntime.sources.mapping`); a failed invocation
 leaves the batch to reappear after the visibility timeout, and the queue's redrive
 policy moves a message that keeps failing to its dead-letter queue.
 
@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from localruntime.console import Console
-from localruntime.events import batch_item_failures, s3_event, sqs_event
-from localruntime.invoker import Invoker
-from localruntime.notificationfaults import NotificationFaults
+from localruntime.functions.invoker import Invoker
+from localruntime.log import Console
+from localruntime.sources.events import batch_item_failures, s3_event, sqs_event
+from localruntime.sources.notificationfaults import NotificationFaults
 
 LONG_POLL_SECONDS = 10
 RECEIVE_MAX = 10

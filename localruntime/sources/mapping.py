@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from localruntime.console import Console
+from localruntime.log import Console
 
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 REFRESH_SECONDS = 2.0

@@ -29,7 +29,7 @@ from moto.core.request import (
     should_preserve_original_header_name,
 )
 
-from localruntime.endpointfaults import RESET_BODY_KEY
+from localruntime.endpoint.faults import RESET_BODY_KEY
 
 MAX_LINE_BYTES = 65536
 MAX_HEADERS = 200

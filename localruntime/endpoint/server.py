@@ -1,7 +1,7 @@
-"""The AWS endpoint: moto's application, adjusted by `localruntime.motofixes` (behaviour)
-and `localruntime.motospeed` (speed), served by `localruntime.httpserver`.
+"""The AWS endpoint: moto's application, adjusted by `localruntime.endpoint.motofixes` (behaviour)
+and `localruntime.endpoint.motospeed` (speed), served by `localruntime.endpoint.httpserver`.
 
-    python -m localruntime.endpoint [--host 127.0.0.1] [--port 4566]
+    python -m localruntime.endpoint.server [--host 127.0.0.1] [--port 4566]
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import threading
 from types import FrameType
 from typing import Any
 
-from localruntime import motofixes, motoguard, motospeed
-from localruntime.endpointfaults import FaultingApp
+from localruntime.endpoint import motofixes, motoguard, motospeed
+from localruntime.endpoint.faults import FaultingApp
 from localruntime.faults import FaultPlan
 from localruntime.gcpolicy import keep_full_collections_short
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from localruntime.httpserver import HttpServer
+    from localruntime.endpoint.httpserver import HttpServer
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from localruntime.pollers import ASYNC_MAX_ATTEMPTS, QueueRef
-from localruntime.sources import S3Source, SqsSource
+from localruntime.sources.app import S3Source, SqsSource
+from localruntime.sources.pollers import ASYNC_MAX_ATTEMPTS, QueueRef
 
 NOTIFICATION_PREFIX = "localruntime-"
 FAILED_EVENT_RETENTION_SECONDS = 1_209_600

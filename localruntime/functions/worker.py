@@ -1,6 +1,7 @@
 """A warm handler process: imports the app once, then runs invocations sent by the runtime.
 
-    python -m localruntime.worker --function NAME --handler app.NAME --timeout S --memory MB
+    python -m localruntime.functions.worker --function NAME --handler app.NAME \
+        --timeout S --memory MB
 
 Protocol: one JSON object per line. The runtime writes `{"request_id", "event"}` to
 stdin; the process answers on its original stdout with `{"ready", "init_ms"}` once, then
