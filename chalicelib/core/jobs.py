@@ -5,12 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import MISSING, asdict, dataclass, fields, replace
+from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
 from chalicelib.core.errors import BadMessage
 
 SUPPORTED_SUFFIXES = (".ndjson", ".jsonl", ".log", ".json")
+STREAM_PREFIX = "logs/stream/"
+
+
+class Source(StrEnum):
+    """How a file came in: uploaded as a file, or written from streamed events."""
+
+    UPLOAD = "upload"
+    STREAM = "stream"
+
+
+def source_of(key: str) -> Source:
+    return Source.STREAM if key.startswith(STREAM_PREFIX) else Source.UPLOAD
 
 
 def job_id_for(bucket: str, key: str, *, etag: str | None = None,
