@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from localruntime.endpoint.s3errors import error_body
 from localruntime.faults import HANDLER_APP_ID, FaultPlan, log_fault
 
 RESET_BODY_KEY = "localruntime.fault.reset_body"
@@ -80,10 +81,7 @@ def _target(environ: dict[str, Any]) -> str:
 
 
 def _s3_error(status: str, code: str, message: str) -> tuple[str, str, bytes]:
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-            f"<Message>{message}</Message><RequestId>{uuid.uuid4().hex[:16].upper()}"
-            "</RequestId></Error>").encode()
-    return status, "application/xml", body
+    return status, "application/xml", error_body(code, message)
 
 
 def _json_error(status: str, kind: str, message: str) -> tuple[str, str, bytes]:

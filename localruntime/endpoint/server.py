@@ -16,6 +16,7 @@ from typing import Any
 
 from localruntime.endpoint import motofixes, motoguard, motospeed
 from localruntime.endpoint.faults import FaultingApp
+from localruntime.endpoint.presigned import PresignedUrls
 from localruntime.faults import FaultPlan
 from localruntime.gcpolicy import keep_full_collections_short
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = FaultPlan.from_json(args.faults) if args.faults else FaultPlan()
     if plan.endpoint_active():
         application = FaultingApp(application, plan)
+    application = PresignedUrls(application)
     try:
         server = HttpServer((args.host, args.port), application)
     except OSError as exc:
