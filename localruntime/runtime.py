@@ -20,6 +20,7 @@ from localruntime.console.apiserver import ApiServer, ApiServerError
 from localruntime.console.dlqwatch import DeadLetterWatch
 from localruntime.console.status import StatusBoard
 from localruntime.endpoint import motoguard
+from localruntime.faults import FaultSwitch, follow
 from localruntime.functions.invoker import Invoker
 from localruntime.functions.pool import FunctionPool
 from localruntime.functions.reload import SourceWatcher
@@ -95,6 +96,7 @@ class Runtime:
         self.stage: Stage = settings.stage()
         self.shutdown = threading.Event()
         self.invoker = Invoker(console)
+        self.faults = FaultSwitch(settings.faults)
         self.endpoint: subprocess.Popen[bytes] | None = None
         self.api: ApiServer | None = None
         self.generation = 0
@@ -137,10 +139,12 @@ class Runtime:
         threading.Thread(target=_forward, args=(self.endpoint.stdout, self.console),
                          daemon=True, name="endpoint-log").start()
         self._wait_for_endpoint()
+        follow(self.faults, self.settings.endpoint_url, self.shutdown,
+               lambda was, now: self.console.info(f"faults: {now.describe()} (were "
+                                                  f"{was.describe()})"))
 
     def _endpoint_fault_args(self) -> list[str]:
-        plan = self.settings.faults
-        return ["--faults", plan.to_json()] if plan.endpoint_active() else []
+        return ["--faults", self.faults.plan.to_json()]
 
     def _wait_for_endpoint(self) -> None:
         assert self.endpoint is not None
@@ -234,7 +238,7 @@ class Runtime:
         pools = {name: FunctionPool(function, source.handler, self.settings.project,
                                     self.settings.handler_environment(self.stage, function),
                                     self.console, self.generation,
-                                    faults=self.settings.faults,
+                                    faults=self.faults,
                                     enforce_memory=self.settings.enforce_memory)
                  for name, (source, function) in wanted.items()}
         for name, pool in pools.items():
@@ -261,9 +265,8 @@ class Runtime:
         if isinstance(source, S3Source):
             queue = connect_s3_source(self.client("s3"), sqs, source, function.timeout_seconds,
                                       self.stage.region)
-            faults = (NotificationFaults(self.settings.faults, function.name, polling,
-                                         queue.url, self.console)
-                      if NotificationFaults.wanted(self.settings.faults) else None)
+            faults = NotificationFaults(self.faults, function.name, polling, queue.url,
+                                        self.console)
             poller = S3NotificationPoller(function.name, polling, queue, **common,
                                           faults=faults)
             what = (f"s3://{source.bucket}/{source.prefix or ''}*{source.suffix or ''} "

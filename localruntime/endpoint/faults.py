@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from localruntime.endpoint.s3errors import error_body
-from localruntime.faults import HANDLER_APP_ID, FaultPlan, log_fault
+from localruntime.faults import HANDLER_APP_ID, FaultSwitch, log_fault
 
 RESET_BODY_KEY = "localruntime.fault.reset_body"
 S3_GET_KINDS = ("s3_get_500", "s3_get_slowdown", "s3_get_reset")
@@ -118,15 +118,18 @@ def error_answer(kind: str, environ: dict[str, Any]) -> tuple[str, str, bytes, l
 
 
 class FaultingApp:
-    """Wraps the endpoint's WSGI application; draws one fault decision per handler call."""
+    """Wraps the endpoint's WSGI application; draws one fault decision per handler call
+    from the plan in force."""
 
-    def __init__(self, application: WsgiApp, plan: FaultPlan) -> None:
+    def __init__(self, application: WsgiApp, faults: FaultSwitch) -> None:
         self.application = application
-        self.dice = plan.dice("endpoint")
+        self.faults = faults
+        self.dice = faults.dice("endpoint")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        if HANDLER_APP_ID not in environ.get("HTTP_USER_AGENT", ""):
+        if (HANDLER_APP_ID not in environ.get("HTTP_USER_AGENT", "")
+                or not self.faults.plan.endpoint_active()):
             return self.application(environ, start_response)
         service, name = operation(environ)
         kinds = KINDS_BY_OPERATION.get((service, name))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultPlan
+from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultSwitch
 from localruntime.functions.memory import SAMPLE_SECONDS, MemoryExceeded, MemoryWatch
 from localruntime.log import Console
 from localruntime.settings import FunctionSettings
@@ -214,10 +214,10 @@ class FunctionPool:
 
     def __init__(self, function: FunctionSettings, handler: str, project: Path,
                  env: dict[str, str], console: Console, generation: int, *,
-                 faults: FaultPlan | None = None, enforce_memory: bool = True) -> None:
+                 faults: FaultSwitch | None = None, enforce_memory: bool = True) -> None:
         self.function = function
         self.dice = (faults.dice(f"kill:{function.name}:{generation}")
-                     if faults is not None and faults.rate("kill") > 0 else None)
+                     if faults is not None else None)
         self.enforce_memory = enforce_memory
         self.handler = handler
         self.project = project
