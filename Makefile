@@ -171,7 +171,7 @@ PURGE ?=
 SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
-.PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
+.PHONY: local dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
 	bench-e2e bench-api bench-speedups bench-signatures
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
@@ -183,6 +183,12 @@ dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve 
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo
+
+fault-drill: install ## files fail into the DLQ under a fault, fault cleared, redrive, completed (RUNNING=1: on `make local`)
+	$(PYTHON) -m localruntime.drill $(if $(RUNNING),--running)
+
+faults: install ## a running local runtime's injected faults; SET="kind=rate ...": set them, CLEAR=1: clear
+	$(PYTHON) -m logctl.faults $(if $(SET),set $(SET),$(if $(CLEAR),clear,show))
 
 policy: install ## rewrite .chalice/policy-<stage>.json from the stage names in config.json
 	$(PYTHON) -m logctl.policy
