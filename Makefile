@@ -174,7 +174,7 @@ DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
 	bench-e2e bench-api bench-speedups bench-signatures
 
-local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
+local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
 		--endpoint-file
 

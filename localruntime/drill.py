@@ -16,9 +16,10 @@ Each step is a command a person can type against `make local`, and the drill pri
 4. `python -m logctl faults clear`, then `make redrive`;
 5. every job ends `completed` (`make results`).
 
-Without --running it starts its own runtime, with retries 0.2 s apart instead of 1 s
-(about 15 s in all), and stops it at the end. On a running runtime it refuses to start when
-faults are in force or the dead-letter queue is not empty (it redrives the whole queue).
+Without --running it starts its own runtime, with retries 0.2 s apart instead of 1 s,
+and stops it at the end (docs/guarantees.md says how long each takes). On a running
+runtime it refuses to start when faults are in force or the dead-letter queue is not
+empty (it redrives the whole queue).
 Exits 1 unless every file went into the dead-letter queue and then completed.
 """
 
