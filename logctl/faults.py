@@ -72,7 +72,9 @@ def describe(state: dict[str, Any]) -> str:
 def report(stage: Stage, state: dict[str, Any]) -> list[str]:
     lines = [f"faults on {stage.endpoint_url}: {describe(state)}"]
     if state.get("applied") is False:
-        lines.append("(no runtime follows this endpoint: only the endpoint's own kinds apply)")
+        lines.append("(the runtime has not confirmed the change yet)" if state.get("followed")
+                     else "(no runtime follows this endpoint: only the endpoint's own kinds "
+                     "apply)")
     if "applied" not in state:
         lines.append(f"kinds: {', '.join(state['kinds'])}, or all (docs/guarantees.md)")
     return lines

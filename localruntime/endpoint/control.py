@@ -7,7 +7,7 @@
 
 The runtime follows the plan with the long poll (`localruntime.faults.follow`); a change
 answers once the runtime has it in force (`"applied": true`), or after
-`APPLY_WAIT_SECONDS` (`false`: no runtime follows this endpoint, or it is late).
+`APPLY_WAIT_SECONDS` (`false`; `"followed"` says whether a runtime follows this endpoint).
 
 Ordinary AWS traffic never reaches the route: a request is the route's only if it carries no
 AWS signature (every SDK call has one), names the endpoint itself as its host (never a
@@ -138,4 +138,4 @@ class FaultControl:
         with self._acked:
             applied = self._acked.wait_for(lambda: self._acknowledged >= version,
                                            APPLY_WAIT_SECONDS if self._followed else 0)
-        return {**self._state(version, plan), "applied": applied}
+        return {**self._state(version, plan), "applied": applied, "followed": self._followed}

@@ -122,6 +122,21 @@ def test_the_method_is_part_of_the_signature(endpoint: str) -> None:
     assert stored(endpoint, "logs/read.ndjson") == BODY
 
 
+def test_a_download_url_serves_that_version_as_an_attachment(endpoint: str) -> None:
+    s3 = client(endpoint)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket=BUCKET, Key="logs/dl.ndjson", Body=BODY)["VersionId"]
+    s3.put_object(Bucket=BUCKET, Key="logs/dl.ndjson", Body=b"newer\n")
+    url = s3.generate_presigned_url("get_object", ExpiresIn=300, Params={
+        "Bucket": BUCKET, "Key": "logs/dl.ndjson", "VersionId": first,
+        "ResponseContentDisposition": 'attachment; filename="dl.ndjson"'})
+    response = requests.get(url)
+    assert response.content == BODY
+    assert response.headers["Content-Disposition"] == 'attachment; filename="dl.ndjson"'
+    assert error(requests.get(url.replace(first, "other-version")))[:2] == (
+        403, "SignatureDoesNotMatch")
+
+
 def test_an_expired_url_is_refused_with_request_has_expired(
         endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     signed_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
