@@ -4,8 +4,8 @@ A request is presigned when it has no Authorization header and its query carries
 `X-Amz-Signature` (SigV4) or `Signature` (SigV2). Such a request is answered as S3 answers it:
 
 - an access key other than the runtime's (`CREDENTIALS`): 403 InvalidAccessKeyId;
-- SigV4 parameters missing or malformed, `X-Amz-Expires` over 7 days: 400
-  AuthorizationQueryParametersError;
+- SigV4 parameters missing or malformed, `X-Amz-Expires` over 7 days, a credential for
+  another region than the bucket's: 400 AuthorizationQueryParametersError;
 - an `x-amz-*` header the URL did not sign: 403 AccessDenied;
 - a signature other than the one botocore's own signer computes from this request's method,
   path (bucket and key), query and signed headers: 403 SignatureDoesNotMatch. A signed
@@ -162,6 +162,11 @@ def _check_v4(environ: dict[str, Any], pairs: list[tuple[str, str]],
     secret = credentials.get(access_key)
     if secret is None:
         raise _unknown_key(access_key)
+    bucket = _bucket(environ)
+    if bucket is not None and region != bucket.region_name:
+        raise Refusal("400 Bad Request", "AuthorizationQueryParametersError",
+                      f"Error parsing the X-Amz-Credential parameter; the region '{region}' is "
+                      f"wrong; expecting '{bucket.region_name}'", {"Region": bucket.region_name})
     try:
         signed_at = datetime.strptime(values["X-Amz-Date"], SIGV4_DATE).replace(tzinfo=UTC)
     except ValueError:
@@ -241,18 +246,23 @@ def _check_v2(environ: dict[str, Any], pairs: list[tuple[str, str]],
         raise _no_match(access_key, string_to_sign, values["Signature"])
 
 
+def _bucket(environ: dict[str, Any]) -> Any:
+    """moto's bucket named by a path-style request, or None."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    name = unquote(_raw_path(environ).lstrip("/").split("/", 1)[0])
+    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets.get(name) if name else None
+
+
 def _cors_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
     """The bucket's CORS headers for this request's Origin, as S3 adds them to an error."""
     origin = environ.get("HTTP_ORIGIN")
     if not origin:
         return []
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
     from moto.s3.utils import cors_matches_origin
 
-    bucket_name = _raw_path(environ).lstrip("/").split("/", 1)[0]
-    bucket = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets.get(unquote(bucket_name))
-    for rule in getattr(bucket, "cors", None) or []:
+    for rule in getattr(_bucket(environ), "cors", None) or []:
         if rule.allowed_origins and cors_matches_origin(origin, rule.allowed_origins):
             headers = [("Access-Control-Allow-Origin", origin)]
             if rule.allowed_methods:

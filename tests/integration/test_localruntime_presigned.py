@@ -177,6 +177,18 @@ def test_missing_or_out_of_range_parameters_are_refused(endpoint: str) -> None:
     assert "604800" in message
 
 
+def test_a_url_signed_for_another_region_than_the_buckets_is_refused(endpoint: str) -> None:
+    elsewhere = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1",
+                             aws_access_key_id="test", aws_secret_access_key="test",
+                             config=Config(signature_version="s3v4"))
+    url = elsewhere.generate_presigned_url("put_object", ExpiresIn=60,
+                                           Params={"Bucket": BUCKET, "Key": KEY})
+    response = requests.put(url, data=BODY)
+    assert error(response) == (400, "AuthorizationQueryParametersError",
+                               "Error parsing the X-Amz-Credential parameter; the region "
+                               "'eu-west-1' is wrong; expecting 'us-east-1'")
+
+
 def test_the_dashboards_browser_upload_passes_preflight_and_put(endpoint: str) -> None:
     key = "logs/browser.ndjson"
     url = upload_url(endpoint, key)
