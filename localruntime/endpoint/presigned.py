@@ -117,11 +117,11 @@ def _amz_headers(environ: dict[str, Any]) -> list[str]:
 
 
 def _raw_path(environ: dict[str, Any]) -> str:
+    """The path as the client sent it (percent-encoded)."""
     raw = environ.get("RAW_URI")
     if raw is None:
-        return quote(environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8"))
-    parts = urlsplit(raw)
-    return parts.path if not parts.netloc else parts.path or "/"
+        return quote(environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace"))
+    return urlsplit(raw.encode("latin-1").decode("utf-8", "replace")).path or "/"
 
 
 def is_presigned(environ: dict[str, Any]) -> bool:
