@@ -70,8 +70,8 @@ def stored(endpoint: str, key: str) -> bytes | None:
         return None
 
 
-def test_a_presigned_put_of_the_signed_size_is_stored(endpoint: str) -> None:
-    key = "logs/ok/a b+c~!.ndjson"
+@pytest.mark.parametrize("key", ["logs/ok/a b+c~!.ndjson", "logs/ok/données été=1&x.ndjson"])
+def test_a_presigned_put_of_the_signed_size_is_stored(endpoint: str, key: str) -> None:
     response = requests.put(upload_url(endpoint, key), data=BODY)
     assert response.status_code == 200, response.text
     assert stored(endpoint, key) == BODY
