@@ -288,8 +288,9 @@ def test_on_aws_every_route_needs_iam_auth_and_sends_no_cors(stage, monkeypatch)
                   for method, entry in methods.items()]
     finally:
         sys.modules.pop("app", None)
-    assert {path for path, _, _ in routes} == {"/", "/jobs", "/jobs/{job_id}", "/stats",
-                                               "/health", "/uploads"}
+    assert {path for path, _, _ in routes} == {
+        "/", "/favicon.ico", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/download", "/stats",
+        "/health", "/uploads"}
     for path, method, entry in routes:
         assert isinstance(entry.authorizer, IAMAuthorizer), (path, method)
         assert not entry.cors, (path, method)
