@@ -150,7 +150,7 @@ class ResultsApi:
             return bad_request(exc, JobsQuery)
         now = self.clock()
         wanted = listing(now, limit=query.limit, since=query.since, until=query.until,
-                         status=query.status, prefix=query.prefix)
+                         status=query.status, prefix=query.prefix, source=query.source)
         try:
             records, cursor = self.index.page(wanted, query.cursor, now)
         except BadCursor as exc:

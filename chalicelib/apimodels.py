@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
+from chalicelib.core.jobs import Source
 from chalicelib.core.reference import parse_timestamp
 from chalicelib.core.schema import Status
 
@@ -79,6 +80,8 @@ class JobsQuery(Range):
 
     status: Status | None = None
     prefix: str | None = Field(None, min_length=1, max_length=1024)
+    source: Source | None = Field(None, description="upload, or stream (keys under "
+                                  "logs/stream/)")
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(None, min_length=1, max_length=2048)
 

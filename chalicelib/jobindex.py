@@ -29,6 +29,7 @@ from typing import Any
 
 from chalicelib.adapters import from_item, to_value
 from chalicelib.core.errors import PipelineError
+from chalicelib.core.jobs import STREAM_PREFIX, Source
 from chalicelib.core.results import TTL_SECONDS, iso
 from chalicelib.core.schema import Status
 
@@ -87,20 +88,22 @@ class Listing:
     limit: int
     status: str | None = None
     prefix: str | None = None
+    source: str | None = None
     # The filters as the caller gave them: a cursor is valid only for the same ones.
     fingerprint: str = ""
 
 
 def listing(now: float, *, limit: int, since: datetime | None = None,
             until: datetime | None = None, status: str | None = None,
-            prefix: str | None = None) -> Listing:
+            prefix: str | None = None, source: str | None = None) -> Listing:
     """A listing over the given range, within the last 8 days (older jobs have expired, and
     no job is created after now): the default range is all of it."""
     latest = datetime.fromtimestamp(now, UTC)
     earliest = latest - DEFAULT_LOOKBACK
     return Listing(since=max(since or earliest, earliest), until=min(until or latest, latest),
-                   limit=limit, status=status, prefix=prefix,
-                   fingerprint=fingerprint(status, prefix, since, until))
+                   limit=limit, status=status, prefix=prefix, source=source,
+                   fingerprint=fingerprint(status, prefix, since, until,
+                                           *([source] if source else [])))
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,11 @@ class JobIndex:
             names["#k"] = "key"
             values[":prefix"] = to_value(listing.prefix)
             filters.append("begins_with(#k, :prefix)")
+        if listing.source:
+            names["#k"] = "key"
+            values[":stream"] = to_value(STREAM_PREFIX)
+            filters.append("begins_with(#k, :stream)" if listing.source == Source.STREAM
+                           else "NOT begins_with(#k, :stream)")
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": BY_STATUS if day is None else BY_DAY,

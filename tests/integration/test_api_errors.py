@@ -254,3 +254,19 @@ def requests_get(url: str) -> tuple[bytes, str]:
     response = requests.get(url, timeout=10)
     assert response.status_code == 200, response.text
     return response.content, response.headers.get("Content-Disposition", "")
+
+
+def test_the_source_filter_splits_streamed_from_uploaded_files(app_module) -> None:
+    now = time.time()
+    keys = ["logs/stream/2026/12/06/a.ndjson.gz", "logs/up.ndjson", "logs/streamed.ndjson"]
+    for i, key in enumerate(keys):
+        put_job(app_module, key, now - 60 * (i + 1))
+    with Client(app_module.app) as client:
+        stream = [k for page in walk(client, source="stream", limit=1) for k in page]
+        uploads = [k for page in walk(client, source="upload") for k in page]
+        failed_stream = walk(client, source="stream", status="failed")
+        status, body = get(client, "/jobs", source="kinesis")
+    assert stream == keys[:1]
+    assert uploads == keys[1:]
+    assert failed_stream == [[]]
+    assert_error(status, body, 400, "source")
