@@ -45,8 +45,8 @@ browser: ## install headless Chromium and chromedriver with apt-get (once)
 test-browser: install browser ## only the dashboard's browser test
 	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
-screenshot: install browser ## docs/dashboard.png, taken by the browser test
-	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
+screenshot: install browser ## docs/dashboard*.png (several views), taken by the browser tests
+	DASHBOARD_SCREENSHOTS=$(CURDIR)/docs \
 		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
 test-fast: install ## unit and integration tests only
