@@ -45,9 +45,11 @@ browser: ## install headless Chromium and chromedriver with apt-get (once)
 test-browser: install browser ## only the dashboard's browser test
 	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
-screenshot: install browser ## docs/dashboard.png, taken by the browser test
-	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
-		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
+screenshot: install browser ## docs/dashboard*.png (several views), taken by the browser tests
+	@# taken outside the project: a file written under it restarts `chalice local`
+	shots=$$(mktemp -d) && DASHBOARD_SCREENSHOTS=$$shots \
+		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py && \
+		cp $$shots/dashboard*.png docs/ && rm -r $$shots
 
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration

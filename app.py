@@ -10,7 +10,7 @@ from botocore.config import Config
 from chalice import Chalice, IAMAuthorizer, Response
 
 from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue
-from chalicelib.api import ApiResponse, ApiSettings, ResultsApi
+from chalicelib.api import ApiResponse, ApiSettings, ResultsApi, chalice_error
 from chalicelib.pipeline import Settings, Trigger, Worker
 from chalicelib.rollups import HourlyRollups, RollupRecorder
 from chalicelib.telemetry import Telemetry
@@ -47,9 +47,25 @@ def worker(event):
     return worker_logic.handle(event.to_dict(), remaining_ms=_remaining_ms(event))
 
 
+@app.middleware("http")
+def error_body(event, get_response):
+    """Chalice's own answers (405, 415, an unhandled error's 500) in the API's error body."""
+    response = get_response(event)
+    body = chalice_error(response.status_code, response.body)
+    if body is not None:
+        response.body = body
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
 @app.route("/", authorizer=auth)
 def dashboard():
     return _respond(api.dashboard())
+
+
+@app.route("/favicon.ico", authorizer=auth)
+def favicon():
+    return _respond(api.favicon())
 
 
 @app.route("/jobs", authorizer=auth)
@@ -60,6 +76,11 @@ def list_jobs():
 @app.route("/jobs/{job_id}", authorizer=auth)
 def get_job(job_id):
     return _respond(api.get_job(job_id))
+
+
+@app.route("/jobs/{job_id}/download", authorizer=auth)
+def download_job(job_id):
+    return _respond(api.download(job_id))
 
 
 @app.route("/stats", authorizer=auth)

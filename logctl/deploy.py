@@ -8,8 +8,9 @@
 The stage's policy file is regenerated from its names, the resources Chalice does not
 create are provisioned (hardened, with alarms), then `chalice deploy` (`chalice-local`
 for stage local) creates the functions, their role, the bucket notification and the
-SQS mapping. Post-deploy turns on ReportBatchItemFailures on that mapping; the worker
-loses nothing without it (`--no-post-deploy` leaves the mapping as Chalice made it).
+SQS mapping. Post-deploy turns on ReportBatchItemFailures on that mapping (the worker
+loses nothing without it) and gives API Gateway's own error answers the API's error body
+(logctl.gateway); `--no-post-deploy` leaves both as Chalice made them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from logctl.cli import run
+from logctl.gateway import set_error_bodies
 from logctl.policy import write_files
 from logctl.provision import (
     Safety,
@@ -65,6 +67,9 @@ def deploy(target: Target, safety: Safety, post_deploy: bool = True) -> None:
     changed = enable_batch_item_failures(stage, name)
     print(f"deploy: {name}: ReportBatchItemFailures "
           f"{'enabled' if changed else 'already enabled'}", flush=True)
+    types = set_error_bodies(stage, target.project)
+    print(f"deploy: gateway responses in the error body: "
+          f"{', '.join(types) if types else 'already set'}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
