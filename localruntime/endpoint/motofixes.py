@@ -154,8 +154,8 @@ def _fix_stream_records() -> None:
     StreamRecord.__init__ = init
 
 
-# Who deletes an expired item, as DynamoDB Streams names it.
-TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+# Who deletes an expired item, as DynamoDB Streams' GetRecords names it.
+TTL_IDENTITY = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
 # DynamoDB leaves alone items whose TTL is more than five years in the past.
 TTL_HORIZON_SECONDS = 5 * 365 * 24 * 3600
 TTL_SWEEP_VARIABLE = "LOCALRUNTIME_TTL_SWEEP_SECONDS"

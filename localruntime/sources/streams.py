@@ -290,6 +290,9 @@ class DynamoDBReader:
     def record(self, raw: dict[str, Any]) -> StreamRecord:
         event = _plain(raw)
         event["eventSourceARN"] = self.stream_arn
+        if "userIdentity" in event:  # GetRecords says Type/PrincipalId; Lambda's event, as here
+            event["userIdentity"] = {"type": event["userIdentity"].get("Type"),
+                                     "principalId": event["userIdentity"].get("PrincipalId")}
         change = event["dynamodb"]
         return StreamRecord(str(change["SequenceNumber"]),
                             float(change["ApproximateCreationDateTime"]), event,
