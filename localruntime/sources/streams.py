@@ -543,12 +543,12 @@ class ShardPoller(threading.Thread):
 
     def next_batch(self) -> list[StreamRecord]:
         """Up to the batch size (and 6 MB), gathered for up to the batching window."""
-        options = self.options()
         batch, size = [], 0
         pending = self._carry
         self._carry = []
         deadline: float | None = None
         while not self.stop_event.is_set():
+            options = self.options()
             if not pending and not self._ended:
                 want = min(self.reader.max_read, options.batch_size - len(batch))
                 pending = self._fetch(want)
