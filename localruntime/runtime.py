@@ -249,10 +249,12 @@ class Runtime:
     def _watch_results_stream(self) -> None:
         """Reload when the results table's stream changes (the table created anew, or its
         stream turned on or off), as a deploy would resolve the new ARN."""
+        seen = self.stage.environment.get(RESULTS_STREAM_VARIABLE)
         while not self.shutdown.wait(STREAM_ARN_CHECK_SECONDS):
             now = self.results_stream_arn(self.stage)
-            if now != self.stage.environment.get(RESULTS_STREAM_VARIABLE):
+            if now != seen and now != self.stage.environment.get(RESULTS_STREAM_VARIABLE):
                 self.reload([f"the stream of {self.stage.results_table} ({now or 'none'})"])
+            seen = now
 
     def _apply(self, description: AppDescription) -> None:
         self.generation += 1
