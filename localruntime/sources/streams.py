@@ -23,6 +23,10 @@ As Lambda does:
 - With `ReportBatchItemFailures` in the mapping's `FunctionResponseTypes`, a returned
   `batchItemFailures` checkpoints the shard before the lowest sequence number it names, and
   the rest of the batch is retried; without it any normal return is a success.
+
+Written here because nothing installable does it without Docker: moto 5.2.5's own stream
+mappings invoke through Docker, synchronously inside PutItem/PutRecord, one record at a time;
+LocalStack's pollers need Docker and an account token.
 """
 
 from __future__ import annotations
