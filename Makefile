@@ -174,7 +174,7 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
-	bench-e2e bench-api bench-speedups bench-signatures
+	bench-e2e bench-api bench-speedups bench-signatures bench-kinesis
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
@@ -218,6 +218,9 @@ bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh loca
 
 bench-signatures: install ## CPU per request of the endpoint's presigned-URL check, and of checking header signatures
 	$(PYTHON) bench/bench_signatures.py
+
+bench-kinesis: install ## moto's Kinesis PutRecords/GetRecords at 10k and 100k records in a shard, with and without the kinesis-shard speed-up
+	$(PYTHON) bench/bench_kinesis.py
 
 bench-speedups: install ## what each moto speed-up gains: endpoint CPU per file and e2e P50 without it (ROUNDS=3)
 	$(PYTHON) bench/bench_speedups.py --rounds $(or $(ROUNDS),3)

@@ -13,7 +13,8 @@ through a `FaultSwitch`.
 The kinds (KINDS below), where each is injected and what it does: docs/guarantees.md.
 
 Endpoint faults hit only calls made by handler code (the runtime tags its handlers'
-SDK user agent), never the runtime's own polling or a user's tools. Every injected fault
+SDK user agent), and the stream kinds only the stream pollers' reads (tagged likewise),
+never the runtime's other polling or a user's tools. Every injected fault
 is one JSON line in the runtime's log: `{"ts", "type": "fault", "kind", ...}`.
 """
 
@@ -32,10 +33,13 @@ from typing import IO, Any
 from logctl.faults import CONTROL_PATH
 
 ENDPOINT_KINDS = ("s3_get_500", "s3_get_slowdown", "s3_get_reset", "ddb_throughput",
-                  "ddb_500", "sqs_send_500", "sqs_visibility_500")
+                  "ddb_500", "sqs_send_500", "sqs_visibility_500", "stream_read_500",
+                  "stream_read_throttle", "stream_iterator_expired")
 RUNTIME_KINDS = ("kill", "s3_duplicate", "s3_delay")
 KINDS = ENDPOINT_KINDS + RUNTIME_KINDS
 HANDLER_APP_ID = "localruntime-handler"
+# Tags the stream pollers' calls: the Lambda service's own reads, which fail as AWS's do.
+POLLER_APP_ID = "localruntime-poller"
 NOTIFICATION_DELAY_MAX_SECONDS = 20
 KILL_MEAN_SECONDS = 0.25
 FOLLOW_WAIT_SECONDS = 20

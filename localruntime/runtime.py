@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from localruntime.console.apiserver import ApiServer, ApiServerError
 from localruntime.console.dlqwatch import DeadLetterWatch
 from localruntime.console.status import StatusBoard
 from localruntime.endpoint import motoguard
-from localruntime.faults import FaultSwitch, follow
+from localruntime.faults import POLLER_APP_ID, FaultSwitch, follow
 from localruntime.functions.invoker import Invoker
 from localruntime.functions.pool import FunctionPool
 from localruntime.functions.reload import SourceWatcher
@@ -34,15 +35,27 @@ from localruntime.settings import (
 from localruntime.sources.app import (
     AppDescription,
     DiscoveryError,
+    DynamoDBStreamSource,
+    KinesisSource,
     S3Source,
     Source,
     SqsSource,
+    StreamSource,
     discover,
 )
-from localruntime.sources.mapping import MappingReader
+from localruntime.sources.mapping import MappingReader, StreamMappingReader
 from localruntime.sources.notificationfaults import NotificationFaults
 from localruntime.sources.pollers import Poller, S3NotificationPoller, SqsPoller
 from localruntime.sources.sqs_json import LocalSqsClient
+from localruntime.sources.streams import (
+    BatchSettler,
+    DynamoDBReader,
+    KinesisReader,
+    QueueDestination,
+    StreamOptions,
+    StreamPoller,
+    StreamReader,
+)
 from localruntime.sources.wiring import (
     connect_s3_source,
     disconnect_s3_source,
@@ -56,6 +69,11 @@ READY_POLL_SECONDS = 0.05
 STOP_GRACE_SECONDS = 10.0
 RELOAD_POLL_SECONDS = 1.0
 RELOAD_SETTLE_SECONDS = 0.3
+STREAM_ARN_CHECK_SECONDS = 2.0
+# The results table's stream, which the app's DynamoDB stream handler reads at import.
+RESULTS_STREAM_VARIABLE = "RESULTS_STREAM_ARN"
+# moto's default account; the runtime's functions and roles live in it.
+ACCOUNT_ID = "123456789012"
 
 
 class RuntimeStartError(Exception):
@@ -84,7 +102,7 @@ class _Running:
 
     source: Source
     function: FunctionSettings
-    poller: Poller
+    poller: Poller | StreamPoller
 
 
 class Runtime:
@@ -104,18 +122,25 @@ class Runtime:
         self.retired: list[FunctionPool] = []
         self._clients: dict[str, Any] = {}
         self._reload_lock = threading.Lock()
+        # Per stream mapping (function and source), the last sequence settled per shard.
+        self.checkpoints: dict[str, dict[str, str]] = {}
 
     # ---- AWS clients against the endpoint ------------------------------------------------
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = boto3.session.Session(
+    def client(self, service: str, app_id: str | None = None) -> Any:
+        """A client of the endpoint; `app_id` tags its calls (fault injection picks the
+        stream pollers' calls by it). botocore's account-id endpoint mode is off: moto
+        serves stream calls only on the plain endpoint."""
+        key = f"{service}/{app_id}"
+        if key not in self._clients:
+            self._clients[key] = boto3.session.Session(
                 aws_access_key_id="test", aws_secret_access_key="test",
                 region_name=self.stage.region,
             ).client(service, endpoint_url=self.settings.endpoint_url, config=Config(
                 retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=64,
-                read_timeout=60, connect_timeout=5, tcp_keepalive=True))
-        return self._clients[service]
+                read_timeout=60, connect_timeout=5, tcp_keepalive=True,
+                account_id_endpoint_mode="disabled", user_agent_appid=app_id))
+        return self._clients[key]
 
     # ---- endpoint --------------------------------------------------------------------
 
@@ -199,10 +224,40 @@ class Runtime:
         stage = self.settings.stage()
         for action in provision(stage).actions:
             self.console.info(f"provision[{stage.name}]: {action}")
+        stage = self._with_results_stream(stage)
         description = discover(self.settings.project, self.settings.app_environment(stage))
         self.settings.check_functions(source.function for source in description.sources)
         self.stage = stage
         self._apply(description)
+
+    def results_stream_arn(self, stage: Stage) -> str | None:
+        """The results table's current stream, if it has one."""
+        try:
+            table = self.client("dynamodb").describe_table(
+                TableName=stage.results_table)["Table"]
+        except ClientError:
+            return None
+        enabled = table.get("StreamSpecification", {}).get("StreamEnabled")
+        return str(table["LatestStreamArn"]) if enabled and table.get("LatestStreamArn") else None
+
+    def _with_results_stream(self, stage: Stage) -> Stage:
+        """The stage with RESULTS_STREAM_ARN set to the results table's stream (which
+        exists only once the table does), for the app's import everywhere it happens."""
+        arn = self.results_stream_arn(stage)
+        if arn is None or stage.environment.get(RESULTS_STREAM_VARIABLE) == arn:
+            return stage
+        return dataclasses.replace(
+            stage, environment={**stage.environment, RESULTS_STREAM_VARIABLE: arn})
+
+    def _watch_results_stream(self) -> None:
+        """Reload when the results table's stream changes (the table created anew, or its
+        stream turned on or off), as a deploy would resolve the new ARN."""
+        seen = self.stage.environment.get(RESULTS_STREAM_VARIABLE)
+        while not self.shutdown.wait(STREAM_ARN_CHECK_SECONDS):
+            now = self.results_stream_arn(self.stage)
+            if now != seen and now != self.stage.environment.get(RESULTS_STREAM_VARIABLE):
+                self.reload([f"the stream of {self.stage.results_table} ({now or 'none'})"])
+            seen = now
 
     def _apply(self, description: AppDescription) -> None:
         self.generation += 1
@@ -210,6 +265,11 @@ class Runtime:
             self.console.info(f"event source {name} is not run by the local runtime")
         wanted: dict[str, tuple[Source, FunctionSettings]] = {}
         for source in description.sources:
+            if isinstance(source, DynamoDBStreamSource) and source.stream_arn is None:
+                self.console.info(f"{source.function}: its DynamoDB stream ARN is empty (is "
+                                  f"{RESULTS_STREAM_VARIABLE} set? the results table has no "
+                                  "stream); not run until it has one")
+                continue
             declared = source.maximum_concurrency if isinstance(source, SqsSource) else None
             function = self.settings.function(source.function, self.stage, declared)
             wanted[function.name] = (source, function)
@@ -219,6 +279,10 @@ class Runtime:
             if wanted.get(name) == (current.source, current.function):
                 continue
             current.poller.stop()
+            if isinstance(current.poller, StreamPoller) and not current.poller.join(
+                    current.function.timeout_seconds + STOP_GRACE_SECONDS):
+                self.console.info(f"{name}: a shard poller is still invoking; its batch "
+                                  "will be read again")
             del self.running[name]
             if name in wanted:
                 continue
@@ -255,7 +319,10 @@ class Runtime:
         self.retired = [p for p in self.retired if p.pids()] + [pool]
         threading.Thread(target=pool.retire, daemon=True, name="retire").start()
 
-    def _start_poller(self, source: Source, function: FunctionSettings) -> Poller:
+    def _start_poller(self, source: Source,
+                      function: FunctionSettings) -> Poller | StreamPoller:
+        if isinstance(source, DynamoDBStreamSource | KinesisSource):
+            return self._start_stream_poller(source, function)
         sqs = self.client("sqs")
         polling = LocalSqsClient(self.settings.endpoint_url, self.stage.region)
         common: dict[str, Any] = {"region": self.stage.region, "lanes": function.concurrency,
@@ -287,6 +354,51 @@ class Runtime:
         self.console.info(f"{function.name}: {source.handler} <- {what}; concurrency "
                           f"{function.concurrency}, timeout {function.timeout_seconds:g} s")
         return poller
+
+    def _start_stream_poller(self, source: StreamSource,
+                             function: FunctionSettings) -> StreamPoller:
+        reader: StreamReader
+        if isinstance(source, KinesisSource):
+            reader = KinesisReader(self.client("kinesis", POLLER_APP_ID), source.stream,
+                                   self.stage.region,
+                                   f"arn:aws:iam::{ACCOUNT_ID}:role/"
+                                   f"{self.stage.app_name}-{self.stage.name}")
+            name = source.stream
+        else:
+            assert source.stream_arn is not None
+            reader = DynamoDBReader(self.client("dynamodbstreams", POLLER_APP_ID),
+                                    source.stream_arn)
+            name = source.stream_arn
+        function_name = self.stage.function_name(function.name)
+        declared = StreamOptions(batch_size=source.batch_size,
+                                 batching_window_seconds=source.batching_window_seconds)
+        mapping = StreamMappingReader(self.client("lambda"), function_name, reader.arn,
+                                      declared, self.console)
+        sqs = self.client("sqs")
+        settler = BatchSettler(
+            function.name, f"arn:aws:lambda:{self.stage.region}:{ACCOUNT_ID}:function:"
+            f"{function_name}", reader, self.invoker, self.console, mapping.options,
+            lambda arn: QueueDestination(sqs, arn), self.shutdown)
+        poller = StreamPoller(
+            function.name, reader, settler, mapping.options, source.starting_position,
+            self.console, self.shutdown,
+            checkpoints=self.checkpoints.setdefault(f"{function.name}|{name}", {}))
+        poller.start()
+        self.console.info(f"{function.name}: {source.handler} <- {source.kind} {name} "
+                          f"(batch {source.batch_size}, window "
+                          f"{source.batching_window_seconds} s, from "
+                          f"{source.starting_position}); timeout "
+                          f"{function.timeout_seconds:g} s")
+        return poller
+
+    def stream_activity(self) -> dict[str, int]:
+        """Shards being read and batches handed over, over every stream source."""
+        totals = {"shards": 0, "batches": 0}
+        for running in list(self.running.values()):
+            if isinstance(running.poller, StreamPoller):
+                for key, value in running.poller.activity().items():
+                    totals[key] += value
+        return totals
 
     # ---- hot reload ------------------------------------------------------------------
 
@@ -334,11 +446,14 @@ class Runtime:
             return 1
         if self.settings.reload:
             threading.Thread(target=self._watch, daemon=True, name="reload").start()
+        threading.Thread(target=self._watch_results_stream, daemon=True,
+                         name="results-stream").start()
         DeadLetterWatch(self.client("sqs"), lambda: self.stage, self.console,
                         self.shutdown).start()
         if self.console.interactive:
             StatusBoard(self.console, self.invoker, self.client("sqs"), self.client("dynamodb"),
-                        stage=lambda: self.stage, stop=self.shutdown).start()
+                        stage=lambda: self.stage, stop=self.shutdown,
+                        streams=self.stream_activity).start()
         keep_full_collections_short()
         self.console.info(f"ready on {self.settings.endpoint_url} (stage {self.stage.name}; "
                           f"Ctrl-C stops everything)")

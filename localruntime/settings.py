@@ -182,6 +182,8 @@ class RuntimeSettings:
             "AWS_DEFAULT_REGION": stage.region,
             "AWS_REGION": stage.region,
             "AWS_EC2_METADATA_DISABLED": "true",
+            # botocore's account-id endpoints are hosts moto does not serve (DynamoDB Streams).
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "PYTHONPATH": os.pathsep.join([str(self.project), str(RUNTIME_ROOT), *(
                 os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                 if p)]),

@@ -25,8 +25,7 @@ from logctl.gateway import set_error_bodies
 from logctl.policy import write_files
 from logctl.provision import (
     Safety,
-    deployed_function_name,
-    enable_batch_item_failures,
+    configure_mappings,
     provision,
     safety_from,
 )
@@ -63,10 +62,8 @@ def deploy(target: Target, safety: Safety, post_deploy: bool = True) -> None:
     run_chalice(target, "deploy")
     if not post_deploy:
         return
-    name = deployed_function_name(stage)
-    changed = enable_batch_item_failures(stage, name)
-    print(f"deploy: {name}: ReportBatchItemFailures "
-          f"{'enabled' if changed else 'already enabled'}", flush=True)
+    for line in configure_mappings(stage):
+        print(f"deploy: {line}", flush=True)
     types = set_error_bodies(stage, target.project)
     print(f"deploy: gateway responses in the error body: "
           f"{', '.join(types) if types else 'already set'}", flush=True)

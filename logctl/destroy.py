@@ -5,8 +5,9 @@
 
 Deleted: the functions, their role and triggers (`chalice delete`), their log groups,
 the alarms and the SNS topic with its subscriptions, the jobs queue and its dead-letter
-queue, the results and stats tables and the bucket. A bucket that still holds uploads is kept, and
-nothing is deleted, unless --purge (every object version goes). Asks first unless --yes;
+queue, the stream mappings' on-failure queues, the results and stats tables and the
+bucket. A bucket that still holds uploads is kept, and nothing is deleted, unless --purge
+(every object version goes). Asks first unless --yes;
 running it again when nothing is left does nothing.
 """
 
@@ -26,6 +27,7 @@ from logctl.alarms import alarm_specs, topic_name
 from logctl.cli import LogctlError, run
 from logctl.deploy import DeployError, run_chalice
 from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, Stage, client, session_for
+from logctl.streammappings import STREAM_MAPPINGS, on_failure_queue
 from logctl.target import Target, TargetError, resolve
 
 MISSING = {"NoSuchBucket", "404", "NotFound", "ResourceNotFoundException",
@@ -115,7 +117,8 @@ def survey(target: Target) -> Plan:
     cloudwatch, logs = client(stage, "cloudwatch", session), client(stage, "logs", session)
     plan = Plan(stage, target.project / ".chalice" / "deployed" / f"{stage.name}.json",
                 _bucket_objects(s3, stage.bucket))
-    plan.queues += _existing((stage.jobs_queue, stage.dead_letter_queue),
+    failure_queues = tuple(on_failure_queue(stage, f) for f in STREAM_MAPPINGS)
+    plan.queues += _existing((stage.jobs_queue, stage.dead_letter_queue, *failure_queues),
                              lambda name: sqs.get_queue_url(QueueName=name))
     plan.tables += _existing((stage.results_table, stage.stats_table),
                              lambda name: ddb.describe_table(TableName=name))

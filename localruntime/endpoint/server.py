@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"endpoint: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
+    try:
+        motofixes.start_ttl_sweeper(dict(os.environ))
+    except ValueError as exc:
+        print(f"endpoint: {exc}", file=sys.stderr)
+        return 2
     keep_full_collections_short()
     print(f"endpoint: listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     try:

@@ -13,6 +13,7 @@ from localruntime.endpoint.faults import FaultingApp, error_answer, operation
 from localruntime.faults import (
     ENDPOINT_KINDS,
     KINDS,
+    POLLER_APP_ID,
     FaultPlan,
     FaultSpecError,
     FaultSwitch,
@@ -179,3 +180,39 @@ def test_a_notification_is_sent_again_later_and_logged(kind: str) -> None:
 def test_every_kind_is_documented() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "guarantees.md").read_text()
     assert all(f"| `{kind}` |" in page for kind in KINDS)
+
+
+@pytest.mark.parametrize(("kind", "service", "status", "code"), [
+    ("stream_read_500", "kinesis", "500", b'"InternalFailureException"'),
+    ("stream_read_500", "dynamodb", "500", b"#InternalServerError"),
+    ("stream_read_throttle", "kinesis", "400", b'"ProvisionedThroughputExceededException"'),
+    ("stream_read_throttle", "dynamodb", "400", b"#LimitExceededException"),
+    ("stream_iterator_expired", "kinesis", "400", b'"ExpiredIteratorException"'),
+    ("stream_iterator_expired", "dynamodb", "400", b"#ExpiredIteratorException"),
+])
+def test_stream_read_errors_are_the_ones_aws_gives(kind: str, service: str, status: str,
+                                                   code: bytes) -> None:
+    line, _, body, _ = error_answer(kind, environ(service))
+    assert line.startswith(status) and code in body
+
+
+def test_only_the_stream_pollers_reads_meet_stream_faults() -> None:
+    calls = []
+
+    def moto(env: dict, start_response) -> list[bytes]:
+        calls.append(env)
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    app = FaultingApp(moto, FaultPlan({"stream_read_500": 1.0, "ddb_500": 1.0}))
+    statuses: list[str] = []
+    start = lambda status, headers: statuses.append(status)  # noqa: E731
+    poller = f"Botocore/1.4 app/{POLLER_APP_ID}"
+    target = "Kinesis_20131202.GetRecords"
+    assert app(environ("kinesis", target=target), start) == [b"ok"]
+    assert app(environ("dynamodb", target="DynamoDB_20120810.PutItem", agent=poller),
+               start) == [b"ok"]
+    app(environ("kinesis", target=target, agent=poller), start)
+    app(environ("dynamodb", target="DynamoDBStreams_20120810.GetRecords", agent=poller),
+        start)
+    assert len(calls) == 2 and statuses[-2:] == ["500 Internal Server Error"] * 2
