@@ -204,7 +204,7 @@ def test_only_the_stream_pollers_reads_meet_stream_faults() -> None:
         start_response("200 OK", [])
         return [b"ok"]
 
-    app = FaultingApp(moto, FaultPlan({"stream_read_500": 1.0, "ddb_500": 1.0}))
+    app = FaultingApp(moto, FaultSwitch(FaultPlan({"stream_read_500": 1.0, "ddb_500": 1.0})))
     statuses: list[str] = []
     start = lambda status, headers: statuses.append(status)  # noqa: E731
     poller = f"Botocore/1.4 app/{POLLER_APP_ID}"
