@@ -36,7 +36,7 @@ from localruntime.settings import (
     parse_assignment,
     parse_positive,
 )
-from logctl.stage import ENDPOINT_FILE, remove_endpoint_file, write_endpoint_file
+from logctl.stage import ENDPOINT_FILE
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,14 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for note in notes:
         console.info(note)
-    if settings.endpoint_file is None:
-        return runtime.run()
-    write_endpoint_file(settings.endpoint_url, settings.endpoint_file)
-    try:
-        return runtime.run()
-    finally:
-        remove_endpoint_file(settings.endpoint_url, settings.endpoint_file)
-
+    return runtime.run()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localruntime.children import spawn
 from localruntime.console.apiserver import ApiServer, ApiServerError
 from localruntime.console.dlqwatch import DeadLetterWatch
 from localruntime.console.status import StatusBoard
@@ -48,13 +51,23 @@ from localruntime.sources.wiring import (
     resolve_sqs_source,
 )
 from logctl.provision import provision
-from logctl.stage import Stage
+from logctl.stage import (
+    RuntimeRecord,
+    Stage,
+    read_runtime_record,
+    remove_endpoint_file,
+    write_endpoint_file,
+)
 
 READY_TIMEOUT_SECONDS = 30.0
 READY_POLL_SECONDS = 0.05
 STOP_GRACE_SECONDS = 10.0
 RELOAD_POLL_SECONDS = 1.0
 RELOAD_SETTLE_SECONDS = 0.3
+
+
+class ReloadError(Exception):
+    """The new code did not start; the previous code keeps running."""
 
 
 class RuntimeStartError(Exception):
@@ -102,6 +115,9 @@ class Runtime:
         self.retired: list[FunctionPool] = []
         self._clients: dict[str, Any] = {}
         self._reload_lock = threading.Lock()
+        self.token = secrets.token_hex(16)
+        self._record: RuntimeRecord | None = None
+        self._api_exit_seen: int | None = None
 
     # ---- AWS clients against the endpoint ------------------------------------------------
 
@@ -127,7 +143,7 @@ class Runtime:
             raise RuntimeStartError(
                 f"{host}:{port} is already in use (another local runtime, or LocalStack?): "
                 "stop it, or pick another port with --port")
-        self.endpoint = subprocess.Popen(
+        self.endpoint = spawn(
             [sys.executable, "-m", "localruntime.endpoint.server", "--host", host,
              "--port", str(port),
              "--exit-with-parent", *self._endpoint_fault_args()],
@@ -173,32 +189,44 @@ class Runtime:
             self.endpoint.kill()
             self.endpoint.wait()
 
-    def start_api(self) -> None:
-        """The app's routes under `chalice local`, when --api-port asks for them."""
+    def bind_api(self) -> None:
+        """Hold the API port (with --api-port); `load` puts `chalice local` behind it."""
         port = self.settings.api_port
         if port is None:
             return
-        if port_in_use(self.settings.host, port):
-            raise RuntimeStartError(f"--api-port {port} is already in use: pick another")
-        self.api = ApiServer(self.settings.project, self.stage.name, self.settings.host, port,
-                             self.settings.app_environment(self.stage), self.console)
         try:
-            self.api.wait_ready()
+            self.api = ApiServer(self.settings.project, self.stage.name, self.settings.host,
+                                 port, self.console, self.token)
         except ApiServerError as exc:
             raise RuntimeStartError(str(exc)) from None
-        self.console.info(f"dashboard and results API on {self.api.url}")
 
     # ---- event sources and handler pools ---------------------------------------------
 
     def load(self) -> None:
-        """Provision the stage, read the app, and serve every event source it declares."""
+        """Read the stage and the app; only if both are sound, provision the stage, serve
+        every event source the app declares, and put its routes behind the API port.
+
+        Raises SettingsError (the config), DiscoveryError (the app does not import) before
+        anything changes; ApiServerError when only `chalice local` failed to start.
+        """
         stage = self.settings.stage()
-        for action in provision(stage).actions:
-            self.console.info(f"provision[{stage.name}]: {action}")
         description = discover(self.settings.project, self.settings.app_environment(stage))
         self.settings.check_functions(source.function for source in description.sources)
-        self.stage = stage
-        self._apply(description)
+        backend = (self.api.launch(self.settings.app_environment(stage))
+                   if self.api is not None else None)
+        previous = self.stage
+        try:
+            for action in provision(stage).actions:
+                self.console.info(f"provision[{stage.name}]: {action}")
+            self.stage = stage
+            self._apply(description)
+        except BaseException:
+            self.stage = previous
+            if backend is not None:
+                backend.stop()
+            raise
+        if self.api is not None and backend is not None:
+            self.api.take(backend)
 
     def _apply(self, description: AppDescription) -> None:
         self.generation += 1
@@ -230,19 +258,28 @@ class Runtime:
                                               self._start_poller(source, function))
 
     def _replace_pools(self, wanted: dict[str, tuple[Source, FunctionSettings]]) -> None:
-        """New warm processes for every function (importing in parallel), then the swap."""
+        """New warm processes for every function, then the swap. At a reload, if a
+        function's new processes all fail to import the app (it changed again while they
+        started), nothing is swapped: the previous processes keep serving."""
         pools = {name: FunctionPool(function, source.handler, self.settings.project,
                                     self.settings.handler_environment(self.stage, function),
                                     self.console, self.generation,
                                     faults=self.settings.faults,
                                     enforce_memory=self.settings.enforce_memory)
                  for name, (source, function) in wanted.items()}
+        init_times = {name: pool.warm() for name, pool in pools.items()}
+        broken = [pool for name, pool in pools.items()
+                  if not init_times[name] and self.invoker.pools().get(name) is not None]
+        if broken:
+            for pool in pools.values():
+                pool.kill_all()
+            raise ReloadError(broken[0].init_error or f"{broken[0].function.name}: no "
+                              "process started")
         for name, pool in pools.items():
-            init_times = pool.warm()
             previous = self.invoker.set_pool(name, pool)
             if previous is not None:
                 self._retire(previous)
-            cold = ", ".join(f"{t:.0f}" for t in init_times) or "none ready"
+            cold = ", ".join(f"{t:.0f}" for t in init_times[name]) or "none ready"
             self.console.info(f"{name}: {pool.function.concurrency} warm process(es), pids "
                               f"{', '.join(map(str, pool.pids()))}; cold start (import) ms: "
                               f"{cold}")
@@ -304,8 +341,15 @@ class Runtime:
             self.console.info(f"reloading: {', '.join(changed)} changed")
             try:
                 self.load()
+            except ApiServerError as exc:
+                self.console.info(f"reload: the handlers run the new code, but the API did "
+                                  f"not start with it ({exc}); the previous code keeps "
+                                  "serving the API until the next save")
+                return
             except Exception as exc:  # noqa: BLE001 - a broken edit must not stop the runtime
-                self.console.info(f"reload failed, still running the previous code: {exc}")
+                what = exc.summary if isinstance(exc, DiscoveryError) else str(exc)
+                self.console.info(f"reload failed: {what}; the previous code keeps running "
+                                  "(handlers" + (" and API)" if self.api else ")"))
                 return
             self.console.info("reloaded")
 
@@ -318,10 +362,20 @@ class Runtime:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
+            self.check_endpoint_file()
+            self.bind_api()
             self.start_endpoint()
             self.load()
-            self.start_api()
-        except (RuntimeStartError, SettingsError, DiscoveryError) as exc:
+            if self.api is not None:
+                if not self.api.own():
+                    raise RuntimeStartError(f"{self.api.url} does not answer with this run's "
+                                            "token: another server answers on that port")
+                self.console.info(f"dashboard and results API on {self.api.url}")
+        except (RuntimeStartError, SettingsError, ApiServerError) as exc:
+            self.console.info(str(exc))
+            self.stop()
+            return 1
+        except DiscoveryError as exc:
             self.console.info(str(exc))
             self.stop()
             return 1
@@ -329,6 +383,7 @@ class Runtime:
             self.console.info(f"setting up the stage failed: {exc}")
             self.stop()
             return 1
+        self.write_endpoint_file()
         if self.settings.reload:
             threading.Thread(target=self._watch, daemon=True, name="reload").start()
         DeadLetterWatch(self.client("sqs"), lambda: self.stage, self.console,
@@ -347,18 +402,69 @@ class Runtime:
                                   "stopping")
                 status = 1
                 break
-            if self.api is not None and self.api.process.poll() is not None:
-                self.console.info(f"chalice local exited (status {self.api.process.returncode})"
-                                  "; stopping")
-                status = 1
-                break
+            self._revive_api()
         self.stop()
         return status
+
+    def _revive_api(self) -> None:
+        """A `chalice local` that died is started again, once per death."""
+        if self.api is None:
+            return
+        exited = self.api.backend_exited()
+        if exited is None or exited == self._api_exit_seen:
+            return
+        with self._reload_lock:
+            self._api_exit_seen = exited
+            self.console.info(f"chalice local exited (status {exited}); starting it again")
+            try:
+                self.api.start(self.settings.app_environment(self.stage))
+            except ApiServerError as exc:
+                self.console.info(f"the API did not start again ({exc}); it answers 502 "
+                                  "until the next save reloads it")
+                return
+            self._api_exit_seen = None
+
+    # ---- the endpoint file: which runtime the project's tools reach ----------------------
+
+    def check_endpoint_file(self) -> None:
+        """Refuse to start beside this checkout's running runtime (the tools follow its
+        endpoint file: a second one would take them over)."""
+        path = self.settings.endpoint_file
+        if path is None:
+            return
+        found = read_runtime_record(path)
+        if found is None:
+            return
+        if found.alive() and found.pid != os.getpid():
+            api = f", API {found.api_url}" if found.api_url else ""
+            raise RuntimeStartError(
+                f"a local runtime of this checkout is already running (pid {found.pid}, "
+                f"endpoint {found.endpoint_url}{api}; see {path.name}): the project's tools "
+                "follow it, so a second one would cross them over. Stop it first, or start "
+                "this one without --endpoint-file")
+        self.console.info(f"{path.name} names a runtime that is gone "
+                          f"({found.endpoint_url}); it is replaced once this one is ready")
+
+    def write_endpoint_file(self) -> None:
+        """Once the endpoint and the API port are this runtime's: the tools may follow it."""
+        path = self.settings.endpoint_file
+        if path is None:
+            return
+        self._record = RuntimeRecord(self.settings.endpoint_url, os.getpid(),
+                                     self.api.url if self.api is not None else None,
+                                     self.token)
+        write_endpoint_file(self._record, path)
+
+    def remove_endpoint_file(self) -> None:
+        if self.settings.endpoint_file is not None and self._record is not None:
+            remove_endpoint_file(self._record, self.settings.endpoint_file)
+            self._record = None
 
     def stop(self) -> None:
         """Stop receiving, let in-flight invocations finish, then stop every process."""
         self.shutdown.set()
         self.console.clear_status()
+        self.remove_endpoint_file()
         if self.api is not None:
             self.api.stop()
         for running in self.running.values():
