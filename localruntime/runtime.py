@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
@@ -21,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from localruntime.children import spawn
 from localruntime.console.apiserver import ApiServer, ApiServerError
 from localruntime.console.dlqwatch import DeadLetterWatch
+from localruntime.console.stagewatch import StageWatch
 from localruntime.console.status import StatusBoard
 from localruntime.endpoint import motoguard
 from localruntime.functions.invoker import Invoker
@@ -49,6 +51,7 @@ from localruntime.sources.wiring import (
     connect_s3_source,
     disconnect_s3_source,
     resolve_sqs_source,
+    s3_source_connected,
 )
 from logctl.provision import provision
 from logctl.stage import (
@@ -353,6 +356,45 @@ class Runtime:
                 return
             self.console.info("reloaded")
 
+    # ---- the stage under the runtime: deleted and recreated by operator commands ---------
+
+    def _stage_missing(self) -> tuple[list[str], list[str]]:
+        """(stage resources missing, the runtime's wiring missing); two calls when all is
+        there: the jobs queue, and each S3 source's notification."""
+        stage, s3, sqs = self.stage, self.client("s3"), self.client("sqs")
+        sources = [r.source for r in self.running.values() if isinstance(r.source, S3Source)]
+        try:
+            sqs.get_queue_url(QueueName=stage.jobs_queue)
+            unwired = [f"the notification of s3://{source.bucket} to {source.function}"
+                       for source in sources if not s3_source_connected(s3, source)]
+            return [], unwired
+        except ClientError:
+            pass
+        return self._stage_resources_missing(stage), []
+
+    def _stage_resources_missing(self, stage: Stage) -> list[str]:
+        s3, sqs, ddb = self.client("s3"), self.client("sqs"), self.client("dynamodb")
+        missing = []
+        probes: list[tuple[str, Callable[[], Any]]] = [
+            (f"bucket {stage.bucket}", lambda: s3.head_bucket(Bucket=stage.bucket)),
+            *((f"queue {name}", lambda name=name: sqs.get_queue_url(QueueName=name))
+              for name in (stage.jobs_queue, stage.dead_letter_queue)),
+            *((f"table {name}", lambda name=name: ddb.describe_table(TableName=name))
+              for name in (stage.results_table, stage.stats_table))]
+        for what, probe in probes:
+            try:
+                probe()
+            except ClientError:
+                missing.append(what)
+        return missing
+
+    def _reconnect(self) -> None:
+        with self._reload_lock:
+            for running in list(self.running.values()):
+                if isinstance(running.source, S3Source):
+                    connect_s3_source(self.client("s3"), self.client("sqs"), running.source,
+                                      running.function.timeout_seconds, self.stage.region)
+
     # ---- run and stop ------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -388,6 +430,8 @@ class Runtime:
             threading.Thread(target=self._watch, daemon=True, name="reload").start()
         DeadLetterWatch(self.client("sqs"), lambda: self.stage, self.console,
                         self.shutdown).start()
+        StageWatch(self.stage.name, self._stage_missing, self._reconnect, self.console,
+                   self.shutdown).start()
         if self.console.interactive:
             StatusBoard(self.console, self.invoker, self.client("sqs"), self.client("dynamodb"),
                         stage=lambda: self.stage, stop=self.shutdown).start()

@@ -25,7 +25,14 @@ from botocore.exceptions import ClientError
 from logctl.alarms import alarm_specs, topic_name
 from logctl.cli import LogctlError, run
 from logctl.deploy import DeployError, run_chalice
-from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, Stage, client, session_for
+from logctl.stage import (
+    LOCAL_STAGE,
+    PROJECT_ROOT,
+    Stage,
+    client,
+    serving_runtime,
+    session_for,
+)
 from logctl.target import Target, TargetError, resolve
 
 MISSING = {"NoSuchBucket", "404", "NotFound", "ResourceNotFoundException",
@@ -209,6 +216,15 @@ def destroy(target: Target, *, yes: bool, purge: bool) -> list[str]:
     return execute(target, plan, purge)
 
 
+def beside_runtime(stage: Stage) -> str:
+    """What a running local runtime does once its stage is gone."""
+    runtime = serving_runtime(stage)
+    who = (f"the local runtime at {stage.endpoint_url} (pid {runtime.pid})"
+           if runtime is not None else f"a local runtime at {stage.endpoint_url}, if any,")
+    return (f"{who} keeps running without the stage and waits for it: `make deploy-local` "
+            "brings the stage back and the runtime reconnects; Ctrl-C in its terminal stops it")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logctl.destroy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -231,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         done = destroy(target, yes=args.yes, purge=args.purge)
         for line in done or [f"nothing to delete: stage {args.stage} has no resources left"]:
             print(f"destroy: {line}", flush=True)
+        if done and target.stage.name == LOCAL_STAGE:
+            print(f"destroy: {beside_runtime(target.stage)}", flush=True)
         return 0
 
     return run("destroy", body, (DeployError, TargetError, OSError, ValueError, EOFError))

@@ -169,6 +169,16 @@ def read_runtime_record(path: Path | None = None) -> RuntimeRecord | None:
         return None
 
 
+def serving_runtime(stage: Stage, path: Path | None = None) -> RuntimeRecord | None:
+    """The running `make local` that serves `stage`'s endpoint, from its endpoint file."""
+    record = read_runtime_record(path)
+    if (stage.name != LOCAL_STAGE or stage.endpoint_url is None or record is None
+            or not record.alive()
+            or record.endpoint_url.rstrip("/") != stage.endpoint_url.rstrip("/")):
+        return None
+    return record
+
+
 def read_endpoint_file(path: Path | None = None) -> str | None:
     record = read_runtime_record(path)
     return record.endpoint_url if record is not None else None

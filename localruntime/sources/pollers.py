@@ -54,6 +54,7 @@ class Poller(ABC):
         self.shutdown = shutdown
         self._stopping = threading.Event()
         self._last_error: str | None = None
+        self._error_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._lane, daemon=True, name=f"{function}-lane-{i}")
             for i in range(lanes)]
@@ -84,8 +85,10 @@ class Poller(ABC):
                 if self.shutdown.is_set():
                     return
                 error = f"{type(exc).__name__}: {exc}"
-                if error != self._last_error:  # a queue that is gone is reported once
+                with self._error_lock:  # a queue that is gone is reported once, by one lane
+                    first = error != self._last_error
                     self._last_error = error
+                if first:
                     self.console.info(f"{self.function}: polling {self.queue.url} failed: "
                                       f"{error} (retrying every {ERROR_PAUSE_SECONDS:g} s)")
                 self.shutdown.wait(ERROR_PAUSE_SECONDS)
