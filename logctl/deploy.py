@@ -30,7 +30,7 @@ from logctl.provision import (
     provision,
     safety_from,
 )
-from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, Stage, serving_runtime
+from logctl.stage import ENDPOINT_FILE, LOCAL_STAGE, PROJECT_ROOT, Stage, serving_runtime
 from logctl.target import Target, TargetError, resolve
 
 BIN = Path(sys.executable).parent
@@ -79,7 +79,7 @@ def with_origin(stage: Stage, url: str) -> Stage:
 
 
 def deploy(target: Target, safety: Safety, post_deploy: bool = True) -> None:
-    runtime = serving_runtime(target.stage)
+    runtime = serving_runtime(target.stage, target.project / ENDPOINT_FILE.name)
     stage = (with_origin(target.stage, runtime.api_url)
              if runtime is not None and runtime.api_url else target.stage)
     for path in write_files(target.project / ".chalice" / "config.json"):

@@ -26,6 +26,7 @@ from logctl.alarms import alarm_specs, topic_name
 from logctl.cli import LogctlError, run
 from logctl.deploy import DeployError, run_chalice
 from logctl.stage import (
+    ENDPOINT_FILE,
     LOCAL_STAGE,
     PROJECT_ROOT,
     Stage,
@@ -216,9 +217,10 @@ def destroy(target: Target, *, yes: bool, purge: bool) -> list[str]:
     return execute(target, plan, purge)
 
 
-def beside_runtime(stage: Stage) -> str:
+def beside_runtime(target: Target) -> str:
     """What a running local runtime does once its stage is gone."""
-    runtime = serving_runtime(stage)
+    stage = target.stage
+    runtime = serving_runtime(stage, target.project / ENDPOINT_FILE.name)
     who = (f"the local runtime at {stage.endpoint_url} (pid {runtime.pid})"
            if runtime is not None else f"a local runtime at {stage.endpoint_url}, if any,")
     return (f"{who} keeps running without the stage and waits for it: `make deploy-local` "
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in done or [f"nothing to delete: stage {args.stage} has no resources left"]:
             print(f"destroy: {line}", flush=True)
         if done and target.stage.name == LOCAL_STAGE:
-            print(f"destroy: {beside_runtime(target.stage)}", flush=True)
+            print(f"destroy: {beside_runtime(target)}", flush=True)
         return 0
 
     return run("destroy", body, (DeployError, TargetError, OSError, ValueError, EOFError))
