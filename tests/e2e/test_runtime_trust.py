@@ -240,8 +240,10 @@ def test_a_morning_of_editing_refuses_no_connection(tmp_path: Path, project: Pat
             assert wait_for_final(runtime, job)["status"] == "completed"
             cors = runtime.client("s3").get_bucket_cors(Bucket=runtime.stage().bucket)
             assert api.rstrip("/") in cors["CORSRules"][0]["AllowedOrigins"]
-            # the pollers said once that the queue was gone, not every second
-            assert editor.count("worker: polling") <= 1
+            # the worker's pollers said once that the queue was gone (not every second),
+            # and once that it is back
+            assert editor.count("failed: SqsCallError: QueueDoesNotExist") == 1
+            assert editor.count("worker: polling") == 2 and editor.count("works again") == 1
         finally:
             outcomes = poller.stop()
         # AND the client never found the port closed, nor a proxy without a server
