@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -413,11 +414,7 @@ class Runtime:
                     raise RuntimeStartError(f"{self.api.url} does not answer with this run's "
                                             "token: another server answers on that port")
                 self.console.info(f"dashboard and results API on {self.api.url}")
-        except (RuntimeStartError, SettingsError, ApiServerError) as exc:
-            self.console.info(str(exc))
-            self.stop()
-            return 1
-        except DiscoveryError as exc:
+        except (RuntimeStartError, SettingsError, ApiServerError, DiscoveryError) as exc:
             self.console.info(str(exc))
             self.stop()
             return 1
@@ -479,7 +476,9 @@ class Runtime:
         found = read_runtime_record(path)
         if found is None:
             return
-        if found.alive() and found.pid != os.getpid():
+        endpoint = urlsplit(found.endpoint_url)
+        listening = port_in_use(endpoint.hostname or self.settings.host, endpoint.port or 80)
+        if found.alive() and listening and found.pid != os.getpid():
             api = f", API {found.api_url}" if found.api_url else ""
             raise RuntimeStartError(
                 f"a local runtime of this checkout is already running (pid {found.pid}, "
