@@ -132,14 +132,14 @@ class Editor:
         path = self.project / relative
         path.write_text(text)
 
-    def bad_save(self, relative: str, broken: str, said: str) -> str:
-        """Save `broken`, wait for the failed reload, and return the line it printed."""
-        failures = self.count("localruntime: reload failed")
+    def bad_save(self, relative: str, broken: str, said: str,
+                 failed: str = "localruntime: reload failed") -> str:
+        """Save `broken`, wait for the line starting with `failed`, and return it."""
+        failures = self.count(failed)
         self.save(relative, broken)
-        wait_until(lambda: self.count("localruntime: reload failed") > failures, 120,
+        wait_until(lambda: self.count(failed) > failures, 120,
                    f"the failed reload after saving {relative}")
-        line = [line for line in self.runtime.log().splitlines()
-                if line.startswith("localruntime: reload failed")][-1]
+        line = [line for line in self.runtime.log().splitlines() if line.startswith(failed)][-1]
         assert said in line
         return line
 
@@ -211,6 +211,17 @@ def test_a_morning_of_editing_refuses_no_connection(tmp_path: Path, project: Pat
             # a good save puts a new `chalice local` behind the port, and the old one goes
             wait_until(lambda: api_pids(runtime) and not set(api_pids(runtime)) & set(serving),
                        60, "the previous chalice local to stop")
+
+            # WHEN only `chalice local` refuses the new code (a route API Gateway would refuse)
+            serving = api_pids(runtime)
+            line = editor.bad_save(
+                "app.py", app + '\n\n@app.route("/trailing/")\ndef trailing():\n    return {}\n',
+                "Route cannot end with a trailing slash",
+                failed="localruntime: reload: the handlers run the new code, but the API")
+            # THEN the previous `chalice local` keeps serving the API, and the line says so
+            assert "the previous code keeps serving the API" in line
+            assert api_pids(runtime) == serving and health(api)[0] == 200
+            editor.good_save("app.py", app)
 
             # AND a file written under the project that is not code reloads nothing
             serving, reloads = api_pids(runtime), editor.count("localruntime: reloading")
