@@ -40,6 +40,7 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 CHALICE = Path(sys.executable).parent / "chalice"
 TOKEN_HEADER = "X-Localruntime-Run"
 SERVING_LINE = "Serving on "
+BACKEND_LINE = "API: chalice local on "
 
 StartResponse = Callable[..., Any]
 
@@ -223,6 +224,8 @@ class ApiServer:
             previous, self._backend = self._backend, backend
             if previous is not None:
                 self._retiring = [b for b in self._retiring if b.alive] + [previous]
+        self.console.info(f"{BACKEND_LINE}{backend.url} (pid {backend.process.pid}) behind "
+                          f"{self.url}")
         if previous is not None:
             threading.Thread(target=previous.drain_and_stop, daemon=True,
                              name="api-drain").start()
