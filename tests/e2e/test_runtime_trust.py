@@ -336,6 +336,23 @@ def test_a_second_runtime_never_crosses_the_first(tmp_path: Path, project: Path)
         assert first.process.poll() is None
 
 
+def test_a_chalice_local_that_dies_is_started_again(tmp_path: Path, project: Path) -> None:
+    with runtime_with_api(tmp_path, project, "--no-reload") as runtime:
+        record = read_runtime_record(project / ENDPOINT_FILE.name)
+        assert record is not None and record.api_url is not None
+        [dead] = api_pids(runtime)
+        # WHEN the `chalice local` behind the API port dies
+        psutil.Process(dead).kill()
+        # THEN the runtime says so and starts another; the API answers for this run again
+        wait_until(lambda: "chalice local exited (status -9); starting it again"
+                   in runtime.log(), 60, "the runtime to notice")
+        wait_until(lambda: api_pids(runtime) and dead not in api_pids(runtime), 120,
+                   "a new chalice local")
+        wait_until(lambda: health(record.api_url) == (200, record.token), 120,
+                   "the API to answer again")
+        assert runtime.process.poll() is None
+
+
 def test_a_stop_removes_only_the_file_it_wrote(tmp_path: Path, project: Path) -> None:
     path = project / ENDPOINT_FILE.name
     with runtime_with_api(tmp_path, project, "--no-reload"):
