@@ -16,11 +16,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from localruntime.children import spawn
+from localruntime.log import import_failure
+
 DISCOVERY_TIMEOUT_SECONDS = 60
 
 
 class DiscoveryError(Exception):
-    """The app could not be imported, or declares nothing the runtime can run."""
+    """The app could not be imported, or declares nothing the runtime can run; `summary`
+    says so in one line."""
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
 
 
 @dataclass(frozen=True)
@@ -139,19 +147,22 @@ def parse(data: dict[str, Any]) -> AppDescription:
 
 def discover(project: Path, env: dict[str, str]) -> AppDescription:
     """Import `app.py` from `project` in a child process and read its event sources."""
+    process = spawn([sys.executable, "-m", "localruntime.sources.app"], cwd=project, env=env,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "localruntime.sources.app"], cwd=project, env=env,
-            capture_output=True, text=True, timeout=DISCOVERY_TIMEOUT_SECONDS,
-            stdin=subprocess.DEVNULL)
+        stdout, stderr = process.communicate(timeout=DISCOVERY_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
         raise DiscoveryError(f"importing {project / 'app.py'} took longer than "
                              f"{DISCOVERY_TIMEOUT_SECONDS} s") from None
-    if done.returncode != 0:
-        detail = done.stderr.strip() or f"exit status {done.returncode}"
-        raise DiscoveryError(f"cannot import {project / 'app.py'}:\n{detail}")
+    if process.returncode != 0:
+        detail = stderr.strip() or f"exit status {process.returncode}"
+        raise DiscoveryError(f"cannot import {project / 'app.py'}:\n{detail}",
+                             summary=import_failure(detail, project))
     try:
-        description = parse(json.loads(done.stdout.strip().splitlines()[-1]))
+        description = parse(json.loads(stdout.strip().splitlines()[-1]))
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise DiscoveryError(f"unexpected event source listing: {exc}") from exc
     if not description.sources:
