@@ -70,27 +70,30 @@ ERRORS ?= 0.05
 MALFORMED ?= 0
 GZIP ?=
 SEED ?=
-OUT ?= demo-data/logs-$(LINES).ndjson$(if $(GZIP),.gz)
+# Not a name `make demo` writes (logs-*.ndjson), so its sample files stay as they are.
+OUT ?= demo-data/generated-$(LINES).ndjson$(if $(GZIP),.gz)
 TIMEOUT ?= 60
+# Stage local finds the running `make local` by its endpoint file; PORT=N names it instead.
+LOCAL_ENDPOINT = $(if $(and $(PORT),$(filter local,$(STAGE))),--endpoint-url http://127.0.0.1:$(PORT))
 .PHONY: generate upload results dlq redrive
 
-generate: install ## write a log file: LINES=1000 ERRORS=0.05 MALFORMED=0 GZIP=1 SEED=7 OUT=path
+generate: install ## write a log file: LINES=1000 ERRORS=0.05 MALFORMED=0 GZIP=1 SEED=7 OUT=path (default demo-data/generated-LINES.ndjson)
 	$(PYTHON) -m logctl.generate --lines $(LINES) --error-rate $(ERRORS) \
 		--malformed-rate $(MALFORMED) $(if $(GZIP),--gzip) $(if $(SEED),--seed $(SEED)) -o $(OUT)
 
-upload: install ## upload FILE=path (or FILE="a b") to STAGE, wait up to TIMEOUT=60 s for results
-	@test -n "$(FILE)" || { echo "usage: make upload FILE=path [STAGE=local] [TIMEOUT=60]" >&2; exit 2; }
-	$(PYTHON) -m logctl.upload --stage $(STAGE) --wait --timeout $(TIMEOUT) $(FILE)
+upload: install ## upload FILE=path (FILE="a b": two files; FILE='"a b.ndjson"': a name with a space) to STAGE, wait up to TIMEOUT=60 s
+	@$(if $(strip $(FILE)),:,{ echo "usage: make upload FILE=path [STAGE=local] [TIMEOUT=60]" >&2; exit 2; })
+	$(PYTHON) -m logctl.upload --stage $(STAGE) $(LOCAL_ENDPOINT) --wait --timeout $(TIMEOUT) $(FILE)
 
 results: install ## newest result records on STAGE (STATUS=, KEY=prefix filter; JOB=id: that record as JSON)
-	$(PYTHON) -m logctl.results --stage $(STAGE) $(if $(JOB),--job $(JOB)) \
+	$(PYTHON) -m logctl.results --stage $(STAGE) $(LOCAL_ENDPOINT) $(if $(JOB),--job $(JOB)) \
 		$(if $(STATUS),--status $(STATUS)) $(if $(KEY),--key $(KEY))
 
 dlq: install ## dead-letter queue depth and a peek at its messages on STAGE
-	$(PYTHON) -m logctl.dlq show --stage $(STAGE)
+	$(PYTHON) -m logctl.dlq show --stage $(STAGE) $(LOCAL_ENDPOINT)
 
 redrive: install ## move dead-letter messages back to the jobs queue on STAGE
-	$(PYTHON) -m logctl.dlq redrive --stage $(STAGE)
+	$(PYTHON) -m logctl.dlq redrive --stage $(STAGE) $(LOCAL_ENDPOINT)
 
 # ---- load test and performance report ------------------------------------------------
 USERS ?= 8
@@ -163,7 +166,7 @@ bench-telemetry: install ## what Powertools (Logger, EMF metrics) adds to cold s
 
 # ---- local runtime, deployment and teardown --------------------------------------------
 PORT ?=
-API_PORT ?= 8000
+API_PORT ?=
 ALERT_EMAIL ?=
 RAW_LOG_DAYS ?=
 YES ?=
@@ -175,11 +178,11 @@ DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 	bench-e2e bench-api bench-speedups
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
-	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
+	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(or $(API_PORT),8000) $(RUNTIME_ARGS) \
 		--endpoint-file
 
-dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve it, signing requests
-	$(PYTHON) -m logctl.dashboard --stage $(STAGE) --port $(API_PORT)
+dashboard: install ## print the dashboard URL of the running `make local`; STAGE=aws: serve it on API_PORT=8000, signing requests
+	$(PYTHON) -m logctl.dashboard --stage $(STAGE) $(if $(API_PORT),--port $(API_PORT))
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo

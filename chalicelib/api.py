@@ -6,6 +6,7 @@ bad input is a 400 naming the field, an unknown job a 404, never a 500.
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -88,11 +89,19 @@ def error(status: int, code: str, message: str, field_name: str | None = None) -
         code=code, message=message, field=field_name))))
 
 
-def bad_request(exc: ValidationError) -> ApiResponse:
+def bad_request(exc: ValidationError, model: type[BaseModel]) -> ApiResponse:
     first = exc.errors()[0]
     name = ".".join(str(part) for part in first["loc"]) or None
     message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden" and name is not None:
+        message = unknown_field(name, sorted(model.model_fields))
     return error(400, "bad_request", f"{name}: {message}" if name else message, name)
+
+
+def unknown_field(name: str, accepted: list[str]) -> str:
+    close = difflib.get_close_matches(name, accepted, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"not a parameter here; {hint}accepted: {', '.join(accepted)}"
 
 
 def ok(model: BaseModel) -> ApiResponse:
@@ -118,7 +127,7 @@ class ResultsApi:
         try:
             query = JobsQuery.model_validate(dict(params or {}))
         except ValidationError as exc:
-            return bad_request(exc)
+            return bad_request(exc, JobsQuery)
         now = self.clock()
         wanted = listing(now, limit=query.limit, since=query.since, until=query.until,
                          status=query.status, prefix=query.prefix)
@@ -147,7 +156,7 @@ class ResultsApi:
         try:
             query = StatsQuery.model_validate(dict(params or {}))
         except ValidationError as exc:
-            return bad_request(exc)
+            return bad_request(exc, StatsQuery)
         until = query.until or datetime.fromtimestamp(self.clock(), UTC)
         since = query.since or until - timedelta(hours=24)
         if since > until:
@@ -196,7 +205,7 @@ class ResultsApi:
         try:
             request = UploadRequest.model_validate(data)
         except ValidationError as exc:
-            return bad_request(exc)
+            return bad_request(exc, UploadRequest)
         key = UPLOAD_PREFIX + request.name
         refusal = self.settings.check_object(key, request.size)
         if refusal is not None:

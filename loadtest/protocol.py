@@ -28,7 +28,7 @@ from loadtest.samples import (
     results_path,
     sample_row,
 )
-from logctl.stage import Stage, StageError, client, load_stage, session_for
+from logctl.stage import StageError, StageLike, as_stage, client, load_stage, session_for
 from measure.host import update_host_file
 from measure.payloads import DEFAULT_SIZES, Payload, SizeSpecError, build_payloads, parse_sizes
 from measure.probe import Measurement, PipelineProbe
@@ -59,9 +59,10 @@ def _progress(done: int, total: int, phase: str, label: str, m: Measurement) -> 
           f"upload {m.upload_ms:7.1f} ms  {status}", flush=True)
 
 
-def run_protocol(stage: Stage, out: Path, *, sizes: tuple[int, ...], iterations: int,
+def run_protocol(stage: StageLike, out: Path, *, sizes: tuple[int, ...], iterations: int,
                  warmup: int, timeout: float) -> tuple[int, int]:
     """Run the protocol and write one row per file; returns (files, failures)."""
+    stage = as_stage(stage)
     session = session_for(stage)
     s3 = client(stage, "s3", session)
     ddb = client(stage, "dynamodb", session)

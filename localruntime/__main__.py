@@ -13,8 +13,9 @@ memory (RSS) exceeds the function's lambda_memory_size is killed, as Lambda does
 --api-port, the app's HTTP routes (results API, dashboard) run under `chalice local` on that
 port. Edits to app.py, chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops
 everything.
-With --endpoint-file (as `make local` runs it), the endpoint URL is written to a file
-that the project's tools read when AWS_ENDPOINT_URL is not set; see docs/local-runtime.md.
+With --endpoint-file (as `make local` runs it), the endpoint URL (and the API's URL, with
+--api-port) is written to a file that the project's tools read when AWS_ENDPOINT_URL is
+not set (make upload, results, dashboard, deploy-local...); see docs/local-runtime.md.
 
 Faults (off by default; kinds in localruntime/faults.py and docs/guarantees.md):
     --fault all=0.05 --fault kill=0.01 --fault-seed 7
@@ -59,7 +60,9 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
     parser.add_argument("--timeout", action="append", default=[], metavar="FUNCTION=SECONDS",
                         help="override a function's lambda_timeout")
     parser.add_argument("--concurrency", action="append", default=[], metavar="FUNCTION=N",
-                        help="warm processes (and pollers) for a function (default 2)")
+                        help="warm processes (and pollers) for a function (default: its "
+                        "reserved_concurrency in .chalice/config.json, else its event source's "
+                        "maximum concurrency, else 2)")
     parser.add_argument("--no-reload", action="store_true", help="do not watch for edits")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
     parser.add_argument("--api-port", default=None,
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         console.info(note)
     if settings.endpoint_file is None:
         return runtime.run()
-    write_endpoint_file(settings.endpoint_url, settings.endpoint_file)
+    write_endpoint_file(settings.endpoint_url, settings.endpoint_file, settings.api_url)
     try:
         return runtime.run()
     finally:

@@ -59,6 +59,11 @@ class RuntimeSettings:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def api_url(self) -> str | None:
+        """Where the results API and dashboard answer (None without --api-port)."""
+        return None if self.api_port is None else f"http://{self.host}:{self.api_port}/"
+
+    @property
     def config_path(self) -> Path:
         return self.project / ".chalice" / "config.json"
 

@@ -116,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("-o", "--output", required=True, help="file to write")
     args = parser.parse_args(argv)
+    replaced = Path(args.output).exists()
     try:
         path = write_log_file(args.output, args.lines, error_rate=args.error_rate,
                               malformed_rate=args.malformed_rate, gzip=args.gzip, seed=args.seed)
     except (ValueError, OSError) as exc:
         print(f"generate: {exc}", file=sys.stderr)
         return 2
-    print(f"{path} ({path.stat().st_size} bytes, {args.lines} lines)")
+    note = ", replacing the file that was there" if replaced else ""
+    print(f"{path} ({path.stat().st_size} bytes, {args.lines} lines{note})")
     return 0
 
 

@@ -61,6 +61,15 @@ class Stage:
         return int(self.functions.get(name, {}).get("lambda_memory_size", 128))
 
 
+StageLike = Stage | str
+
+
+def as_stage(stage: StageLike) -> Stage:
+    """The Stage given, or the one its name resolves to (`load_stage`): every helper that
+    takes a stage takes either."""
+    return load_stage(stage) if isinstance(stage, str) else stage
+
+
 def endpoint_for(stage_name: str, environ: Mapping[str, str]) -> str | None:
     """The endpoint a stage talks to when no --endpoint-url is given.
 
@@ -122,15 +131,27 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
     )
 
 
-def read_endpoint_file(path: Path | None = None) -> str | None:
+def _endpoint_file_lines(path: Path | None) -> list[str]:
     try:
-        return (path or ENDPOINT_FILE).read_text().strip() or None
+        return (path or ENDPOINT_FILE).read_text().split()
     except OSError:
-        return None
+        return []
 
 
-def write_endpoint_file(endpoint_url: str, path: Path) -> None:
-    path.write_text(endpoint_url + "\n")
+def read_endpoint_file(path: Path | None = None) -> str | None:
+    """The AWS endpoint a running `make local` serves (the file's first line)."""
+    lines = _endpoint_file_lines(path)
+    return lines[0] if lines else None
+
+
+def read_api_url(path: Path | None = None) -> str | None:
+    """The results API and dashboard URL a running `make local` serves (its second line)."""
+    lines = _endpoint_file_lines(path)
+    return lines[1] if len(lines) > 1 else None
+
+
+def write_endpoint_file(endpoint_url: str, path: Path, api_url: str | None = None) -> None:
+    path.write_text("".join(f"{line}\n" for line in (endpoint_url, api_url) if line))
 
 
 def remove_endpoint_file(endpoint_url: str, path: Path) -> None:
@@ -139,7 +160,8 @@ def remove_endpoint_file(endpoint_url: str, path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def session_for(stage: Stage) -> boto3.session.Session:
+def session_for(stage: StageLike) -> boto3.session.Session:
+    stage = as_stage(stage)
     if stage.is_local:
         return boto3.session.Session(
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
@@ -149,7 +171,8 @@ def session_for(stage: Stage) -> boto3.session.Session:
     return boto3.session.Session(region_name=stage.region)
 
 
-def client(stage: Stage, service: str, session: boto3.session.Session | None = None) -> Any:
+def client(stage: StageLike, service: str, session: boto3.session.Session | None = None) -> Any:
+    stage = as_stage(stage)
     session = session or session_for(stage)
     cfg = Config(retries={"max_attempts": 3, "mode": "standard"},
                  max_pool_connections=32, tcp_keepalive=True)

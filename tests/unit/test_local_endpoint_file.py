@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from logctl import dashboard
 from logctl import stage as stage_module
 from logctl.stage import (
     LOCAL_ENDPOINT,
     load_stage,
+    read_api_url,
+    read_endpoint_file,
     remove_endpoint_file,
     session_for,
     write_endpoint_file,
@@ -72,3 +75,21 @@ def test_the_tools_bring_stand_in_credentials_and_a_region_for_the_local_stage(
     credentials = session.get_credentials()
     assert credentials is not None and credentials.access_key == "test"
     assert session.region_name == "us-east-1"
+
+
+def test_the_file_names_the_dashboard_too_and_make_dashboard_follows_it(
+        endpoint_file: Path) -> None:
+    write_endpoint_file("http://127.0.0.1:5123", endpoint_file, "http://127.0.0.1:8130/")
+
+    assert read_endpoint_file() == "http://127.0.0.1:5123"
+    assert read_api_url() == "http://127.0.0.1:8130/"
+    assert dashboard.local_url(None) == ("http://127.0.0.1:8130/", endpoint_file.name)
+    assert dashboard.local_url(8200)[0] == "http://127.0.0.1:8200/"
+
+
+def test_without_a_runtime_the_dashboard_is_looked_for_on_the_default_port(
+        endpoint_file: Path) -> None:
+    write_endpoint_file("http://127.0.0.1:5123", endpoint_file)
+
+    assert read_api_url() is None
+    assert dashboard.local_url(None)[0] == f"http://127.0.0.1:{dashboard.DEFAULT_PORT}/"
