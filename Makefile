@@ -106,30 +106,34 @@ LOCUST := $(BIN)/locust
 RUNTIME_ARGS ?=
 LOCUST_COMMON := --headless --sizes $(SIZES) --stop-timeout 30 --csv {output_stem}-locust
 WITH_RUNTIME = $(PYTHON) -m loadtest.runtime --runtime-args "$(RUNTIME_ARGS)"
-COMPACT := $(PYTHON) -m analysis.compact
-.PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report full-analysis
+# Measurements write raw runs to results/raw/ (not in git) and nothing else; `make report`
+# reads them beside the kept ones; only `make keep-results` changes results/.
+RAW_NOTE = @echo "$@: the raw run is in results/raw/ (not in git); \`make report\` shows it, \`make keep-results\` keeps it in results/"
+.PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report keep-results full-analysis
 
-loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000
+loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000 (the protocol the report's headline needs)
 	$(WITH_RUNTIME) --kind load -- $(LOCUST) -f loadtest/upload.py --pace $(PACE) \
 		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
-	$(COMPACT)
+	$(RAW_NOTE)
 
 concurrency-sweep: install ## throughput vs users: STEPS=1,2,4,8,16,32 STEP_SECONDS=20 SIZES=1000
 	$(WITH_RUNTIME) --kind sweep -- $(LOCUST) -f loadtest/sweep.py \
 		$(LOCUST_COMMON) --steps $(STEPS) --step-seconds $(STEP_SECONDS)
-	$(COMPACT)
+	$(RAW_NOTE)
 
 run-tests-local: install ## the seed's protocol (2 warm-up, 10 x 100/500/1000 lines) on a local runtime
 	$(WITH_RUNTIME) --kind protocol -- $(PYTHON) -m loadtest.protocol --stage local
-	$(COMPACT)
+	$(RAW_NOTE)
 
 run-tests-aws: install ## the same protocol against the deployed `aws` stage (needs credentials)
 	$(PYTHON) -m loadtest.protocol --stage aws
-	$(COMPACT)
+	$(RAW_NOTE)
 
-report: install ## compact new raw runs into results/, then docs/report.md and docs/charts/*.png
-	$(COMPACT)
-	$(PYTHON) -m analysis --results results --docs docs --readme README.md
+report: install ## docs/report.md, docs/charts/*.png and README's figures from results/ and results/raw/ (headline: runs following the protocol)
+	$(PYTHON) -m analysis --results results --raw results/raw --docs docs --readme README.md
+
+keep-results: install ## keep the raw runs the report reads as compact files in results/ (removes kept runs it no longer reads, and says which)
+	$(PYTHON) -m analysis.compact
 
 full-analysis: install ## run-tests-local, loadtest, concurrency-sweep, AWS if available, then report
 	-$(MAKE) run-tests-local
