@@ -82,9 +82,14 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join([*lines, "", LEGEND])
 
 
+def write_samples(data: Path) -> list[Path]:
+    """The sample files, the same bytes every time: the README's examples use them."""
+    return [write_log_file(data / s.name, s.lines, malformed_rate=s.malformed_rate,
+                           gzip=s.gzip, seed=index + 1) for index, s in enumerate(SAMPLES)]
+
+
 def run(data: Path) -> int:
-    paths = [write_log_file(data / s.name, s.lines, malformed_rate=s.malformed_rate,
-                            gzip=s.gzip, seed=index + 1) for index, s in enumerate(SAMPLES)]
+    paths = write_samples(data)
     runtime = BackgroundRuntime(data / "runtime.log", "--no-reload")
     print(f"demo: starting the local runtime on {runtime.endpoint} (log: {runtime.log_path})",
           flush=True)
