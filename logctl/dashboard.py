@@ -34,6 +34,7 @@ from logctl.stage import ENDPOINT_FILE, PROJECT_ROOT, Stage, read_api_url
 
 DEFAULT_PORT = 8000
 FORWARD_TIMEOUT_SECONDS = 30
+HEALTH_TIMEOUT_SECONDS = 15
 
 
 def deployed_api_url(stage: Stage, project: Path = PROJECT_ROOT) -> str:
@@ -112,7 +113,7 @@ def local_url(port: int | None) -> tuple[str, str]:
 def check_local(port: int | None) -> str:
     url, source = local_url(port)
     try:
-        with urllib.request.urlopen(url + "health", timeout=5):
+        with urllib.request.urlopen(url + "health", timeout=HEALTH_TIMEOUT_SECONDS):
             return url
     except (urllib.error.URLError, OSError) as exc:
         raise LogctlError(f"nothing answers on {url} (from {source}; {exc}): start "
