@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis.charts import draw_all
+from analysis.charts import CHARTS, draw_all
 from analysis.dataset import LOAD_HISTORY_RUNS, DatasetError, all_runs
 from analysis.protocols import conformance, select
 from analysis.report import readme_summary, render, summary_rows, update_readme
@@ -59,18 +59,32 @@ def main(argv: list[str] | None = None) -> int:
         if not check.follows:
             print(f"analysis: {check.run.name} is listed, not used: {check.describe()}")
     columns, rows = summary_rows(comparison)
-    charts = draw_all(comparison, docs / "charts", rows, columns)
     report = docs / "report.md"
+    outputs = [report, *(docs / "charts" / name for name in CHARTS)]
+    before = {path: _bytes(path) for path in outputs}
+    draw_all(comparison, docs / "charts", rows, columns)
     report.write_text(render(comparison, charts_rel="charts"))
     used = ", ".join(check.run.path.name for check in selection.chosen.values())
-    print(f"analysis: wrote {report} and {len(charts)} charts in {docs / 'charts'} from {used}")
+    changed = [str(path) for path in outputs if _bytes(path) != before[path]]
+    print(f"analysis: from {used}: " + (f"changed {', '.join(changed)}" if changed else
+                                         f"{report} and its charts are unchanged"))
     if args.readme:
         readme = Path(args.readme)
+        text = _bytes(readme)
         if not readme.exists() or not update_readme(readme, readme_summary(comparison)):
             print(f"analysis: {readme} has no report markers; left unchanged", file=sys.stderr)
+        elif _bytes(readme) != text:
+            print(f"analysis: changed the figures between the report markers in {readme}")
         else:
-            print(f"analysis: wrote the figures between the report markers in {readme}")
+            print(f"analysis: the figures in {readme} are unchanged")
     return 0
+
+
+def _bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

@@ -243,17 +243,22 @@ def test_a_short_run_is_listed_but_never_replaces_the_protocol_run(
     assert "load-local-20270101T000000Z.csv" in [p.name for p in raw.iterdir()]
 
 
-def test_the_same_runs_make_the_same_report_byte_for_byte(results: Path, tmp_path: Path) -> None:
+def test_the_same_runs_make_the_same_report_byte_for_byte_and_it_says_so(
+        results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    docs = tmp_path / "docs"
     outputs = []
-    for docs in (tmp_path / "first", tmp_path / "second"):
+    for _ in range(2):
         assert main(["--results", str(results), "--docs", str(docs),
                      "--readme", str(readme)]) == 0
         outputs.append([(docs / "report.md").read_bytes(), readme.read_bytes(),
                         *[(docs / "charts" / name).read_bytes() for name in CHARTS]])
 
     assert outputs[0] == outputs[1]
+    first, second = capsys.readouterr().out.split("analysis: from ")[1:]
+    assert "changed " in first and "changed the figures" in first
+    assert "are unchanged" in second and "changed " not in second
 
 
 def test_with_only_a_non_protocol_load_run_the_targets_are_not_judged(
