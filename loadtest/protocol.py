@@ -89,11 +89,15 @@ def run_protocol(stage: StageLike, out: Path, *, sizes: tuple[int, ...], iterati
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.protocol", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default=os.environ.get("LOG_STAGE", "local"))
+    parser.add_argument("--stage", default=os.environ.get("LOG_STAGE", "local"),
+                        help="stage in .chalice/config.json: local or aws (default: LOG_STAGE, "
+                        "else local)")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
                         help="file sizes in lines, comma separated")
-    parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=10,
+                        help="rounds over the sizes (default 10, the seed's protocol)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="warm-up files before them, not counted (default 2)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for each file's final result")
     parser.add_argument("-o", "--output", default=os.environ.get("LOADTEST_OUTPUT", ""),

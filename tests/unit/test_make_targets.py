@@ -63,3 +63,19 @@ def test_generate_without_out_does_not_write_over_a_demo_file() -> None:
 
     assert out.parent.name == "demo-data"
     assert out.name not in {sample.name for sample in SAMPLES}
+
+
+@pytest.mark.parametrize("target", ["loadtest", "concurrency-sweep", "run-tests-local",
+                                    "run-tests-aws", "report"])
+def test_measuring_and_reporting_never_change_the_kept_runs(target: str) -> None:
+    out = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+
+    assert "analysis.compact" not in out
+
+
+def test_only_keep_results_keeps_runs() -> None:
+    out = subprocess.run(["make", "-n", "--no-print-directory", "keep-results"], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+
+    assert "-m analysis.compact" in out
