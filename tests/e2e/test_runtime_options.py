@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from localruntime.background import free_port
 from tests.e2e.conftest import Runtime, running
 
 HANG_GUARD_SECONDS = 300
@@ -51,3 +52,14 @@ def test_the_endpoint_file_names_the_running_runtime_and_goes_with_it(tmp_path: 
 
     assert written == endpoint + "\n"
     assert not endpoint_file.exists()
+
+
+def test_with_an_api_port_the_endpoint_file_names_the_dashboard_too(tmp_path: Path) -> None:
+    endpoint_file = tmp_path / "endpoint"
+    api_port = free_port()
+    with running(tmp_path, "--no-reload", "--api-port", str(api_port),
+                 "--endpoint-file", str(endpoint_file)) as runtime:
+        written = endpoint_file.read_text()
+        endpoint = runtime.endpoint
+
+    assert written == f"{endpoint}\nhttp://127.0.0.1:{api_port}/\n"
