@@ -352,9 +352,16 @@ def _concurrency_section(comparison: Comparison) -> list[str]:
              ms(p.p99)] for p in points]
     best = max(points, key=lambda p: p.throughput)
     sizes = sorted({s.lines for s in comparison.sweep.samples})
-    return [f"Run `{comparison.sweep.name}`; file sizes {', '.join(map(str, sizes))} lines. "
-            "Each step's throughput is its completed files over the step's window "
-            "(first upload to last result).", "",
+    sweep = comparison.sweep
+    marked = comparison.sweep_conformance
+    note = "" if marked is None or marked.follows else f" Not the protocol: {marked.describe()}."
+    return [f"Run `{sweep.name}`, measured {sweep.started:%Y-%m-%d}, closed loop: each user "
+            "uploads its next file as soon as the last one's result is in; file sizes "
+            f"{', '.join(map(str, sizes))} lines.{note} Each step's throughput is its completed "
+            "files over the step's window (first upload to last result). The targets are not "
+            "judged here but on the paced load run: back to back, N users keep N files in "
+            "flight at any rate, so latency grows with the users (mean latency = users / "
+            "throughput).", "",
             table(["users", "files", "failed", "files/s", "P50", "P99"], rows), "",
             f"Peak: {best.throughput:.1f} files/s at {best.users} users.", ""]
 
