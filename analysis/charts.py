@@ -12,10 +12,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from analysis import stats
+from analysis.protocols import mode, pace_of
+from analysis.seed import SEED_PROTOCOL
 from analysis.series import (
     TARGET_P99_MS,
     TARGET_THROUGHPUT,
-    TARGET_USERS,
     Comparison,
     Series,
 )
@@ -61,6 +62,17 @@ def _ours(comparison: Comparison) -> list[tuple[str, Series]]:
     return [(key, s) for key, s in comparison.series.items() if s.summary is not None]
 
 
+def _caption(fig: Figure, series: list[Series], *, seed: bool = True,
+             extra: tuple[str, ...] = ()) -> None:
+    """Under every chart: each run drawn, its date and how its files were sent."""
+    lines = [s.caption for s in series]
+    if seed:
+        lines.append(f"seed: the Go pipeline's published figures (its report, another "
+                     f"machine; {SEED_PROTOCOL})")
+    lines.extend(extra)
+    fig.supxlabel("\n".join(lines), fontsize=7, color="#444444", ha="center")
+
+
 def latency_comparison(comparison: Comparison, path: Path) -> None:
     fig = _figure()
     ax = fig.add_subplot()
@@ -85,6 +97,7 @@ def latency_comparison(comparison: Comparison, path: Path) -> None:
     ax.set_title("End-to-end latency, upload to result record "
                  "(boxes: P25-P75, whiskers P1-P99)")
     ax.grid(axis="y", which="both", alpha=0.3)
+    _caption(fig, [s for _, s in ours])
     fig.savefig(path)
 
 
@@ -116,6 +129,7 @@ def percentile_comparison(comparison: Comparison, path: Path) -> None:
     ax.set_title("Latency percentiles (nearest rank): this pipeline vs the Go seed")
     ax.legend(fontsize=8, loc="upper left", ncols=2)
     ax.grid(axis="y", which="both", alpha=0.3)
+    _caption(fig, [s for _, s in _ours(comparison)])
     fig.savefig(path)
 
 
@@ -148,6 +162,7 @@ def latency_by_filesize(comparison: Comparison, path: Path) -> None:
     ax.set_title("Latency by file size")
     ax.legend(fontsize=7)
     ax.grid(which="both", alpha=0.3)
+    _caption(fig, [s for _, s in ours], seed=False)
     fig.savefig(path)
 
 
@@ -184,6 +199,7 @@ def component_breakdown(comparison: Comparison, path: Path) -> None:
         ax.legend(fontsize=7, loc="lower right")
         ax.margins(x=0.2)
     fig.suptitle("Where the end-to-end time goes (measured from the result record's timestamps)")
+    _caption(fig, [s for s in comparison.series.values() if s.breakdown is not None])
     fig.savefig(path)
 
 
@@ -229,11 +245,17 @@ def latency_timeline(comparison: Comparison, path: Path) -> None:
                     linewidth=1, label="P50 per second")
         bottom.plot(xs, [percentile(v, 99) for v in per_second if v], color="#d62728",
                     linewidth=1, label="P99 per second")
+        highest = max(s.e2e_ms for s in load.samples)
+        if load.follows_protocol:
+            bottom.set_ylim(0, max(highest, TARGET_P99_MS) * 1.3)
+            bottom.axhline(TARGET_P99_MS, color="#d62728", linestyle=":", linewidth=1,
+                           label=f"target: P99 <= {TARGET_P99_MS:g} ms (judged on this run)")
         bottom.set_xlabel("seconds since the first upload")
         bottom.set_ylabel("e2e (ms)")
         bottom.set_title(f"{load.name}: latency over the run")
-        bottom.legend(fontsize=7, ncols=4)
+        bottom.legend(fontsize=7, ncols=3)
         bottom.grid(alpha=0.3)
+    _caption(fig, [s for s in (protocol, load) if s is not None], seed=False)
     fig.savefig(path)
 
 
@@ -254,37 +276,87 @@ def summary_table(comparison: Comparison, path: Path, rows: list[list[str]],
         if col == 0:
             cell.set_text_props(ha="left")
     ax.set_title("Summary: this pipeline vs the Go seed's published figures")
+    _caption(fig, [s for s in comparison.series.values() if s.samples])
     fig.savefig(path)
 
 
 def throughput_error_comparison(comparison: Comparison, path: Path) -> None:
-    fig = _figure(11, 5)
-    left, right = fig.subplots(1, 2)
-    names, throughput, errors, colors = [], [], [], []
-    for env, seed in comparison.seed.items():
-        names.append(f"seed:\n{seed.label}")
-        throughput.append(seed.throughput)
-        errors.append(100.0 * seed.failures / seed.tests)
-        colors.append(SEED_COLOR[env])
+    """Sequential throughput (the seed's formula) and throughput under load, never on one
+    axis: the first is the inverse of a file's latency, the second a rate capped by what
+    the users offer. Failed files get a panel only when some file failed."""
+    sequential = [(f"seed:\n{seed.label}", seed.throughput, SEED_COLOR[env],
+                   100.0 * seed.failures / seed.tests) for env, seed in comparison.seed.items()]
+    under_load: list[tuple[str, float, str, float, float | None]] = []
     for key, s in comparison.series.items():
         if not s.samples:
             continue
-        names.append(s.name.replace(", ", "\n"))
-        throughput.append(s.throughput)
-        errors.append(100.0 * stats.error_rate(list(s.samples)))
-        colors.append(OURS_COLOR.get(key, "#1f77b4"))
-    bars = left.bar(range(len(names)), throughput, color=colors)
+        failed = 100.0 * stats.error_rate(list(s.samples))
+        label = s.name.replace(", ", "\n")
+        if s.kind == "protocol":
+            sequential.append((label, s.throughput, OURS_COLOR.get(key, "#1f77b4"), failed))
+        else:
+            pace = pace_of(s.conformance.run)
+            offered = s.users / pace if pace else None
+            under_load.append((label, s.throughput, OURS_COLOR.get(key, "#2ca02c"),
+                               failed, offered))
+    sweep = comparison.sweep
+    points = stats.concurrency_curve(sweep.measured) if sweep else []
+    if points:
+        best = max(points, key=lambda p: p.throughput)
+        under_load.append((f"closed loop:\npeak of the sweep\n({best.users} users)",
+                           best.throughput, "#9467bd",
+                           100.0 * best.failures / best.files if best.files else 0.0, None))
+    any_failed = any(row[3] for row in [*sequential, *under_load])
+    fig = _figure(12 if any_failed else 11, 5.5)
+    panels = fig.subplots(1, 3 if any_failed else 2, width_ratios=(1, 1, 1)[:3 if any_failed
+                                                                             else 2])
+    left, right = panels[0], panels[1]
+    names = [row[0] for row in sequential]
+    bars = left.bar(range(len(names)), [row[1] for row in sequential],
+                    color=[row[2] for row in sequential])
     _bar_labels(left, bars, "{:,.2f}")
     left.set_xticks(range(len(names)), names, fontsize=7)
     _log_axis(left)
     left.set_ylabel("files/s (log scale)")
-    left.set_title("Throughput (sequential: seed formula; concurrent: wall clock)", fontsize=9)
-    bars = right.bar(range(len(names)), errors, color=colors)
-    _bar_labels(right, bars, "{:.1f}%")
-    right.set_xticks(range(len(names)), names, fontsize=7)
-    right.set_ylabel("failed files (%)")
-    right.set_ylim(0, max(5.0, max(errors, default=0) * 1.3))
-    right.set_title("Error rate", fontsize=9)
+    left.set_title("Sequential, one file at a time:\nfiles / sum of their latencies "
+                   "(the seed's formula)", fontsize=9)
+    if under_load:
+        names = [row[0] for row in under_load]
+        bars = right.bar(range(len(names)), [row[1] for row in under_load],
+                         color=[row[2] for row in under_load])
+        _bar_labels(right, bars, "{:,.1f}")
+        for i, row in enumerate(under_load):
+            if row[4] is not None:
+                right.hlines(row[4], i - 0.4, i + 0.4, color="black", linestyle="--",
+                             label="offered by the paced users")
+        load = comparison.get("load-local")
+        if load is not None and load.follows_protocol:
+            right.axhline(TARGET_THROUGHPUT, color="#d62728", linestyle=":", linewidth=1,
+                          label=f"target: {TARGET_THROUGHPUT:g} files/s (judged on the paced "
+                                "run)")
+        right.set_xticks(range(len(names)), names, fontsize=7)
+        right.set_ylabel("files/s")
+        right.set_ylim(0, max(row[1] for row in under_load) * 1.3)
+        if right.get_legend_handles_labels()[0]:
+            right.legend(fontsize=7, loc="upper left")
+    else:
+        _no_data(right, "no load run: `make loadtest`, `make concurrency-sweep`")
+    right.set_title("Under load: files completed / wall clock\n(paced: capped by the offered "
+                    "rate; closed loop: as fast as it goes)", fontsize=9)
+    if any_failed:
+        rows = [*sequential, *under_load]
+        bars = panels[2].bar(range(len(rows)), [row[3] for row in rows],
+                             color=[row[2] for row in rows])
+        _bar_labels(panels[2], bars, "{:.1f}%")
+        panels[2].set_xticks(range(len(rows)), [row[0] for row in rows], fontsize=6)
+        panels[2].set_ylabel("failed files (%)")
+        panels[2].set_title("Failed files", fontsize=9)
+        fig.suptitle("Throughput and failed files")
+    else:
+        fig.suptitle("Throughput (no file failed in any run shown, so no error-rate panel)")
+    extra = ((f"closed loop: run {sweep.name}, {sweep.started:%Y-%m-%d}, {mode(sweep)}",)
+             if points and sweep else ())
+    _caption(fig, [s for s in comparison.series.values() if s.samples], extra=extra)
     fig.savefig(path)
 
 
@@ -299,8 +371,6 @@ def throughput_vs_concurrency(comparison: Comparison, path: Path) -> None:
     users = [p.users for p in points]
     ax.plot(users, [p.throughput for p in points], marker="o", color="#1f77b4",
             label="throughput (files/s)")
-    ax.axhline(TARGET_THROUGHPUT, color="#1f77b4", linestyle=":", linewidth=1,
-               label=f"target: {TARGET_THROUGHPUT:g} files/s at {TARGET_USERS} users")
     ax.set_xscale("log", base=2)
     ax.set_xticks(users, [str(u) for u in users])
     ax.set_xlabel("concurrent users (closed loop, no think time)")
@@ -308,8 +378,6 @@ def throughput_vs_concurrency(comparison: Comparison, path: Path) -> None:
     right = ax.twinx()
     right.plot(users, [p.p50 for p in points], marker="s", color="#2ca02c", label="P50 (ms)")
     right.plot(users, [p.p99 for p in points], marker="^", color="#d62728", label="P99 (ms)")
-    right.axhline(TARGET_P99_MS, color="#d62728", linestyle=":", linewidth=1,
-                  label=f"target: P99 <= {TARGET_P99_MS:g} ms")
     right.set_ylabel("end-to-end latency (ms)")
     right.set_ylim(bottom=0)
     ax.set_ylim(bottom=0)
@@ -317,7 +385,15 @@ def throughput_vs_concurrency(comparison: Comparison, path: Path) -> None:
     more = right.get_legend_handles_labels()
     ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
-    ax.set_title("Throughput and latency vs concurrency (local runtime)")
+    ax.set_title("Throughput and latency vs concurrency (local runtime, closed loop: no "
+                 "targets here,\nthey are judged on the paced load run)", fontsize=10)
+    sweep = comparison.sweep
+    if sweep is not None:
+        conformance = comparison.sweep_conformance
+        note = "" if conformance is None or conformance.follows else \
+            f"; {conformance.describe()}"
+        fig.supxlabel(f"run {sweep.name}, {sweep.started:%Y-%m-%d}, {mode(sweep)}{note}",
+                      fontsize=7, color="#444444")
     fig.savefig(path)
 
 

@@ -5,9 +5,11 @@
 Every raw run in `--raw` (`<run>.csv` with its `.host.json` and `.runtime.log`, not in
 git) that the report reads becomes `<results>/<run>.json.gz` (gzip JSON, byte-identical
 when rewritten from the same data); compact files the report no longer reads are removed.
-The report reads the newest run of each kind and environment, and the newest
-LOAD_HISTORY_RUNS load runs of each environment. Exit 1 when `--results` ends larger
-than BUDGET_BYTES (1 MiB: about 8 load runs of 60 s, a sweep and the protocol runs).
+The report reads the newest run of each kind and environment, the newest that follows its
+protocol (analysis.protocols), and the newest LOAD_HISTORY_RUNS load runs of each
+environment. Run by `make keep-results` only: nothing else changes `--results`. Exit 1
+when `--results` ends larger than BUDGET_BYTES (1 MiB: about 8 load runs of 60 s, a sweep
+and the protocol runs).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from analysis.dataset import (
     run_files,
     write_compact,
 )
+from analysis.protocols import select
 
 BUDGET_BYTES = 1024 * 1024
 
@@ -59,7 +62,11 @@ def compact(raw: Path, results: Path) -> Outcome:
                 if path.name.endswith(RAW_SUFFIX)} if raw.is_dir() else {}
     compacts = {name: path for name, path in run_files(results).items()
                 if path.name.endswith(COMPACT_SUFFIX)} if results.is_dir() else {}
-    keep = kept({*raw_runs, *compacts})
+    both = {**raw_runs, **compacts}
+    # The run of each kind the report's headline takes is kept even when a newer run of
+    # that kind, not following the protocol, would otherwise replace it.
+    keep = kept(both) | {check.run.name for check in
+                         select(read_run(path) for path in both.values()).chosen.values()}
     outcome = Outcome()
     for name in sorted(keep & raw_runs.keys()):
         before = compacts[name].read_bytes() if name in compacts else b""

@@ -300,6 +300,16 @@ def run_files(directory: Path) -> dict[str, Path]:
     return found
 
 
+def all_runs(*directories: Path) -> list[Run]:
+    """Every non-empty run in these directories, oldest first; a run found in more than one
+    (kept in results/ and still raw in results/raw/) is read from the first."""
+    found: dict[str, Path] = {}
+    for directory in reversed(directories):
+        if directory.is_dir():
+            found.update(run_files(directory))
+    return [read_run(found[name]) for name in sorted(found, key=_stamp)]
+
+
 def _stamp(name: str) -> str:
     return name[-16:]
 

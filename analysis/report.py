@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from analysis import cost, stats
-from analysis.dataset import LOAD_HISTORY_RUNS
-from analysis.seed import SEED_HOST, SEED_POLL_INTERVAL_MS, SEED_PROTOCOL
+from analysis.dataset import COMPACT_SUFFIX, LOAD_HISTORY_RUNS, Run
+from analysis.protocols import window_seconds
+from analysis.seed import SEED_HOST, SEED_POLL_INTERVAL_MS, SEED_PROTOCOL, SEED_REPORT
 from analysis.series import (
     TARGET_LINES,
     TARGET_USERS,
@@ -106,34 +106,58 @@ def _load_line(comparison: Comparison) -> str:
 
 
 def _load_history(comparison: Comparison) -> list[str]:
-    """Every local load run kept in results/: the machine is shared and runs differ."""
+    """Every local load run read: the machine is shared and runs differ."""
     if len(comparison.load_history) < 2:
         return []
     rows = []
-    for run in comparison.load_history:
+    for check in comparison.load_history:
+        run = check.run
         samples = [s for s in run.measured if s.lines == TARGET_LINES]
         ok = stats.e2e_values(samples)
         if not ok:
             continue
-        check = run.host.get("cpu_check_seconds")
+        cpu = run.host.get("cpu_check_seconds")
         pace = run.host.get("pace_seconds")
-        rows.append([f"`{run.name}`", str(run.users),
+        rows.append([f"`{run.name}`{_where(run)}",
+                     "yes" if check.follows else "no: " + ", ".join(check.departures),
+                     f"{window_seconds(run):.0f} s", str(run.users),
                      f"{pace:g} s" if isinstance(pace, (int, float)) else "not recorded",
-                     f"{check:.3f} s" if isinstance(check, (int, float)) else "not recorded",
+                     f"{cpu:.3f} s" if isinstance(cpu, (int, float)) else "not recorded",
                      f"{stats.wall_throughput(samples):.1f}",
                      ms(percentile(ok, 50)), ms(percentile(ok, 99)),
                      f"{sum(1 for s in samples if not s.ok)} of {len(samples)}"])
-    return [f"The local load runs kept in `results/` (at most the newest {LOAD_HISTORY_RUNS}; "
-            "the targets above are judged on the newest). The CPU check is a timed Python "
-            "loop: the machine is shared, and a slow check means a slow machine at the time.", "",
-            table(["run", "users", "pace", "CPU check", "files/s", "P50", "P99", "failed"],
-                  rows), ""]
+    return [f"The local load runs read (at most the newest {LOAD_HISTORY_RUNS}; the targets "
+            "above are judged on the newest that follows the protocol). The CPU check is a "
+            "timed Python loop: the machine is shared, and a slow check means a slow machine "
+            "at the time.", "",
+            table(["run", "protocol", "duration", "users", "pace", "CPU check", "files/s",
+                   "P50", "P99", "failed"], rows), ""]
+
+
+def _where(run: Run) -> str:
+    """Marks a run read from results/raw/: measured here, not kept in git."""
+    return "" if run.path.name.endswith(COMPACT_SUFFIX) else " (raw, not in git)"
+
+
+def _other_runs(comparison: Comparison) -> list[str]:
+    """Runs that do not follow their protocol and are not used: listed, never judged."""
+    shown = {check.run.name for check in comparison.load_history}
+    rows = [[f"`{c.run.name}`{_where(c.run)}", c.mode, c.describe()]
+            for c in comparison.others if not c.follows and c.run.name not in shown]
+    if not rows:
+        return []
+    return ["Runs that do not follow their protocol (docs/load-test.md), not used above:", "",
+            table(["run", "how files were sent", "duration, files, departures"], rows), ""]
 
 
 def _targets_section(checks: list[TargetCheck], comparison: Comparison) -> list[str]:
+    load = comparison.get("load-local")
+    judged = (f" Judged on run `{load.source}` ({load.date}; {load.conformance.mode}), the "
+              "newest that follows the protocol; the latency timeline in section 2.5 draws "
+              "the targets on that run." if load is not None and load.follows_protocol else "")
     out = ["## Targets", "",
            f"Local runtime, {TARGET_USERS} concurrent users, {TARGET_LINES:,}-line files "
-           "(`make loadtest`).", ""]
+           f"(`make loadtest`).{judged}", ""]
     verdict = {True: "met", False: "**missed**", None: "not measured"}
     out.append(table(["target", "goal", "measured", "verdict"],
                      [[c.name, c.target, c.measured, verdict[c.met]] for c in checks]))
@@ -144,6 +168,7 @@ def _targets_section(checks: list[TargetCheck], comparison: Comparison) -> list[
                 f"{run.host['other_mean_cores']:.2f} of its {run.host.get('cores')} cores on "
                 "average; see the CPU table in section 2.6.", ""]
     out += _load_history(comparison)
+    out += _other_runs(comparison)
     if any(c.met is False for c in checks):
         breakdown = stats.breakdown(target_samples(comparison))
         if breakdown is not None:
@@ -327,9 +352,16 @@ def _concurrency_section(comparison: Comparison) -> list[str]:
              ms(p.p99)] for p in points]
     best = max(points, key=lambda p: p.throughput)
     sizes = sorted({s.lines for s in comparison.sweep.samples})
-    return [f"Run `{comparison.sweep.name}`; file sizes {', '.join(map(str, sizes))} lines. "
-            "Each step's throughput is its completed files over the step's window "
-            "(first upload to last result).", "",
+    sweep = comparison.sweep
+    marked = comparison.sweep_conformance
+    note = "" if marked is None or marked.follows else f" Not the protocol: {marked.describe()}."
+    return [f"Run `{sweep.name}`, measured {sweep.started:%Y-%m-%d}, closed loop: each user "
+            "uploads its next file as soon as the last one's result is in; file sizes "
+            f"{', '.join(map(str, sizes))} lines.{note} Each step's throughput is its completed "
+            "files over the step's window (first upload to last result). The targets are not "
+            "judged here but on the paced load run: back to back, N users keep N files in "
+            "flight at any rate, so latency grows with the users (mean latency = users / "
+            "throughput).", "",
             table(["users", "files", "failed", "files/s", "P50", "P99"], rows), "",
             f"Peak: {best.throughput:.1f} files/s at {best.users} users.", ""]
 
@@ -420,25 +452,63 @@ def _host_lines(comparison: Comparison) -> list[str]:
                  if "cpu_check_seconds" in info else "")
         if "runtime_mean_cores" in info:
             out.append(f"- `{name}` (measured {info.get('date')}{check}): the local runtime used "
-                       f"{info['runtime_mean_cores']:.2f} cores on average (peak "
-                       f"{info['runtime_peak_cores']:.2f}), the load generator "
-                       f"{info['loadgen_mean_cores']:.2f} (peak {info['loadgen_peak_cores']:.2f}),"
-                       f" other processes {info.get('other_mean_cores', 0.0):.2f}, "
-                       f"of {info.get('cores')}.")
+                       f"{_cores(info, 'runtime')}, the load generator "
+                       f"{_cores(info, 'loadgen')}, other processes "
+                       f"{info.get('other_mean_cores', 0.0):.2f}, of {info.get('cores')}.")
         else:
             out.append(f"- `{name}` measured {info.get('date')}{check} against "
                        f"{info.get('endpoint')}.")
     return out
 
 
-def render(comparison: Comparison, charts_rel: str = "charts",
-           now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
+# A peak over one-second samples means something only when the window holds several.
+MIN_PEAK_WINDOW_SECONDS = 5.0
+
+
+def _cores(info: dict[str, Any], name: str) -> str:
+    """Mean cores over the run, and the busiest one-second sample when it can be told."""
+    mean = float(info[f"{name}_mean_cores"])
+    peak = info.get(f"{name}_peak_cores")
+    window = float(info.get("cpu_window_seconds") or 0.0)
+    text = f"{mean:.2f} cores on average"
+    if window < MIN_PEAK_WINDOW_SECONDS:
+        return text + f" (the {window:.1f} s run is too short for a one-second peak)"
+    if not isinstance(peak, (int, float)) or peak < mean:
+        return text + " (no one-second peak recorded)"
+    return text + f" (busiest second {peak:.2f})"
+
+
+def _baseline(comparison: Comparison) -> list[str]:
+    seed = comparison.seed["local"]
+    return ["**What this is compared with.** \"The seed\" throughout is the Go pipeline this "
+            "project re-creates: the same S3 → trigger → SQS → worker → DynamoDB pipeline with "
+            "Go Lambdas, measured by its authors on LocalStack in Docker and on AWS and "
+            f"published in their report ({SEED_REPORT}). Its figures are quoted from that "
+            f"report, not measured here: another machine ({SEED_HOST}), its protocol "
+            f"({SEED_PROTOCOL}), a client that polled DynamoDB every {SEED_POLL_INTERVAL_MS} ms, "
+            "and throughput by its formula: files / the sum of their end-to-end times "
+            f"(so {seed.throughput:g} files/s on LocalStack is the inverse of its mean latency, "
+            "not a capacity). Only this project's sequential runs are measured the same way; "
+            "its load runs (paced) and its concurrency sweep (closed loop) answer other "
+            "questions and say so.", ""]
+
+
+def _run_dates(comparison: Comparison) -> str:
+    dates = sorted({run.started.strftime("%Y-%m-%d") for run in comparison.runs.values()})
+    return ", ".join(dates) or "no runs"
+
+
+def render(comparison: Comparison, charts_rel: str = "charts") -> str:
     checks = check_targets(comparison)
     backoff = Backoff()
     out = ["# Performance report: the log pipeline on Chalice", "",
-           f"Generated {now:%Y-%m-%d %H:%M} UTC by `make report` (`python -m analysis`) from the "
-           "runs kept in `results/`; regenerate it, do not edit it.", ""]
+           f"Written by `make report` (`python -m analysis`) from runs measured on "
+           f"{_run_dates(comparison)}; regenerate it, do not edit it. Each chart and table "
+           "names its run, its date, and how files were sent: **sequential** (one file at a "
+           "time, the seed's protocol), **paced** (users each starting a file at a steady "
+           "interval, `make loadtest`) or **closed loop** (users back to back, "
+           "`make concurrency-sweep`).", ""]
+    out += _baseline(comparison)
     out += _targets_section(checks, comparison)
     out += ["## 1. Set-up", ""]
     out += _host_lines(comparison)
@@ -507,9 +577,10 @@ def render(comparison: Comparison, charts_rel: str = "charts",
             "Docker, Go Lambdas); ratios compare published numbers with ours, not runs on one "
             "machine.", "",
             "## Data", "",
-            "Compact runs in `results/` (`python -m analysis.compact` writes them from the raw "
-            "files in `results/raw/`, which git ignores):", ""]
-    out += [f"- `{run.path.name}`: {len(run.samples)} rows ({run.kind}, {run.env})"
+            "The runs used above (`make keep-results` keeps a raw run of `results/raw/`, which "
+            "git ignores, as a compact file in `results/`):", ""]
+    out += [f"- `{run.path.name}`{_where(run)}: {len(run.samples)} rows ({run.kind}, "
+            f"{run.env}, measured {run.started:%Y-%m-%d})"
             for run in comparison.runs.values()] or ["- none"]
     return "\n".join(out) + "\n"
 
@@ -528,15 +599,14 @@ README_BEGIN = "<!-- report:begin (written by `make report`) -->"
 README_END = "<!-- report:end -->"
 
 
-def readme_summary(comparison: Comparison, now: datetime | None = None) -> str:
+def readme_summary(comparison: Comparison) -> str:
     """The few figures the README quotes, with where and when they were measured."""
-    now = now or datetime.now(UTC)
     hosts = [run.host for run in comparison.runs.values() if run.host]
     host = hosts[-1] if hosts else describe_host()
-    dates = ", ".join(sorted({str(h.get("date", "?"))[:10] for h in hosts})) or "never"
-    out = [f"Figures from `make report` on {now:%Y-%m-%d}: {host.get('cpu_model')}, "
-           f"{host.get('cores')} cores, {host.get('memory_gib')} GiB RAM (runs measured "
-           f"{dates}); details in [docs/report.md](docs/report.md).", ""]
+    out = [f"Figures from `make report`: {host.get('cpu_model')}, {host.get('cores')} cores, "
+           f"{host.get('memory_gib')} GiB RAM; each run's date and commit are in the table; "
+           "details in [docs/report.md](docs/report.md). \"Seed\" is the Go pipeline this "
+           "project re-creates, as its own report published it (another machine).", ""]
     rows = []
     seed = comparison.seed["local"]
     for key in ("protocol-local", "load-local", "protocol-aws"):
@@ -544,13 +614,15 @@ def readme_summary(comparison: Comparison, now: datetime | None = None) -> str:
         if s is None or s.summary is None:
             continue
         summary = s.summary
-        rows.append([s.name, ms(summary.p50), ms(summary.p95), ms(summary.p99),
+        commit = s.conformance.run.host.get("commit")
+        rows.append([f"{s.name} ({s.date}" + (f", commit `{commit}`)" if commit else ")"),
+                     ms(summary.p50), ms(summary.p95), ms(summary.p99),
                      f"{s.throughput:.2f}", f"{s.failures} of {len(s.samples)}"])
     rows.append([f"seed: {seed.label} (published)", ms(seed.p50), ms(seed.p95), ms(seed.p99),
                  f"{seed.throughput:.2f}", f"{seed.failures} of {seed.tests}"])
     out += [table(["run", "P50", "P95", "P99", "files/s", "failed"], rows), ""]
     verdict = {True: "met", False: "missed", None: "not measured"}
-    out.append("Targets at 8 users, 1,000-line files: " + "; ".join(
+    out.append(f"Targets at {TARGET_USERS} users, {TARGET_LINES:,}-line files, paced: " + "; ".join(
         f"{c.name} {c.target}: {c.measured} ({verdict[c.met]})" for c in check_targets(comparison))
         + ".")
     if comparison.get("protocol-aws") is None:

@@ -36,6 +36,8 @@ SEED = {
         component_total_ms=2057,
     ),
 }
+SEED_REPORT = ("\"Event-Driven Processing Pipeline: LocalStack vs AWS Analysis\", "
+               "A. Miranda, CS6650, 2025-12-01")
 SEED_HOST = "Apple M4 Pro, 24 GB RAM (LocalStack in Docker)"
 SEED_POLL_INTERVAL_MS = 250
 SEED_COST_PER_FILE_USD = 0.00002

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from analysis import stats
 from analysis.dataset import Run, Sample
+from analysis.protocols import LOAD_SIZES, LOAD_USERS, Conformance, Selection, pace_of
 from analysis.seed import SEED, SeedFigures
 from measure.stats import percentile
 
-TARGET_USERS = 8
-TARGET_LINES = 1000
+TARGET_USERS = LOAD_USERS
+TARGET_LINES = LOAD_SIZES[0]
 TARGET_THROUGHPUT = 20.0
 TARGET_P99_MS = 300.0
 
@@ -25,6 +26,22 @@ class Series:
     samples: tuple[Sample, ...]
     warmups: tuple[Sample, ...]
     source: str
+    conformance: Conformance
+
+    @property
+    def follows_protocol(self) -> bool:
+        return self.conformance.follows
+
+    @property
+    def date(self) -> str:
+        """The day the run was measured (UTC), from its name."""
+        return self.conformance.run.started.strftime("%Y-%m-%d")
+
+    @property
+    def caption(self) -> str:
+        """Which run, when, and how files were sent: every chart states it."""
+        return (f"{self.name}: run {self.source}, {self.date}, {self.conformance.mode}"
+                + ("" if self.follows_protocol else f"; {self.conformance.describe()}"))
 
     @property
     def ok_latencies(self) -> list[float]:
@@ -67,30 +84,43 @@ class Comparison:
     sweep: Run | None
     runs: dict[tuple[str, str], Run]
     seed: dict[str, SeedFigures]
-    load_history: tuple[Run, ...] = ()
+    load_history: tuple[Conformance, ...] = ()
+    others: tuple[Conformance, ...] = ()
+    sweep_conformance: Conformance | None = None
 
     def get(self, key: str) -> Series | None:
         return self.series.get(key)
 
 
-def _series(name: str, run: Run, samples: list[Sample] | None = None) -> Series:
-    chosen = samples if samples is not None else run.measured
-    return Series(name=name, env=run.env, kind=run.kind, samples=tuple(chosen),
+NOT_PROTOCOL = " (not the protocol)"
+
+
+def _series(name: str, check: Conformance) -> Series:
+    run = check.run
+    return Series(name=name + ("" if check.follows else NOT_PROTOCOL), env=run.env,
+                  kind=run.kind, samples=tuple(run.measured),
                   warmups=tuple(s for s in run.samples if not s.measured),
-                  source=run.name)
+                  source=run.name, conformance=check)
 
 
-def build(runs: dict[tuple[str, str], Run], load_history: tuple[Run, ...] = ()) -> Comparison:
+def build(selection: Selection, load_history: tuple[Conformance, ...] = ()) -> Comparison:
     series: dict[str, Series] = {}
+    chosen = selection.chosen
     for env, where in (("local", "local runtime"), ("aws", "AWS")):
-        protocol = runs.get(("protocol", env))
+        protocol = chosen.get(("protocol", env))
         if protocol is not None:
             series[f"protocol-{env}"] = _series(f"Chalice, {where}, sequential", protocol)
-        load = runs.get(("load", env))
+        load = chosen.get(("load", env))
         if load is not None:
-            series[f"load-{env}"] = _series(f"Chalice, {where}, {load.users} users", load)
-    return Comparison(series=series, sweep=runs.get(("sweep", "local")), runs=runs, seed=SEED,
-                      load_history=load_history)
+            pace = pace_of(load.run)
+            paced = "pace not recorded" if pace is None else "paced" if pace else "closed loop"
+            series[f"load-{env}"] = _series(
+                f"Chalice, {where}, {load.run.users} users, {paced}", load)
+    sweep = chosen.get(("sweep", "local"))
+    return Comparison(series=series, sweep=sweep.run if sweep else None,
+                      runs={key: c.run for key, c in chosen.items()}, seed=SEED,
+                      load_history=load_history, others=selection.others,
+                      sweep_conformance=sweep)
 
 
 @dataclass(frozen=True)
@@ -102,17 +132,22 @@ class TargetCheck:
 
 
 def target_samples(comparison: Comparison) -> list[Sample]:
-    """The local load run's 1,000-line files at the target user count."""
+    """The local load run's 1,000-line files at the target user count, when that run
+    follows the protocol: targets are judged on no other run."""
     load = comparison.get("load-local")
-    if load is None:
+    if load is None or not load.follows_protocol:
         return []
     return [s for s in load.samples if s.lines == TARGET_LINES and s.users == TARGET_USERS]
 
 
 def check_targets(comparison: Comparison) -> list[TargetCheck]:
     samples = target_samples(comparison)
+    load = comparison.get("load-local")
     if not samples:
         missing = "no local load run at 8 users with 1,000-line files (run `make loadtest`)"
+        if load is not None and not load.follows_protocol:
+            missing = (f"not judged: the only load run, {load.source}, is not the protocol "
+                       f"({load.conformance.describe()})")
         return [TargetCheck("throughput", f">= {TARGET_THROUGHPUT:g} files/s", missing, None),
                 TargetCheck("P99 latency", f"<= {TARGET_P99_MS:g} ms", missing, None),
                 TargetCheck("failures", "0", missing, None)]

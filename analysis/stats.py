@@ -11,9 +11,10 @@ from measure.stats import percentile
 
 COMPONENTS = ("upload", "trigger", "queue", "worker", "observe")
 COMPONENT_HELP = {
-    "upload": "client PutObject call (start -> response)",
+    "upload": "client PutObject call (start -> response, or -> created_at when the trigger "
+              "created the job before the response reached the client)",
     "trigger": "S3 event delivery to the trigger (PutObject response -> trigger starts, "
-               "created_at)",
+               "created_at; 0 when the trigger was faster than the response)",
     "queue": "trigger stores the job and enqueues it, SQS delivers it to a worker "
              "(created_at -> started_at)",
     "worker": "worker claims the job, reads, parses, aggregates (started_at -> completed_at)",
@@ -78,9 +79,11 @@ def components(sample: Sample) -> dict[str, float] | None:
     if not sample.ok or any(t is None for t in stamps):
         return None
     created, started, completed = (float(t) for t in stamps)  # type: ignore[arg-type]
-    uploaded = sample.start_epoch + sample.upload_ms / 1000.0
+    # S3 may notify the trigger before PutObject's response reaches the client: the
+    # upload then ends, for this split, where the job was created (no negative trigger).
+    uploaded = min(sample.start_epoch + sample.upload_ms / 1000.0, created)
     return {
-        "upload": sample.upload_ms,
+        "upload": (uploaded - sample.start_epoch) * 1000.0,
         "trigger": (created - uploaded) * 1000.0,
         "queue": (started - created) * 1000.0,
         "worker": (completed - started) * 1000.0,

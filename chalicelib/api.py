@@ -109,11 +109,14 @@ def bad_request(exc: ValidationError, model: type[BaseModel] | None = None) -> A
     name = ".".join(str(part) for part in first["loc"]) or None
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden" and model is not None and name is not None:
-        known = list(model.model_fields)
-        close = difflib.get_close_matches(name, known, n=1)
-        message = (f"unknown parameter{'; did you mean ' + repr(close[0]) + '?' if close else ''}"
-                   f" (known: {', '.join(known)})")
+        message = unknown_field(name, sorted(model.model_fields))
     return error(400, "bad_request", f"{name}: {message}" if name else message, name)
+
+
+def unknown_field(name: str, accepted: list[str]) -> str:
+    close = difflib.get_close_matches(name, accepted, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"not a parameter here; {hint}accepted: {', '.join(accepted)}"
 
 
 def chalice_error(status: int, body: Any) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from logctl.stage import Stage, session_for
+from logctl.stage import StageLike, as_stage, session_for
 
 QUICK = Config(connect_timeout=3, read_timeout=10, retries={"total_max_attempts": 1})
 DEPLOY_HINT = ("deploy it first: `python -m logctl.provision --stage aws`, "
@@ -23,7 +23,8 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def check_target(stage: Stage) -> None:
+def check_target(stage: StageLike) -> None:
+    stage = as_stage(stage)
     session = session_for(stage)
     if not stage.is_local:
         if session.get_credentials() is None:

@@ -28,7 +28,7 @@ from loadtest.samples import (
     results_path,
     sample_row,
 )
-from logctl.stage import Stage, StageError, client, load_stage, session_for
+from logctl.stage import StageError, StageLike, as_stage, client, load_stage, session_for
 from measure.host import update_host_file
 from measure.payloads import DEFAULT_SIZES, Payload, SizeSpecError, build_payloads, parse_sizes
 from measure.probe import Measurement, PipelineProbe
@@ -59,9 +59,10 @@ def _progress(done: int, total: int, phase: str, label: str, m: Measurement) -> 
           f"upload {m.upload_ms:7.1f} ms  {status}", flush=True)
 
 
-def run_protocol(stage: Stage, out: Path, *, sizes: tuple[int, ...], iterations: int,
+def run_protocol(stage: StageLike, out: Path, *, sizes: tuple[int, ...], iterations: int,
                  warmup: int, timeout: float) -> tuple[int, int]:
     """Run the protocol and write one row per file; returns (files, failures)."""
+    stage = as_stage(stage)
     session = session_for(stage)
     s3 = client(stage, "s3", session)
     ddb = client(stage, "dynamodb", session)
@@ -88,11 +89,15 @@ def run_protocol(stage: Stage, out: Path, *, sizes: tuple[int, ...], iterations:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.protocol", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default=os.environ.get("LOG_STAGE", "local"))
+    parser.add_argument("--stage", default=os.environ.get("LOG_STAGE", "local"),
+                        help="stage in .chalice/config.json: local or aws (default: LOG_STAGE, "
+                        "else local)")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
                         help="file sizes in lines, comma separated")
-    parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=10,
+                        help="rounds over the sizes (default 10, the seed's protocol)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="warm-up files before them, not counted (default 2)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for each file's final result")
     parser.add_argument("-o", "--output", default=os.environ.get("LOADTEST_OUTPUT", ""),

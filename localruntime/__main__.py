@@ -14,8 +14,8 @@ memory (RSS) exceeds the function's lambda_memory_size is killed, as Lambda does
 dashboard) to `chalice local` behind it. Edits to app.py, chalicelib/ or .chalice/config.json
 reload the handlers and the API; an edit that does not load leaves the previous code running.
 Ctrl-C stops everything, and every process it started dies with it even on SIGKILL (Linux).
-With --endpoint-file (as `make local` runs it), the endpoint URL is written to a file
-that the project's tools read when AWS_ENDPOINT_URL is not set, once both ports are the
+With --endpoint-file (as `make local` runs it), the endpoint URL (and the API's) is written
+to a file that the project's tools read when AWS_ENDPOINT_URL is not set, once both ports are the
 runtime's; a second runtime refuses to start while the file names a live one; see
 docs/local-runtime.md.
 
@@ -62,7 +62,9 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
     parser.add_argument("--timeout", action="append", default=[], metavar="FUNCTION=SECONDS",
                         help="override a function's lambda_timeout")
     parser.add_argument("--concurrency", action="append", default=[], metavar="FUNCTION=N",
-                        help="warm processes (and pollers) for a function (default 2)")
+                        help="warm processes (and pollers) for a function (default: its "
+                        "reserved_concurrency in .chalice/config.json, else its event source's "
+                        "maximum concurrency, else 2)")
     parser.add_argument("--no-reload", action="store_true", help="do not watch for edits")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
     parser.add_argument("--api-port", default=None,

@@ -14,7 +14,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from logctl.stage import Stage, StageError, load_stage
+from logctl.stage import ENDPOINT_FILE, LOCAL_ENDPOINT, Stage, StageError, load_stage
 
 MISSING_RESOURCE_CODES = {
     "NoSuchBucket",
@@ -32,13 +32,19 @@ class LogctlError(Exception):
         self.status = status
 
 
+STAGE_HELP = ("stage in .chalice/config.json: local (the local runtime) or aws "
+              "(default: local)")
+ENDPOINT_HELP = ("AWS endpoint to talk to. Default for stage local: AWS_ENDPOINT_URL, else the "
+                 f"endpoint a running `make local` wrote to {ENDPOINT_FILE.name}, else "
+                 f"{LOCAL_ENDPOINT}; other stages talk to AWS (and refuse a set "
+                 "AWS_ENDPOINT_URL unless this option names it)")
+
+
 def stage_options() -> argparse.ArgumentParser:
     """A parent parser with --stage and --endpoint-url."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--stage", default="local",
-                        help="stage in .chalice/config.json (default: local)")
-    parser.add_argument("--endpoint-url", default=None,
-                        help="AWS endpoint (default: AWS_ENDPOINT_URL; 127.0.0.1:4566 for local)")
+    parser.add_argument("--stage", default="local", help=STAGE_HELP)
+    parser.add_argument("--endpoint-url", default=None, help=ENDPOINT_HELP)
     return parser
 
 

@@ -1,7 +1,11 @@
 """Open a stage's dashboard.
 
-    python -m logctl.dashboard                      # local: check `make local` serves it, print it
+    python -m logctl.dashboard [--port 8000]        # local: check `make local` serves it, print it
     python -m logctl.dashboard --stage aws [--port 8000] [--api-url URL]
+
+Stage `local` finds the running `make local` the way every other command does: the API
+URL it wrote to its endpoint file (.localruntime-endpoint), else port 8000; --port
+overrides both.
 
 On AWS every route takes only SigV4-signed requests (IAM auth), which a browser cannot
 make. For `aws` this command serves the dashboard on http://127.0.0.1:PORT/ and signs
@@ -26,10 +30,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from logctl.cli import LogctlError, positive_int, run, stage_from, stage_options
-from logctl.stage import PROJECT_ROOT, Stage
+from logctl.stage import ENDPOINT_FILE, PROJECT_ROOT, Stage, read_api_url
 
 DEFAULT_PORT = 8000
 FORWARD_TIMEOUT_SECONDS = 30
+HEALTH_TIMEOUT_SECONDS = 15
 
 
 def deployed_rest_api(stage: Stage, project: Path = PROJECT_ROOT) -> dict[str, Any]:
@@ -99,22 +104,37 @@ def signing_proxy(api_url: str, credentials: Any, region: str, port: int,
     return ThreadingHTTPServer((host, port), handler)
 
 
-def check_local(port: int) -> str:
-    url = f"http://127.0.0.1:{port}/"
+def local_url(port: int | None) -> tuple[str, str]:
+    """The local dashboard's URL and where it came from: --port, else the endpoint file
+    of a running `make local`, else the default port."""
+    if port is not None:
+        return f"http://127.0.0.1:{port}/", "--port"
+    written = read_api_url()
+    if written:
+        return written.rstrip("/") + "/", str(ENDPOINT_FILE.name)
+    return f"http://127.0.0.1:{DEFAULT_PORT}/", "the default port"
+
+
+def check_local(port: int | None) -> str:
+    url, source = local_url(port)
     try:
-        with urllib.request.urlopen(url + "health", timeout=5):
+        with urllib.request.urlopen(url + "health", timeout=HEALTH_TIMEOUT_SECONDS):
             return url
     except (urllib.error.URLError, OSError) as exc:
-        raise LogctlError(f"nothing answers on {url} ({exc}): start `make local` "
-                          "(it serves the dashboard on API_PORT, default 8000)") from None
+        raise LogctlError(f"nothing answers on {url} (from {source}; {exc}): start "
+                          "`make local` (it serves the dashboard on API_PORT, default "
+                          f"{DEFAULT_PORT}), or give the port it serves on: make dashboard "
+                          "API_PORT=N") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m logctl.dashboard", description=__doc__, parents=[stage_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=positive_int, default=DEFAULT_PORT,
-                        help="local: the API port of `make local`; aws: the port to serve on")
+    parser.add_argument("--port", type=positive_int, default=None,
+                        help="local: the API port of `make local` (default: the one its "
+                        f"endpoint file names, else {DEFAULT_PORT}); aws: the port to serve "
+                        f"on (default {DEFAULT_PORT})")
     parser.add_argument("--api-url", default=None, help="aws: the deployed API's URL")
     args = parser.parse_args(argv)
 
@@ -127,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         if credentials is None:
             raise LogctlError("no AWS credentials: run `aws configure` (or export them)")
         api_url = args.api_url or deployed_api_url(stage)
+        port = args.port or DEFAULT_PORT
         try:
-            server = signing_proxy(api_url, credentials, stage.region, args.port)
+            server = signing_proxy(api_url, credentials, stage.region, port)
         except OSError as exc:
-            raise LogctlError(f"cannot listen on 127.0.0.1:{args.port}: {exc}") from None
-        print(f"dashboard: http://127.0.0.1:{args.port}/ (signed requests to {api_url}; "
+            raise LogctlError(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
+        print(f"dashboard: http://127.0.0.1:{port}/ (signed requests to {api_url}; "
               "Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from logctl.cli import run
+from logctl.cli import ENDPOINT_HELP, STAGE_HELP, run
 from logctl.gateway import set_error_bodies
 from logctl.policy import write_files
 from logctl.provision import (
@@ -107,12 +107,11 @@ def deploy(target: Target, safety: Safety, post_deploy: bool = True) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logctl.deploy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default=LOCAL_STAGE)
-    parser.add_argument("--endpoint-url", default=None,
-                        help="deploy to this endpoint (stage local: default AWS_ENDPOINT_URL "
-                             "or http://127.0.0.1:4566; other stages: AWS)")
+    parser.add_argument("--stage", default=LOCAL_STAGE, help=STAGE_HELP)
+    parser.add_argument("--endpoint-url", default=None, help=ENDPOINT_HELP)
     parser.add_argument("--port", type=int, default=None,
-                        help="the local runtime's port on 127.0.0.1 (stage local)")
+                        help="the local runtime's port on 127.0.0.1 (stage local; the same as "
+                        "--endpoint-url http://127.0.0.1:PORT)")
     parser.add_argument("--project", type=Path, default=PROJECT_ROOT,
                         help="directory with app.py and .chalice/ (default: this project)")
     parser.add_argument("--raw-log-days", type=int, default=None,

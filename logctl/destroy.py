@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from logctl.alarms import alarm_specs, topic_name
-from logctl.cli import LogctlError, run
+from logctl.cli import ENDPOINT_HELP, STAGE_HELP, LogctlError, run
 from logctl.deploy import DeployError, run_chalice
 from logctl.stage import (
     ENDPOINT_FILE,
@@ -233,12 +233,11 @@ def beside_runtime(target: Target) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logctl.destroy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default=LOCAL_STAGE)
-    parser.add_argument("--endpoint-url", default=None,
-                        help="act on this endpoint (stage local: default AWS_ENDPOINT_URL "
-                             "or http://127.0.0.1:4566; other stages: AWS)")
+    parser.add_argument("--stage", default=LOCAL_STAGE, help=STAGE_HELP)
+    parser.add_argument("--endpoint-url", default=None, help=ENDPOINT_HELP)
     parser.add_argument("--port", type=int, default=None,
-                        help="the local runtime's port on 127.0.0.1 (stage local)")
+                        help="the local runtime's port on 127.0.0.1 (stage local; the same as "
+                        "--endpoint-url http://127.0.0.1:PORT)")
     parser.add_argument("--project", type=Path, default=PROJECT_ROOT,
                         help="directory with app.py and .chalice/ (default: this project)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from logctl.cli import LogctlError, positive_int, run, stage_from, stage_options
-from logctl.stage import Stage
+from logctl.stage import Stage, StageLike, as_stage
 from logctl.stage import client as make_client
 
 BATCH = 10
@@ -105,8 +105,9 @@ def sent_at(message: dict[str, Any]) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def peek(stage: Stage, limit: int = 10, client: Any = None) -> tuple[Depth, list[Peeked]]:
+def peek(stage: StageLike, limit: int = 10, client: Any = None) -> tuple[Depth, list[Peeked]]:
     """The queue depth and up to `limit` messages, left in the queue."""
+    stage = as_stage(stage)
     sqs = client or make_client(stage, "sqs")
     url = queue_url(sqs, stage.dead_letter_queue)
     before = depth(sqs, url)
@@ -131,12 +132,13 @@ def peek(stage: Stage, limit: int = 10, client: Any = None) -> tuple[Depth, list
     return before, list(seen.values())
 
 
-def redrive(stage: Stage, max_messages: int | None = None, client: Any = None) -> Redrive:
+def redrive(stage: StageLike, max_messages: int | None = None, client: Any = None) -> Redrive:
     """Move messages from the dead-letter queue to the jobs queue, body and attributes intact.
 
     At most the messages the DLQ held when the redrive began: a message that fails again
     and comes back during the redrive waits for the next one instead of circling forever.
     """
+    stage = as_stage(stage)
     sqs = client or make_client(stage, "sqs")
     dlq_url = queue_url(sqs, stage.dead_letter_queue)
     jobs_url = queue_url(sqs, stage.jobs_queue)

@@ -107,22 +107,27 @@ def write_log_file(path: str | Path, lines: int, *, error_rate: float = 0.05,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logctl.generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lines", type=int, default=1000)
+    parser.add_argument("--lines", type=int, default=1000,
+                        help="non-blank lines to write (default 1000)")
     parser.add_argument("--error-rate", type=float, default=0.05,
                         help="fraction of records at level ERROR with a 5xx status")
     parser.add_argument("--malformed-rate", type=float, default=0.0,
                         help="fraction of lines that are not valid records")
     parser.add_argument("--gzip", action="store_true", help="gzip the output")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the random draws: the same seed writes the same bytes "
+                        "(default: a new file each time)")
     parser.add_argument("-o", "--output", required=True, help="file to write")
     args = parser.parse_args(argv)
+    replaced = Path(args.output).exists()
     try:
         path = write_log_file(args.output, args.lines, error_rate=args.error_rate,
                               malformed_rate=args.malformed_rate, gzip=args.gzip, seed=args.seed)
     except (ValueError, OSError) as exc:
         print(f"generate: {exc}", file=sys.stderr)
         return 2
-    print(f"{path} ({path.stat().st_size} bytes, {args.lines} lines)")
+    note = ", replacing the file that was there" if replaced else ""
+    print(f"{path} ({path.stat().st_size} bytes, {args.lines} lines{note})")
     return 0
 
 

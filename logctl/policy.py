@@ -107,7 +107,10 @@ def write_files(config_path: Path = CONFIG_PATH) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logctl.policy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=CONFIG_PATH)
+    parser.add_argument("--config", type=Path, default=CONFIG_PATH,
+                        help="the Chalice config to read (default: .chalice/config.json); each "
+                        "stage with autogen_policy false gets the iam_policy_file it names, "
+                        "beside the config")
     parser.add_argument("--check", action="store_true",
                         help="only report policy files that differ from the config")
     args = parser.parse_args(argv)

@@ -36,6 +36,8 @@ from logctl.stage import (
     VISIBILITY_FACTOR,
     Stage,
     StageError,
+    StageLike,
+    as_stage,
     client,
     load_stage,
     session_for,
@@ -193,7 +195,8 @@ def secure(stage: Stage, provisioned: Provisioned, safety: Safety,
                   safety.alert_email, provisioned.actions)
 
 
-def provision(stage: Stage, safety: Safety | None = None) -> Provisioned:
+def provision(stage: StageLike, safety: Safety | None = None) -> Provisioned:
+    stage = as_stage(stage)
     session = session_for(stage)
     s3 = client(stage, "s3", session)
     sqs = client(stage, "sqs", session)

@@ -22,7 +22,7 @@ from chalicelib.apimodels import MAX_PAGE
 from chalicelib.core.schema import Status
 from chalicelib.jobindex import JobIndex, listing
 from logctl.cli import LogctlError, non_negative_int, run, stage_from, stage_options
-from logctl.stage import Stage
+from logctl.stage import Stage, StageLike, as_stage
 from logctl.stage import client as make_client
 
 COLUMNS = ("CREATED", "KEY", "STATUS", "LINES", "MALFORMED", "ERRORS",
@@ -36,10 +36,11 @@ def is_expired(record: dict[str, Any], now: float) -> bool:
     return expires_at is not None and float(expires_at) < now
 
 
-def list_results(stage: Stage, *, limit: int = 20, status: str | None = None,
+def list_results(stage: StageLike, *, limit: int = 20, status: str | None = None,
                  key: str | None = None, now: float | None = None,
                  client: Any = None) -> list[dict[str, Any]]:
     """The newest `limit` live jobs (all of them when limit is 0), as listing rows."""
+    stage = as_stage(stage)
     ddb = client or make_client(stage, "dynamodb")
     now = time.time() if now is None else now
     index = JobIndex(ddb, stage.results_table)
@@ -53,9 +54,10 @@ def list_results(stage: Stage, *, limit: int = 20, status: str | None = None,
             return records[:limit] if limit else records
 
 
-def get_result(stage: Stage, job_id: str, *, now: float | None = None,
+def get_result(stage: StageLike, job_id: str, *, now: float | None = None,
                client: Any = None) -> dict[str, Any] | None:
     """One live record by job id, or None."""
+    stage = as_stage(stage)
     ddb = client or make_client(stage, "dynamodb")
     item = ddb.get_item(TableName=stage.results_table, Key={"job_id": {"S": job_id}},
                         ConsistentRead=True).get("Item")
@@ -114,6 +116,17 @@ def render_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def nothing_found(stage: Stage, status: str | None, key: str | None) -> str:
+    """What was asked and what to try when a listing is empty."""
+    asked = [f"status {status}" if status else "", f"a key starting {key!r}" if key else ""]
+    if not any(asked):
+        return (f"no results in {stage.results_table} (stage {stage.name}): upload a file "
+                "under logs/ first (make upload FILE=path)")
+    return (f"no results with {' and '.join(a for a in asked if a)} in "
+            f"{stage.results_table} (stage {stage.name}): `make results` without STATUS= or "
+            "KEY= lists every record")
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True)
 
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         elif records:
             print(render_table(records))
         else:
-            print(f"no results in {stage.results_table}")
+            print(nothing_found(stage, args.status, args.key))
         return 0
 
     return run("results", body)

@@ -61,6 +61,15 @@ class Stage:
         return int(self.functions.get(name, {}).get("lambda_memory_size", 128))
 
 
+StageLike = Stage | str
+
+
+def as_stage(stage: StageLike) -> Stage:
+    """The Stage given, or the one its name resolves to (`load_stage`): every helper that
+    takes a stage takes either."""
+    return load_stage(stage) if isinstance(stage, str) else stage
+
+
 def endpoint_for(stage_name: str, environ: Mapping[str, str]) -> str | None:
     """The endpoint a stage talks to when no --endpoint-url is given.
 
@@ -184,6 +193,12 @@ def read_endpoint_file(path: Path | None = None) -> str | None:
     return record.endpoint_url if record is not None else None
 
 
+def read_api_url(path: Path | None = None) -> str | None:
+    """The results API and dashboard URL a running `make local` serves."""
+    record = read_runtime_record(path)
+    return record.api_url if record is not None else None
+
+
 def write_endpoint_file(record: RuntimeRecord | str, path: Path) -> None:
     if isinstance(record, str):
         record = RuntimeRecord(record)
@@ -198,7 +213,8 @@ def remove_endpoint_file(record: RuntimeRecord | str, path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def session_for(stage: Stage) -> boto3.session.Session:
+def session_for(stage: StageLike) -> boto3.session.Session:
+    stage = as_stage(stage)
     if stage.is_local:
         return boto3.session.Session(
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
@@ -208,7 +224,8 @@ def session_for(stage: Stage) -> boto3.session.Session:
     return boto3.session.Session(region_name=stage.region)
 
 
-def client(stage: Stage, service: str, session: boto3.session.Session | None = None) -> Any:
+def client(stage: StageLike, service: str, session: boto3.session.Session | None = None) -> Any:
+    stage = as_stage(stage)
     session = session or session_for(stage)
     cfg = Config(retries={"max_attempts": 3, "mode": "standard"},
                  max_pool_connections=32, tcp_keepalive=True)

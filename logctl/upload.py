@@ -23,12 +23,12 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import from_item
-from chalicelib.core.jobs import job_id_for
+from chalicelib.core.jobs import job_id_for, unsupported_reason
 from chalicelib.core.schema import FINAL_STATUSES
 from logctl.cli import LogctlError, non_negative_float, run, stage_from, stage_options
 from logctl.progress import Progress, TransferProgress
 from logctl.results import failure_reason, number, percentiles
-from logctl.stage import Stage, load_stage
+from logctl.stage import StageLike, as_stage
 from logctl.stage import client as make_client
 
 DEFAULT_PREFIX = "logs/"
@@ -114,11 +114,11 @@ def _transfer(s3: Any, path: Path, bucket: str, key: str,
     return responses[-1]
 
 
-def upload_file(stage: Stage | str, path: str | Path, key: str | None = None,
+def upload_file(stage: StageLike, path: str | Path, key: str | None = None,
                 client: Any = None, callback: Callable[[int], None] | None = None) -> Upload:
     """Upload one file; `stage` is a Stage or a stage name ("local"). `callback` gets the
     bytes sent as they go; `started`/`finished` are epoch seconds around the transfer."""
-    stage = load_stage(stage) if isinstance(stage, str) else stage
+    stage = as_stage(stage)
     path = Path(path)
     check_file(path)
     key = key or key_for(path)
@@ -135,12 +135,13 @@ def upload_file(stage: Stage | str, path: str | Path, key: str | None = None,
     return Upload(key, etag, version_id, job_id, started, finished)
 
 
-def wait_for_result(stage: Stage, job_id: str, timeout: float = 60.0, client: Any = None,
+def wait_for_result(stage: StageLike, job_id: str, timeout: float = 60.0, client: Any = None,
                     on_poll: Callable[[str | None], None] | None = None) -> dict[str, Any]:
     """Poll the results table until the job is completed or failed; return its record.
 
     `on_poll` gets the status seen (None: no record yet) after each poll that was not final.
     """
+    stage = as_stage(stage)
     ddb = client or make_client(stage, "dynamodb")
     deadline = time.monotonic() + timeout
     delay = FIRST_POLL_SECONDS
@@ -197,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.files:
             check_file(path)
         keys = [key_for(path, args.prefix) for path in args.files]
+        refused = [f"{path}: {reason}" for path, key in zip(args.files, keys, strict=True)
+                   if (reason := unsupported_reason(key))]
+        if refused:
+            raise LogctlError("nothing was uploaded; the trigger would refuse "
+                              + "; ".join(refused) + ": rename the file", status=2)
         if shared := sorted({key for key in keys if keys.count(key) > 1}):
             raise LogctlError(f"files with the same name would overwrite each other: "
                               f"{', '.join(shared)}", status=2)

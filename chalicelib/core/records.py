@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import product
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
+
+if TYPE_CHECKING:
+    from chalicelib.core.schema import Statistics
 
 MAX_LINE_BYTES = 1024 * 1024
 MAX_ENDPOINT_CHARS = 256  # of an endpoint name as shown in top_endpoints
@@ -15,6 +18,8 @@ MAX_ENDPOINT_CHARS = 256  # of an endpoint name as shown in top_endpoints
 # stays within what a DynamoDB number holds (at most 9.99e125).
 MAX_RESPONSE_TIME_MS = 10**15
 BOM = b"\xef\xbb\xbf"
+# RFC 8259's whitespace: a line of only these is blank; any other byte makes it a line.
+JSON_WHITESPACE = b" \t\r\n"
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_SAMPLES = 5  # malformed lines kept as samples
 TOP_ENDPOINTS = 20
@@ -60,6 +65,19 @@ COUNTS = (
     Count("unique_users", "user_id", distinct=True),
     Count("status_codes", "status_code", distinct=False),
 )
+
+
+def without_negative_zero(statistics: Statistics) -> Statistics:
+    """A response time of -0.0 is read as 0 (docs/spec.md): `x + 0` is x for every other
+    number and 0.0 for -0.0, so no statistic shows a sign on zero."""
+    for name in ("avg_response_time_ms", "max_response_time_ms", "p50_response_time_ms",
+                 "p95_response_time_ms", "p99_response_time_ms"):
+        value = statistics[name]  # type: ignore[literal-required]
+        if value is not None:
+            statistics[name] = value + 0  # type: ignore[literal-required]
+    for endpoint in statistics["top_endpoints"]:
+        endpoint["avg_response_time_ms"] += 0
+    return statistics
 
 
 def normalize_level(raw: str) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 from chalicelib.core.records import (
     BOM,
     GZIP_MAGIC,
+    JSON_WHITESPACE,
     LEVEL_NAMES,
     MAX_LINE_BYTES,
     MAX_RESPONSE_TIME_MS,
@@ -61,12 +62,16 @@ def _parse_int(text: str) -> int:
 
 
 def parse_timestamp(value: str) -> datetime | None:
-    """RFC 3339 date-time ('T', 't' or space; optional fraction; Z or ±hh[:]mm; none = UTC)."""
+    """RFC 3339 date-time ('T', 't' or space; optional fraction; Z or ±hh[:]mm; none = UTC).
+
+    A leap second (:60, at any minute) is read as hh:mm:59.999999, whatever its fraction."""
     m = _TIMESTAMP.fullmatch(value)
     if m is None:
         return None
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     fraction, zulu, sign, off_h, off_m = m.groups()[6:]
+    if second == 60:  # a leap second: the last microsecond of its minute
+        second, fraction = 59, "999999"
     tz = UTC
     if sign is not None:
         hours, minutes = int(off_h), int(off_m)
@@ -153,6 +158,7 @@ def classify_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     for ok, (name, rule) in zip(checks, FIELD_RULES, strict=True):
         if not ok:
             return None, f"{name}: {rule}"
+    obj["response_time_ms"] += 0  # -0.0 is read as 0
     return obj, None
 
 
@@ -181,7 +187,7 @@ def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> Statistics:
     malformed = 0
     records: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
-        if len(line) <= MAX_LINE_BYTES and not line.strip():
+        if len(line) <= MAX_LINE_BYTES and not line.strip(JSON_WHITESPACE):
             continue
         line_count += 1
         record, reason = classify_line(line)

@@ -16,7 +16,7 @@ import msgspec
 
 from chalicelib.core.aggregate import Aggregator, in_range
 from chalicelib.core.lines import TooLong
-from chalicelib.core.records import LogRecord
+from chalicelib.core.records import JSON_WHITESPACE, LogRecord
 from chalicelib.core.reference import REASON_TOO_LONG, classify_line, parse_timestamp
 
 _decode = msgspec.json.Decoder(LogRecord).decode
@@ -76,10 +76,10 @@ class _Scanner:
         agg = self.agg
         valid: list[LogRecord] = []
         for number, line in numbered:
-            if not line.strip():
+            if not line.strip(JSON_WHITESPACE):
                 continue
             agg.line_count += 1
-            if agg.samples_full and not line.lstrip().startswith(b"{"):
+            if agg.samples_full and not line.lstrip(JSON_WHITESPACE).startswith(b"{"):
                 agg.malformed(number, "")  # not an object: only a sample would need its reason
                 continue
             record = None if decoded else _decode_one(line, agg)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from chalicelib.core.lines import decoded_chunks, line_blocks
+from chalicelib.core.records import without_negative_zero
 from chalicelib.core.scan import scan
 from chalicelib.core.schema import Statistics
 
@@ -27,7 +28,7 @@ def summarize_chunks(chunks: Iterable[bytes], *, gzip_hint: bool = False,
     content = decoded_chunks(chunks, gzip_hint=gzip_hint)
     if check is not None:
         content = _checked(content, check)
-    return scan(line_blocks(content)).result()
+    return without_negative_zero(scan(line_blocks(content)).result())
 
 
 def _checked(chunks: Iterable[bytes], check: Callable[[], None]) -> Iterator[bytes]:

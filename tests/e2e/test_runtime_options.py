@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from localruntime.background import free_port
 from logctl.stage import read_runtime_record
 from tests.e2e.conftest import Runtime, running
 
@@ -54,3 +55,15 @@ def test_the_endpoint_file_names_the_running_runtime_and_goes_with_it(tmp_path: 
     assert written.splitlines()[0] == endpoint  # the first line is all most readers need
     assert record is not None and record.endpoint_url == endpoint and record.pid == pid
     assert not endpoint_file.exists()
+
+
+def test_with_an_api_port_the_endpoint_file_names_the_dashboard_too(tmp_path: Path) -> None:
+    endpoint_file = tmp_path / "endpoint"
+    api_port = free_port()
+    with running(tmp_path, "--no-reload", "--api-port", str(api_port),
+                 "--endpoint-file", str(endpoint_file)) as runtime:
+        record = read_runtime_record(endpoint_file)
+        endpoint = runtime.endpoint
+
+    assert record is not None and record.endpoint_url == endpoint
+    assert record.api_url == f"http://127.0.0.1:{api_port}/"

@@ -318,3 +318,18 @@ def test_an_unknown_auth_mode_stops_the_app_instead_of_opening_it(value) -> None
         ApiSettings.from_env(env)
     assert ApiSettings.from_env({**env, "API_AUTH": "none"}).auth == "none"
     assert ApiSettings.from_env({"DEAD_LETTER_QUEUE": "d", "STATS_TABLE": "s"}).auth == "iam"
+
+
+@pytest.mark.parametrize(("path", "params", "suggested"), [
+    ("/jobs", {"stauts": "failed"}, "status"),
+    ("/jobs", {"limt": "5"}, "limit"),
+    ("/stats", {"sinse": "2026-01-01T00:00:00Z"}, "since"),
+])
+def test_a_misspelt_parameter_is_answered_with_the_name_it_resembles(
+        app_module, path, params, suggested) -> None:
+    with Client(app_module.app) as client:
+        status, body = get(client, path, **params)
+    assert status == 400
+    message = body["error"]["message"]
+    assert f"did you mean {suggested!r}?" in message
+    assert "accepted: " in message and suggested in message.split("accepted: ")[1]

@@ -152,3 +152,24 @@ def test_git_ignores_raw_measurements() -> None:
         cwd=ROOT, check=False)
 
     assert ignored.returncode == 0
+
+
+def test_a_newer_run_off_the_protocol_does_not_push_out_the_protocol_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw, results = tmp_path / "raw", tmp_path / "results"
+    protocol = [row("protocol", 1, 400.0, start=T0, lines=100, phase="warmup"),
+                row("protocol", 2, 300.0, start=T0 + 1, lines=100, phase="warmup")]
+    protocol += [row("protocol", i + 3, 100.0 + i, start=T0 + 2 + i,
+                     lines=(100, 500, 1000)[i % 3]) for i in range(30)]
+    results.mkdir()
+    write_csv(results / "protocol-local-20260101T000000Z.csv", protocol)
+    assert compact.main(["--raw", str(results), "--results", str(results)]) == 0
+    (results / "protocol-local-20260101T000000Z.csv").unlink()
+    raw.mkdir()
+    write_csv(raw / "protocol-local-20260102T000000Z.csv", protocol[:5])  # 3 files: not it
+
+    assert compact.main(["--raw", str(raw), "--results", str(results)]) == 0
+
+    assert sorted(p.name for p in results.iterdir()) == [
+        "protocol-local-20260101T000000Z.json.gz", "protocol-local-20260102T000000Z.json.gz"]
+    assert "removed" not in capsys.readouterr().out

@@ -64,10 +64,13 @@ def results(tmp_path: Path) -> Path:
         protocol.append(row("protocol", i + 3, e2e, start=T0 + 2 + i,
                             lines=(100, 500, 1000)[i % 3]))
     write_csv(directory / "protocol-local-20260101T000000Z.csv", protocol)
-    # 8 users, 1,000-line files: 100 files over 4 s = 25 files/s, P99 150 ms
-    load = [row("load", i, 150.0 if i % 50 == 0 else 80.0, start=T0 + 100 + i * 0.0385,
-                users=8) for i in range(100)]
+    # The load protocol: 8 users paced at 0.375 s, 60 s of 1,000-line files: 1,300 files,
+    # 21.7 files/s, P99 150 ms
+    load = [row("load", i, 150.0 if i % 50 == 0 else 80.0, start=T0 + 100 + i * 0.046,
+                users=8) for i in range(1300)]
     write_csv(directory / "load-local-20260101T000100Z.csv", load)
+    (directory / "load-local-20260101T000100Z.host.json").write_text(
+        json.dumps({"pace_seconds": 0.375}))
     sweep = [row("sweep", i, 50.0, start=T0 + 200 + i * 0.05, users=1) for i in range(10)]
     sweep += [row("sweep", 100 + i, 90.0, start=T0 + 300 + i * 0.02, users=4) for i in range(40)]
     sweep.append(row("sweep", 999, 30000.0, start=T0 + 300, users=4, outcome="timeout"))
@@ -88,7 +91,7 @@ def test_report_compares_with_the_seed_and_checks_the_targets(results: Path,
     assert "| P99 | 1,389 ms | 129 ms | 10.8x | 2,867 ms | n/a | n/a |" in report
     assert "| throughput | >= 20 files/s |" in report
     assert "| P99 latency | <= 300 ms | 150 ms | met |" in report
-    assert "| failures | 0 | 0 of 100 | met |" in report
+    assert "| failures | 0 | 0 of 1300 | met |" in report
     assert "**No AWS data.**" in report
     assert "## 3. Cost per million files" in report and "per million files" in report
     assert "| 4 | 41 | 1 |" in report
@@ -175,8 +178,8 @@ def test_readme_figures_are_refreshed_between_the_markers_only(results: Path,
     assert "old figures" not in text
     assert text.startswith("# log-pipeline\n\nintro\n\n") and text.endswith("\n## Layout\n")
     block = text[text.index(README_BEGIN):text.index(README_END)]
-    assert "| Chalice, local runtime, sequential | 114 ms | 128 ms | 129 ms | 8.73 | 0 of 30 |" \
-        in block
+    assert ("| Chalice, local runtime, sequential (2026-01-01) | 114 ms | 128 ms | 129 ms | 8.73 "
+            "| 0 of 30 |") in block
     assert "P99 latency <= 300 ms: 150 ms (met)" in block
 
 
@@ -207,6 +210,67 @@ def test_every_load_run_is_listed_with_its_cpu_check_and_the_newest_is_judged(
                       if "`load-local-20251201T000000Z`" in line)
     assert "0.375 s" in older_line and "0.200 s" in older_line and "900 ms" in older_line
     newest_line = next(line for line in report.splitlines()
-                       if "`load-local-20260101T000100Z`" in line)
-    assert "not recorded" in newest_line and "150 ms" in newest_line
+                       if line.startswith("| `load-local-20260101T000100Z`"))
+    assert "| yes | 60 s |" in newest_line and "150 ms" in newest_line
+    assert "no: 3 s, not 60 s" in older_line
     assert "| P99 latency | <= 300 ms | 150 ms | met |" in report
+
+
+def test_a_short_run_is_listed_but_never_replaces_the_protocol_run(
+        results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    short = [row("load", i, 2000.0, start=T0 + 5000 + i * 0.05, users=8) for i in range(400)]
+    write_csv(raw / "load-local-20270101T000000Z.csv", short)
+    (raw / "load-local-20270101T000000Z.host.json").write_text(json.dumps({"pace_seconds": 0.375}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    docs = tmp_path / "docs"
+    kept_before = sorted(p.name for p in results.iterdir())
+
+    assert main(["--results", str(results), "--docs", str(docs), "--readme", str(readme)]) == 0
+    headline = readme.read_text()
+    assert main(["--results", str(results), "--raw", str(raw), "--docs", str(docs),
+                 "--readme", str(readme)]) == 0
+
+    assert readme.read_text() == headline  # the short run changes no figure the README quotes
+    report = (docs / "report.md").read_text()
+    assert "| P99 latency | <= 300 ms | 150 ms | met |" in report
+    listed = next(line for line in report.splitlines()
+                  if "`load-local-20270101T000000Z` (raw, not in git)" in line)
+    assert "| no: 22 s, not 60 s | 22 s | 8 |" in listed and "2,000 ms" in listed
+    assert sorted(p.name for p in results.iterdir()) == kept_before
+    assert "load-local-20270101T000000Z.csv" in [p.name for p in raw.iterdir()]
+
+
+def test_the_same_runs_make_the_same_report_byte_for_byte_and_it_says_so(
+        results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    docs = tmp_path / "docs"
+    outputs = []
+    for _ in range(2):
+        assert main(["--results", str(results), "--docs", str(docs),
+                     "--readme", str(readme)]) == 0
+        outputs.append([(docs / "report.md").read_bytes(), readme.read_bytes(),
+                        *[(docs / "charts" / name).read_bytes() for name in CHARTS]])
+
+    assert outputs[0] == outputs[1]
+    first, second = capsys.readouterr().out.split("analysis: from ")[1:]
+    assert "changed " in first and "changed the figures" in first
+    assert "are unchanged" in second and "changed " not in second
+
+
+def test_with_only_a_non_protocol_load_run_the_targets_are_not_judged(
+        results: Path, tmp_path: Path) -> None:
+    (results / "load-local-20260101T000100Z.host.json").unlink()  # pace not recorded
+    docs = tmp_path / "docs"
+
+    assert main(["--results", str(results), "--docs", str(docs)]) == 0
+
+    report = (docs / "report.md").read_text()
+    assert "not judged: the only load run, load-local-20260101T000100Z, is not the protocol" \
+        in report
+    assert "Chalice, local runtime, 8 users, pace not recorded (not the protocol)" in report
+    assert "| met |" not in report
+

@@ -89,6 +89,16 @@ def test_components_split_the_end_to_end_time_exactly() -> None:
     assert sum(parts.values()) == pytest.approx(s.e2e_ms, abs=1e-3)
 
 
+def test_a_trigger_faster_than_the_upload_response_is_zero_not_negative() -> None:
+    s = sample(100.0, upload_ms=12.0, stamps=(11.7, 45.0, 80.0))  # job created at 11.7 ms
+
+    parts = stats.components(s)
+
+    assert parts is not None and min(parts.values()) >= 0
+    assert parts["trigger"] == 0 and parts["upload"] == pytest.approx(11.7, abs=1e-3)
+    assert sum(parts.values()) == pytest.approx(s.e2e_ms, abs=1e-3)
+
+
 def test_components_need_every_timestamp_and_a_completed_file() -> None:
     assert stats.components(sample(100.0)) is None
     assert stats.components(sample(100.0, outcome="failed", stamps=(1, 2, 3))) is None
@@ -104,7 +114,7 @@ def test_breakdown_means_and_medians() -> None:
     b = stats.breakdown(samples)
 
     assert b is not None and b.count == 2
-    assert b.mean["upload"] == 20.0
+    assert b.mean["upload"] == pytest.approx(20.0, abs=1e-3)
     assert b.mean["worker"] == pytest.approx((60 + 90) / 2, abs=1e-3)
     assert b.total == pytest.approx(150.0, abs=1e-3)
     assert b.processing_ms == pytest.approx(75.0, abs=1e-3)

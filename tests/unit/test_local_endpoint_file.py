@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from logctl import dashboard
 from logctl import stage as stage_module
 from logctl.stage import (
     LOCAL_ENDPOINT,
     RuntimeRecord,
     load_stage,
+    read_api_url,
+    read_endpoint_file,
     read_runtime_record,
     remove_endpoint_file,
     serving_runtime,
@@ -117,3 +120,22 @@ def test_a_runtime_leaves_a_file_another_runtime_rewrote(endpoint_file: Path) ->
 
     remove_endpoint_file(mine, endpoint_file)
     assert read_runtime_record(endpoint_file) is not None
+
+
+def test_the_file_names_the_dashboard_too_and_make_dashboard_follows_it(
+        endpoint_file: Path) -> None:
+    write_endpoint_file(RuntimeRecord("http://127.0.0.1:5123", api_url="http://127.0.0.1:8130/"),
+                        endpoint_file)
+
+    assert read_endpoint_file() == "http://127.0.0.1:5123"
+    assert read_api_url() == "http://127.0.0.1:8130/"
+    assert dashboard.local_url(None) == ("http://127.0.0.1:8130/", endpoint_file.name)
+    assert dashboard.local_url(8200)[0] == "http://127.0.0.1:8200/"
+
+
+def test_without_a_runtime_the_dashboard_is_looked_for_on_the_default_port(
+        endpoint_file: Path) -> None:
+    write_endpoint_file("http://127.0.0.1:5123", endpoint_file)
+
+    assert read_api_url() is None
+    assert dashboard.local_url(None)[0] == f"http://127.0.0.1:{dashboard.DEFAULT_PORT}/"

@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,12 +33,14 @@ ZONES = st.sampled_from(("", "Z", "z", "offset", "offset"))
 SIGNS = st.sampled_from("+-")
 HOURS, MINUTES = st.integers(0, 23), st.integers(0, 59)
 OFFSET_COLONS = st.sampled_from((":", "", ":"))
+LEAP_SECOND = st.sampled_from((False,) * 9 + (True,))
 
 
 @st.composite
 def timestamps(draw: st.DrawFn) -> str:
     moment = draw(MOMENTS)
-    text = moment.strftime("%Y-%m-%d") + draw(SEPARATORS) + moment.strftime("%H:%M:%S")
+    second = "60" if draw(LEAP_SECOND) else moment.strftime("%S")  # docs/spec.md: accepted
+    text = moment.strftime("%Y-%m-%d") + draw(SEPARATORS) + moment.strftime("%H:%M:") + second
     digits = draw(FRACTION_DIGITS)
     if digits:
         text += "." + (f"{moment.microsecond:06d}" + draw(MORE_DIGITS))[:digits]
@@ -106,7 +109,7 @@ def render(draw: st.DrawFn, record: dict[str, Any]) -> bytes:
 
 WRONG_TYPES = {
     "timestamp": (1714564800, None, "2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z",
-                  "2024-05-01T12:00Z", "2024-05-01T12:00:60Z", "2024-05-01T12:00:00+24:00",
+                  "2024-05-01T12:00Z", "2024-05-01T12:00:61Z", "2024-05-01T12:00:00+24:00",
                   "yesterday", ""),
     "level": ("VERBOSE", "", "ınfo", "INFO ", 1, None, ["INFO"]),
     "endpoint": ("", 5, None, ["/a"], {"p": 1}),
@@ -126,9 +129,12 @@ RAW_VALUES = {  # literal JSON text that json.dumps cannot produce
 MALFORMED_KINDS = st.sampled_from((
     "truncated", "missing", "wrong", "raw", "not_object", "bad_utf8", "bad_utf8_extra",
     "two_values", "split_value", "two_then_split", "duplicate_key", "control_char",
-    "trailing_comma"))
+    "trailing_comma", "not_json_whitespace"))
 LINE_KINDS = st.sampled_from(("valid",) * 6 + ("malformed", "malformed", "blank"))
-BLANKS = st.sampled_from((b"", b" ", b"\t", b"\r", b" \t ", b"\x0c"))
+BLANKS = st.sampled_from((b"", b" ", b"\t", b"\r", b" \t "))  # JSON's whitespace only
+# Whitespace to Python and Unicode, not to JSON: a line of these is a malformed line.
+OTHER_WHITESPACE = st.sampled_from((b"\x0b", b"\x0c", b"\x0b\x0c", b" \x0c\t", b"\x1c",
+                                    b"\xc2\xa0", b"\xe2\x80\x83"))
 ENDINGS = st.sampled_from((b"\n", b"\r\n"))
 
 
@@ -174,6 +180,8 @@ def malformed(draw: st.DrawFn) -> bytes:
         if draw(st.booleans()):
             return f'{{"{field}":{wrong},{body}}}'.encode()
         return f'{{{body},"{field}":{wrong}}}'.encode()
+    elif kind == "not_json_whitespace":
+        return draw(OTHER_WHITESPACE)
     elif kind == "control_char":
         record["extra"] = "\x00placeholder"
         return render(draw, record).replace(b"\\u0000placeholder", b"a\x01b")
@@ -285,3 +293,67 @@ def test_extremes_of_mixed_naive_and_offset_timestamps_match() -> None:
     assert result["first_timestamp"] == "2024-05-01T10:30:00Z"
     assert result["last_timestamp"] == "2024-05-01T14:00:00Z"
     assert not math.isnan(result["avg_response_time_ms"])
+
+
+def _sign_of_zero_shown(statistics: dict[str, Any]) -> list[str]:
+    """The response-time statistics that are a zero with its sign bit set."""
+    values = {name: statistics[name] for name in statistics if name.endswith("_response_time_ms")}
+    values.update({f"top_endpoints[{e['endpoint']}]": e["avg_response_time_ms"]
+                   for e in statistics["top_endpoints"]})
+    return [name for name, value in values.items()
+            if value == 0 and math.copysign(1.0, value) < 0]
+
+
+ZEROS = st.sampled_from(("-0.0", "-0", "-0e3", "0", "0.0", "-0.000"))
+
+
+@SETTINGS
+@given(st.data())
+def test_a_negative_zero_response_time_is_read_as_zero(data: st.DataObject) -> None:
+    lines = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        record = data.draw(RECORDS)
+        record["response_time_ms"] = "\x00zero"
+        lines.append(render(data.draw, record).replace(b'"\\u0000zero"',
+                                                       data.draw(ZEROS).encode()))
+    content = b"\n".join(lines)
+
+    fast, reference = summarize_chunks(chunked(data.draw, content)), summarize_bytes(content)
+
+    assert fast == reference
+    assert fast["malformed_count"] == 0
+    assert _sign_of_zero_shown(fast) == [] and _sign_of_zero_shown(reference) == []
+
+
+@given(st.data())
+@SETTINGS
+def test_a_line_of_whitespace_json_does_not_know_is_malformed(data: st.DataObject) -> None:
+    blank, other = data.draw(BLANKS), data.draw(OTHER_WHITESPACE)
+    content = b"\n".join([blank, other, blank])
+
+    fast, reference = summarize_chunks(chunked(data.draw, content)), summarize_bytes(content)
+
+    assert fast == reference
+    assert (fast["line_count"], fast["malformed_count"]) == (1, 1)
+    assert fast["malformed_samples"][0]["line"] == 2
+
+
+@pytest.mark.parametrize(("stamp", "read_as"), [
+    ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999Z"),
+    ("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59.999999Z"),
+    ("2017-01-01T00:59:60+01:00", "2016-12-31T23:59:59.999999Z"),
+    ("2015-06-30 23:59:60", "2015-06-30T23:59:59.999999Z"),
+])
+def test_a_leap_second_is_the_last_microsecond_of_its_minute(stamp: str, read_as: str) -> None:
+    line = json.dumps({"timestamp": stamp, "level": "INFO", "endpoint": "/a",
+                       "response_time_ms": 1, "status_code": 200, "user_id": "u"}).encode()
+    other = json.dumps({"timestamp": read_as, "level": "INFO", "endpoint": "/a",
+                        "response_time_ms": 1, "status_code": 200, "user_id": "u"}).encode()
+    content = line + b"\n" + other + b"\n"
+
+    fast, reference = summarize_chunks([content]), summarize_bytes(content)
+
+    assert fast == reference
+    assert fast["malformed_count"] == 0
+    assert fast["first_timestamp"] == fast["last_timestamp"] == read_as
+

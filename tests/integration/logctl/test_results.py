@@ -128,7 +128,9 @@ def test_cli_table_shows_counts_percentiles_and_failure_reason(
 
 def test_cli_with_no_results_says_so(stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(stage) == 0
-    assert capsys.readouterr().out.strip() == f"no results in {stage.results_table}"
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"no results in {stage.results_table} (stage local)")
+    assert "make upload FILE=path" in out
 
 
 def test_cli_json_lists_records(stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,3 +176,14 @@ def test_cli_missing_table_suggests_provisioning(stage: Stage,
 
     err = capsys.readouterr().err
     assert "ResourceNotFoundException" in err and "logctl.provision" in err
+
+
+def test_an_empty_listing_says_what_was_asked_and_what_to_do(
+        stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
+    put_record(stage, result_record("a-good", "completed", key="logs/a/x.ndjson"))
+
+    assert cli(stage, "--status", "failed", "--key", "logs/b/") == 0
+
+    out = capsys.readouterr().out
+    assert "status failed" in out and "'logs/b/'" in out
+    assert "without STATUS= or KEY=" in out

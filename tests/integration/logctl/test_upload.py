@@ -282,3 +282,15 @@ def test_cli_shows_progress_while_it_waits(stage: Stage, log_file: Path,
             in captured.err)
     assert "did not finish within --timeout 2s (status processing)" in captured.err
     assert "upload:" not in captured.out
+
+
+def test_cli_refuses_a_name_the_trigger_would_reject_before_uploading(
+        stage: Stage, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = write_log_file(tmp_path / "notes.txt", 5, seed=1)
+
+    assert cli(stage, str(text), "--wait") == 2
+
+    err = capsys.readouterr().err
+    assert "nothing was uploaded" in err and "notes.txt" in err and ".ndjson" in err
+    listed = client(stage, "s3").list_objects_v2(Bucket=stage.bucket)
+    assert listed.get("KeyCount", 0) == 0
