@@ -92,7 +92,8 @@ def _restore_key(cls: type, state: dict[str, Any], body: Path | None) -> Any:
     key = cls.__new__(cls)
     key.__dict__.update(state)
     key.lock = threading.Lock()
-    key._value_buffer = tempfile.SpooledTemporaryFile(max_size=key._max_buffer_size)
+    key._value_buffer = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - the key owns it
+        max_size=key._max_buffer_size)
     if body is not None:
         with body.open("rb") as source:
             shutil.copyfileobj(source, key._value_buffer, READ_BLOCK)

@@ -128,8 +128,8 @@ def test_objects_and_their_versions_come_back_and_bodies_are_written_once(
     assert endpoint.save()["new_bodies"] == 1
     assert len(list((tmp_path / "state" / BODIES_NAME).iterdir())) == 5
     # THEN a body nothing refers to any more is removed at the next save
-    s3.delete_object(Bucket="state-test", Key="logs/c.ndjson",
-                     VersionId=s3.head_object(Bucket="state-test", Key="logs/c.ndjson")["VersionId"])
+    version = s3.head_object(Bucket="state-test", Key="logs/c.ndjson")["VersionId"]
+    s3.delete_object(Bucket="state-test", Key="logs/c.ndjson", VersionId=version)
     endpoint.save()
     assert len(list((tmp_path / "state" / BODIES_NAME).iterdir())) == 4
 
