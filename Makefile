@@ -171,12 +171,15 @@ PURGE ?=
 SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
-.PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
+.PHONY: local clean-state dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
 	bench-e2e bench-api bench-speedups
 
-local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
+local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault all=0.05" injects faults
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
-		--endpoint-file
+		--endpoint-file --state $(if $(FRESH),--fresh)
+
+clean-state: install ## forget what `make local` kept (.localruntime-state); refused while it runs
+	$(PYTHON) -m localruntime.statefolder clean
 
 dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve it, signing requests
 	$(PYTHON) -m logctl.dashboard --stage $(STAGE) --port $(API_PORT)

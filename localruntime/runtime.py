@@ -47,12 +47,12 @@ from localruntime.sources.wiring import (
     disconnect_s3_source,
     resolve_sqs_source,
 )
+from localruntime.statefolder import StateFolder, StateFolderError, stop_line, unfinished
 from logctl.provision import provision
 from logctl.stage import Stage
 
 READY_TIMEOUT_SECONDS = 30.0
 READY_POLL_SECONDS = 0.05
-STOP_GRACE_SECONDS = 10.0
 RELOAD_POLL_SECONDS = 1.0
 RELOAD_SETTLE_SECONDS = 0.3
 
@@ -102,6 +102,8 @@ class Runtime:
         self.retired: list[FunctionPool] = []
         self._clients: dict[str, Any] = {}
         self._reload_lock = threading.Lock()
+        self.state_folder = (StateFolder(settings.state_dir, settings.fresh, console)
+                             if settings.state_dir is not None else None)
 
     # ---- AWS clients against the endpoint ------------------------------------------------
 
@@ -127,16 +129,33 @@ class Runtime:
             raise RuntimeStartError(
                 f"{host}:{port} is already in use (another local runtime, or LocalStack?): "
                 "stop it, or pick another port with --port")
+        state_args, state_fds = self._state_folder_args()
         self.endpoint = subprocess.Popen(
             [sys.executable, "-m", "localruntime.endpoint.server", "--host", host,
              "--port", str(port),
-             "--exit-with-parent", *self._endpoint_fault_args()],
+             "--exit-with-parent", *self._endpoint_fault_args(), *state_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, pass_fds=state_fds)
         assert self.endpoint.stdout is not None
         threading.Thread(target=_forward, args=(self.endpoint.stdout, self.console),
                          daemon=True, name="endpoint-log").start()
         self._wait_for_endpoint()
+        if self.state_folder is not None:
+            try:
+                self.state_folder.started(self.settings.endpoint_url, self.shutdown)
+            except StateFolderError as exc:
+                raise RuntimeStartError(f"state: {exc}") from None
+
+    def _state_folder_args(self) -> tuple[list[str], tuple[int, ...]]:
+        """With --state: the endpoint's arguments, and the folder's lock for it to hold."""
+        if self.state_folder is None:
+            return [], ()
+        try:
+            descriptor = self.state_folder.acquire()
+        except StateFolderError as exc:
+            raise RuntimeStartError(f"{exc}, or give this runtime a folder of its own "
+                                    "(--state DIR)") from None
+        return self.state_folder.endpoint_args(), (descriptor,)
 
     def _endpoint_fault_args(self) -> list[str]:
         plan = self.settings.faults
@@ -363,13 +382,32 @@ class Runtime:
             self.api.stop()
         for running in self.running.values():
             running.poller.stop()
-        if not self.invoker.wait_idle(STOP_GRACE_SECONDS):
+        grace = self.settings.stop_grace_seconds
+        if self.invoker.in_flight:
+            self.console.info(f"stopping: waiting up to {grace:g} s for "
+                              f"{self.invoker.in_flight} running invocation(s) (--stop-grace)")
+        if not self.invoker.wait_idle(grace):
             self.console.info(f"{self.invoker.in_flight} invocation(s) still running after "
-                              f"{STOP_GRACE_SECONDS:g} s; killing them")
+                              f"{grace:g} s; stopping them")
         pools = [*self.invoker.pools().values(), *self.retired]
         for pool in pools:
             pool.retire()
         for pool in pools:
             pool.kill_all()
+        self._save_and_report()
         self.stop_endpoint()
+        if self.state_folder is not None:
+            self.state_folder.release()
         self.console.info("stopped")
+
+    def _save_and_report(self) -> None:
+        """The last save, and what the stop left unfinished."""
+        if self.endpoint is None or self.endpoint.poll() is not None:
+            return
+        saved = self.state_folder is not None and self.state_folder.save() is not None
+        try:
+            left = unfinished(self.client("sqs"))
+        except (BotoCoreError, ClientError) as exc:
+            self.console.info(f"could not count unfinished jobs: {exc}")
+            return
+        self.console.info(stop_line(left, self.settings.state_dir, saved))

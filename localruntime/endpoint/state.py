@@ -4,14 +4,16 @@
                                  the payload's size and SHA-256), then one pickle of the backends
     <state dir>/bodies/<etag>-<size>   each object body once, written when first saved
 
-moto's backends pickle, with five exceptions handled here: an SQS queue holds a lock
-(`Condition`), so it is saved without it and gets a new one; an S3 object's body is saved
-as a file of its own, once, instead of inside every snapshot; a bucket's key store lists
-only the newest version of each key to pickle (every older version would be lost), so it
-is saved with all its versions; a DynamoDB item's attribute
-map checks the item's size on every key it gets back (quadratic: 10,000 records took
-seconds), so it is rebuilt without the check, as moto's own deepcopy does; an attribute
-value is saved as its type and value only.
+moto's backends pickle, except where this module steps in:
+- an SQS queue holds a lock (`Condition`): saved without it, it gets a new one;
+- an S3 object's body is saved as a file of its own, once, not inside every snapshot;
+- a bucket's key store hands pickle only the newest version of each key (the older ones
+  would be lost): it is saved with every version;
+- a DynamoDB item's attribute map checks the item's size on every key it gets back
+  (quadratic: 10,000 records took seconds): it is rebuilt without the check, as moto's own
+  deepcopy does; an attribute value is saved as its type and value only;
+- Lambda's index of functions by ARN is a `WeakValueDictionary`: saved as the mapping it
+  holds; its aliases are a `defaultdict` made by `lambda: {}`: saved with `dict` instead.
 
 A snapshot is written by a forked child of the endpoint, which sees the backends as they
 were at the fork, while no request was half done (the fork happens under the endpoint's
@@ -45,6 +47,8 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +117,21 @@ def _restore_versions(cls: type, lists: dict[str, list[Any]]) -> Any:
     return store
 
 
+def _restore_weak_values(items: dict[Any, Any]) -> weakref.WeakValueDictionary[Any, Any]:
+    return weakref.WeakValueDictionary(items)
+
+
+def _reduce_defaultdict(d: defaultdict[Any, Any]) -> tuple[Any, ...]:
+    factory = d.default_factory
+    if factory is not None and "<" in getattr(factory, "__qualname__", ""):
+        made = factory()  # a lambda or local function: pickle cannot name it
+        if type(made) not in (dict, list, set) or made:
+            raise pickle.PicklingError(f"defaultdict factory {factory.__qualname__} makes "
+                                       f"{made!r}, not an empty dict, list or set")
+        factory = type(made)
+    return defaultdict, (factory, dict(d))
+
+
 def _restore_attributes(cls: type, items: dict[str, Any]) -> Any:
     attributes = cls.__new__(cls)
     dict.update(attributes, items)
@@ -163,6 +182,8 @@ class _Pickler(pickle.Pickler):
         table[Queue] = lambda q: (_restore_queue, (type(q), _without(q, "_messages_lock")))
         table[_VersionedKeyStore] = lambda s: (_restore_versions, (type(s), {
             name: s.getlist(name) for name in dict.keys(s)}))
+        table[defaultdict] = _reduce_defaultdict
+        table[weakref.WeakValueDictionary] = lambda d: (_restore_weak_values, (dict(d),))
         table[LimitedSizeDict] = lambda d: (_restore_attributes, (type(d), dict(d)))
         table[DynamoType] = lambda v: (_restore_value, (type(v), v.type, v.value))
         self.dispatch_table = table
