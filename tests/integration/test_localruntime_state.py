@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -250,6 +252,50 @@ def test_stream_records_come_back_in_order(start: Callable[..., Endpoint]) -> No
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     records = kinesis.get_records(ShardIterator=iterator)["Records"]
     assert [r["Data"] for r in records] == [b"event 0", b"event 1", b"event 2"]
+
+
+def test_functions_mappings_and_notifications_come_back(start: Callable[..., Endpoint]) -> None:
+    # GIVEN what `make deploy-local` leaves: a function, an SQS event source mapping with
+    # ReportBatchItemFailures (the runtime reads it), and a bucket notification to a queue
+    endpoint = start()
+    role = endpoint.client("iam").create_role(
+        RoleName="state-test", AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return None\n")
+    lam = endpoint.client("lambda")
+    lam.create_function(FunctionName="state-test-worker", Runtime="python3.11", Role=role,
+                        Handler="app.handler", Code={"ZipFile": code.getvalue()})
+    sqs = endpoint.client("sqs")
+    url = sqs.create_queue(QueueName="jobs")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="state-test-worker",
+                                    FunctionResponseTypes=["ReportBatchItemFailures"])
+    s3 = endpoint.client("s3")
+    s3.create_bucket(Bucket="state-test")
+    s3.put_bucket_notification_configuration(Bucket="state-test", NotificationConfiguration={
+        "QueueConfigurations": [{"Id": "jobs", "QueueArn": arn,
+                                 "Events": ["s3:ObjectCreated:*"]}]})
+    endpoint.save()
+    # WHEN restored
+    endpoint = restart(endpoint, start)
+    # THEN the function, its mapping's setting and the notification are there, and an
+    # upload still notifies the queue
+    lam = endpoint.client("lambda")
+    assert lam.get_function(FunctionName="state-test-worker")["Configuration"]["Handler"] \
+        == "app.handler"
+    mappings = lam.list_event_source_mappings(FunctionName="state-test-worker")
+    assert [m["FunctionResponseTypes"] for m in mappings["EventSourceMappings"]] \
+        == [["ReportBatchItemFailures"]]
+    s3 = endpoint.client("s3")
+    s3.put_object(Bucket="state-test", Key="logs/new.ndjson", Body=b"{}\n")
+    sqs = endpoint.client("sqs")
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])]
+    keys = [r["s3"]["object"]["key"] for b in bodies for r in b.get("Records", [])]
+    assert keys == ["logs/new.ndjson"]
 
 
 def test_the_runtimes_own_state_travels_in_the_snapshot_and_unchanged_state_is_not_saved(
