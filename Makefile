@@ -171,12 +171,15 @@ PURGE ?=
 SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
-.PHONY: local clean-state dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
+.PHONY: local clean-state test-restart dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
 	bench-e2e bench-api bench-speedups
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault all=0.05" injects faults
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
 		--endpoint-file --state $(if $(FRESH),--fresh)
+
+test-restart: install ## Ctrl-C a runtime mid-run, start it again on its state, check every job: FILES=100
+	RESTART_FILES=$(or $(FILES),100) $(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_restart.py
 
 clean-state: install ## forget what `make local` kept (.localruntime-state); refused while it runs
 	$(PYTHON) -m localruntime.statefolder clean
