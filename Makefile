@@ -172,7 +172,7 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local clean-state test-restart dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
-	bench-e2e bench-api bench-speedups
+	bench-e2e bench-api bench-speedups bench-restore
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault all=0.05" injects faults
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
@@ -213,6 +213,9 @@ bench-api: install ## results API latency through chalice local, 2,000 jobs in t
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py
+
+bench-restore: install ## a start on a saved state of RECORDS=10000 records and MEGABYTES=500 of objects: ready after how long
+	$(PYTHON) bench/bench_restore.py --records $(or $(RECORDS),10000) --megabytes $(or $(MEGABYTES),500)
 
 bench-speedups: install ## what each moto speed-up gains: endpoint CPU per file and e2e P50 without it (ROUNDS=3)
 	$(PYTHON) bench/bench_speedups.py --rounds $(or $(ROUNDS),3)
