@@ -404,7 +404,8 @@ class Runtime:
         """The last save, and what the stop left unfinished."""
         if self.endpoint is None or self.endpoint.poll() is not None:
             return
-        saved = self.state_folder is not None and self.state_folder.save() is not None
+        saved = (self.state_folder is not None
+                 and self.state_folder.save(final=True) is not None)
         try:
             left = unfinished(self.client("sqs"))
         except (BotoCoreError, ClientError) as exc:

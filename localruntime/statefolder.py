@@ -125,11 +125,12 @@ class EndpointState:
         parts = urlsplit(endpoint_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
 
-    def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(self, method: str, body: dict[str, Any] | None = None,
+              query: str = "") -> dict[str, Any]:
         connection = http.client.HTTPConnection(self.host, self.port,
                                                 timeout=SAVE_TIMEOUT_SECONDS)
         try:
-            connection.request(method, CONTROL_PATH,
+            connection.request(method, CONTROL_PATH + query,
                                body=None if body is None else json.dumps(body),
                                headers={"Content-Type": "application/json"})
             response = connection.getresponse()
@@ -145,8 +146,9 @@ class EndpointState:
     def describe(self) -> dict[str, Any]:
         return self._call("GET")
 
-    def save(self, runtime: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", runtime)
+    def save(self, runtime: dict[str, Any], final: bool = False) -> dict[str, Any]:
+        """`final`: the last save; the endpoint then refuses requests that change state."""
+        return self._call("POST", runtime, "?final=1" if final else "")
 
 
 def _count(n: int, what: str) -> str:
@@ -262,11 +264,12 @@ class StateFolder:
         while not stop.wait(SAVE_INTERVAL_SECONDS):
             self.save()
 
-    def save(self) -> dict[str, Any] | None:
-        """Ask the endpoint to save; a failure is reported once, and the runtime goes on."""
+    def save(self, final: bool = False) -> dict[str, Any] | None:
+        """Ask the endpoint to save; a failure is reported once, and the runtime goes on.
+        `final`: the save at a stop, after which the endpoint takes no more changes."""
         assert self._endpoint is not None
         try:
-            result = self._endpoint.save(self.runtime.collect())
+            result = self._endpoint.save(self.runtime.collect(), final)
         except StateFolderError as exc:
             error = str(exc)
             if error != self._last_error:

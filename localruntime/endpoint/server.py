@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    application: Any = motofixes.atomic(DomainDispatcherApplication(create_backend_app))
+    application: Any = DomainDispatcherApplication(create_backend_app)
+    if keeper is not None:
+        application = keeper.guard(application)
+    application = motofixes.atomic(application)
     plan = FaultPlan.from_json(args.faults) if args.faults else FaultPlan()
     if plan.endpoint_active():
         application = FaultingApp(application, plan)

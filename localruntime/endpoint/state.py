@@ -433,6 +433,15 @@ def write_snapshot(directory: Path, runtime: dict[str, Any]) -> dict[str, Any]:
 
 # ---- in the endpoint: when to save, and the route the runtime asks through --------------
 
+def may_change(environ: dict[str, Any]) -> bool:
+    """Whether a request can change what a snapshot holds (by its action or method)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        action = target.rsplit(".", 1)[-1]
+        return action == "ReceiveMessage" or not action.startswith(_READ_ONLY_ACTIONS)
+    return environ.get("REQUEST_METHOD") not in ("GET", "HEAD")
+
+
 @dataclass
 class StateKeeper:
     """Saves the endpoint's state into `directory` when the runtime asks (CONTROL_PATH),
@@ -442,29 +451,41 @@ class StateKeeper:
     request_lock: Any
     restored: Saved | None = None
     changes: int = 0
+    closed: bool = False
     _saved_changes: int = -1
     _saved_runtime: Any = None
     _saving: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, environ: dict[str, Any], body: list[bytes]) -> None:
         """Count a request that may have changed state."""
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        action = target.rsplit(".", 1)[-1]
-        if target:
-            if action == "ReceiveMessage":
-                if any(b'"Messages"' in chunk for chunk in body):
-                    self.changes += 1
-                return
-            if action.startswith(_READ_ONLY_ACTIONS):
-                return
-        elif environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        if not may_change(environ):
+            return
+        if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".ReceiveMessage") and not any(
+                b'"Messages"' in chunk for chunk in body):
             return
         self.changes += 1
 
-    def save(self, runtime: dict[str, Any]) -> dict[str, Any]:
+    def guard(self, application: Callable[..., Any]) -> Callable[..., Any]:
+        """`application`, refusing requests that may change state once the last save is
+        taken (`save(final=True)`): what the endpoint accepts after it would be lost. Runs
+        inside the request lock, so no request slips between the save and the refusal."""
+
+        def call(environ: dict[str, Any], start_response: Any) -> Any:
+            if self.closed and may_change(environ):
+                body = (b"<Error><Code>ServiceUnavailable</Code><Message>the local runtime is "
+                        b"stopping</Message></Error>")
+                start_response("503 Service Unavailable", [
+                    ("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+                return [body]
+            return application(environ, start_response)
+
+        return call
+
+    def save(self, runtime: dict[str, Any], final: bool = False) -> dict[str, Any]:
         with self._saving:
             with self.request_lock:
                 changes = self.changes
+                self.closed = self.closed or final
                 if changes == self._saved_changes and runtime == self._saved_runtime:
                     return {"saved": False}
                 started = time.monotonic()
@@ -512,7 +533,8 @@ def _child_save(directory: Path, runtime: dict[str, Any], writer: int) -> None:
 
 class StateApp:
     """moto's application with the state routes in front: GET CONTROL_PATH describes what
-    was restored; POST CONTROL_PATH (body: the runtime's own state, JSON) saves."""
+    was restored; POST CONTROL_PATH (body: the runtime's own state, JSON) saves, and
+    POST CONTROL_PATH?final=1 saves for the last time (`StateKeeper.guard`)."""
 
     def __init__(self, application: Callable[..., Any], keeper: StateKeeper) -> None:
         self.application = application
@@ -536,7 +558,8 @@ class StateApp:
             runtime = json.loads(environ["wsgi.input"].read(length) or b"{}")
         except ValueError as exc:
             return _json(start_response, "400 Bad Request", {"error": f"not JSON: {exc}"})
-        result = self.keeper.save(runtime if isinstance(runtime, dict) else {})
+        final = "final=1" in environ.get("QUERY_STRING", "")
+        result = self.keeper.save(runtime if isinstance(runtime, dict) else {}, final=final)
         status = "500 Internal Server Error" if "error" in result else "200 OK"
         return _json(start_response, status, result)
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 SMALL_FILES = int(os.environ.get("RESTART_FILES", "100"))
 SLOW_FILES = 4
-SLOW_LINES = 1_000_000
+SLOW_LINES = 3_000_000
 STOP_GRACE_SECONDS = 1
 
 
@@ -53,18 +53,20 @@ def test_ctrl_c_mid_run_then_a_start_on_the_same_state_finishes_every_job(
     state = tmp_path / "state"
     args = ("--no-reload", "--state", str(state), "--stop-grace", str(STOP_GRACE_SECONDS))
     small = b"".join(generate_lines(20, seed=1))
-    slow = gzip.compress(b"".join(generate_lines(100, seed=3)) * (SLOW_LINES // 100),
-                         compresslevel=1)
-    # GIVEN a runtime keeping its state, its one worker busy with slow files, many small
-    # ones queued behind them
+    slow = gzip.compress(b"".join(generate_lines(100, seed=3)) * (SLOW_LINES // 100))
+    # GIVEN a runtime keeping its state, its one worker busy with slow files, small ones
+    # queued behind them, and slow ones uploaded last (so one is in flight at the stop)
     with running(tmp_path / "first", *args, "--concurrency", "worker=1") as first:
-        job_ids = [upload(first, f"logs/restart/slow-{n}.ndjson.gz", slow)
-                   for n in range(SLOW_FILES)]
-        job_ids += [upload(first, f"logs/restart/small-{n:04}.ndjson", small)
-                    for n in range(SMALL_FILES)]
+        half = SLOW_FILES // 2
+        slow_ids = [upload(first, f"logs/restart/slow-{n}.ndjson.gz", slow)
+                    for n in range(half)]
+        job_ids = [upload(first, f"logs/restart/small-{n:04}.ndjson", small)
+                   for n in range(SMALL_FILES)]
         # a second version of one key is a job of its own
         job_ids.append(upload(first, "logs/restart/small-0000.ndjson", small + small))
-        slow_ids = job_ids[:SLOW_FILES]
+        slow_ids += [upload(first, f"logs/restart/slow-{n}.ndjson.gz", slow)
+                     for n in range(half, SLOW_FILES)]
+        job_ids += slow_ids
 
         def slow_file_in_progress() -> bool:
             statuses = [(get_record(first, job_id) or {}).get("status") for job_id in slow_ids]
@@ -94,6 +96,12 @@ def test_ctrl_c_mid_run_then_a_start_on_the_same_state_finishes_every_job(
         assert int(restored.group(1).replace(",", "")) == len(job_ids)
         assert int(restored.group(2)) >= 1
         # THEN every object version ends with exactly one final record, none lost
+        stage = second.stage()
+        pages = second.client("s3").get_paginator("list_object_versions").paginate(
+            Bucket=stage.bucket, Prefix="logs/restart/")
+        versions = [job_id_for(stage.bucket, v["Key"], etag=v["ETag"], version_id=v["VersionId"])
+                    for page in pages for v in page.get("Versions", [])]
+        assert sorted(versions) == sorted(job_ids)
         wait_until(lambda: len(final_records(second, job_ids)) == len(job_ids),
                    300 + SMALL_FILES, "every job to finish after the restart", interval=1)
         records = final_records(second, job_ids)

@@ -53,9 +53,11 @@ class Endpoint:
         assert self.process.stdout is not None
         return self.process.stdout.read().decode(errors="replace")
 
-    def control(self, method: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def control(self, method: str, body: dict[str, Any] | None = None,
+                query: str = "") -> tuple[int, Any]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        connection.request(method, CONTROL_PATH, body=None if body is None else json.dumps(body))
+        connection.request(method, CONTROL_PATH + query,
+                           body=None if body is None else json.dumps(body))
         response = connection.getresponse()
         return response.status, json.loads(response.read())
 
@@ -310,6 +312,27 @@ def test_the_runtimes_own_state_travels_in_the_snapshot_and_unchanged_state_is_n
     endpoint = restart(endpoint, start)
     _, described = endpoint.control("GET")
     assert described["restored"]["runtime"] == {"pollers": {"ingest": "seq-8"}}
+
+
+def test_after_the_last_save_changes_are_refused_and_reads_still_answer(
+        start: Callable[..., Endpoint]) -> None:
+    # GIVEN an endpoint that has taken its last save (what a stop does)
+    endpoint = start()
+    s3 = endpoint.client("s3")
+    s3.create_bucket(Bucket="state-test")
+    s3.put_object(Bucket="state-test", Key="saved", Body=b"kept")
+    status, answer = endpoint.control("POST", {}, "?final=1")
+    assert status == 200 and answer["saved"]
+    # WHEN a client still writes, THEN it is refused (what it wrote would not be kept),
+    # and reads still answer
+    with pytest.raises(s3.exceptions.ClientError, match="ServiceUnavailable"):
+        s3.put_object(Bucket="state-test", Key="late", Body=b"lost")
+    assert s3.get_object(Bucket="state-test", Key="saved")["Body"].read() == b"kept"
+    # THEN the next start has exactly what was saved
+    endpoint = restart(endpoint, start)
+    keys = [o["Key"] for o in endpoint.client("s3").list_objects_v2(
+        Bucket="state-test")["Contents"]]
+    assert keys == ["saved"]
 
 
 def test_fresh_starts_empty_and_replaces_the_snapshot_at_the_first_save(
