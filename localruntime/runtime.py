@@ -47,7 +47,13 @@ from localruntime.sources.wiring import (
     disconnect_s3_source,
     resolve_sqs_source,
 )
-from localruntime.statefolder import StateFolder, StateFolderError, stop_line, unfinished
+from localruntime.statefolder import (
+    RESTORE_TIMEOUT_SECONDS,
+    StateFolder,
+    StateFolderError,
+    stop_line,
+    unfinished,
+)
 from logctl.provision import provision
 from logctl.stage import Stage
 
@@ -167,7 +173,8 @@ class Runtime:
             aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1",
         ).client("sqs", endpoint_url=self.settings.endpoint_url, config=Config(
             retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5))
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        waits = READY_TIMEOUT_SECONDS + (RESTORE_TIMEOUT_SECONDS if self.state_folder else 0)
+        deadline = time.monotonic() + waits
         while True:
             if self.endpoint.poll() is not None:
                 raise RuntimeStartError(
@@ -179,7 +186,7 @@ class Runtime:
                 if time.monotonic() > deadline:
                     raise RuntimeStartError(f"the endpoint did not answer on "
                                         f"{self.settings.endpoint_url} within "
-                                        f"{READY_TIMEOUT_SECONDS:g} s") from None
+                                        f"{waits:g} s") from None
                 time.sleep(READY_POLL_SECONDS)
 
     def stop_endpoint(self) -> None:

@@ -41,6 +41,7 @@ DEFAULT_STATE_DIR = PROJECT_ROOT / ".localruntime-state"
 LOCK_NAME = "lock"
 SAVE_INTERVAL_SECONDS = 5.0
 SAVE_TIMEOUT_SECONDS = 300.0
+RESTORE_TIMEOUT_SECONDS = 300.0  # what a start waits for the endpoint's restore, at most
 
 
 class StateFolderError(Exception):

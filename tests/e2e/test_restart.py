@@ -10,15 +10,20 @@ import gzip
 import os
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from chalicelib.core.jobs import job_id_for
 from chalicelib.core.schema import FINAL_STATUSES
+from localruntime.background import free_port
+from localruntime.endpoint.state import SNAPSHOT_NAME
 from logctl.generate import generate_lines
 from tests.e2e.conftest import Runtime, get_record, running, wait_until
+from tests.e2e.test_lifecycle import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -54,18 +59,16 @@ def test_ctrl_c_mid_run_then_a_start_on_the_same_state_finishes_every_job(
     args = ("--no-reload", "--state", str(state), "--stop-grace", str(STOP_GRACE_SECONDS))
     small = b"".join(generate_lines(20, seed=1))
     slow = gzip.compress(b"".join(generate_lines(100, seed=3)) * (SLOW_LINES // 100))
-    # GIVEN a runtime keeping its state, its one worker busy with slow files, small ones
-    # queued behind them, and slow ones uploaded last (so one is in flight at the stop)
+    # GIVEN a runtime keeping its state, its one worker going through small files with a
+    # slow one every SMALL_FILES / SLOW_FILES (so one is in flight at the stop)
     with running(tmp_path / "first", *args, "--concurrency", "worker=1") as first:
-        half = SLOW_FILES // 2
-        slow_ids = [upload(first, f"logs/restart/slow-{n}.ndjson.gz", slow)
-                    for n in range(half)]
-        job_ids = [upload(first, f"logs/restart/small-{n:04}.ndjson", small)
-                   for n in range(SMALL_FILES)]
+        slow_ids, job_ids = [], []
+        for n in range(SMALL_FILES):
+            if n % (SMALL_FILES // SLOW_FILES) == 0:
+                slow_ids.append(upload(first, f"logs/restart/slow-{n}.ndjson.gz", slow))
+            job_ids.append(upload(first, f"logs/restart/small-{n:04}.ndjson", small))
         # a second version of one key is a job of its own
         job_ids.append(upload(first, "logs/restart/small-0000.ndjson", small + small))
-        slow_ids += [upload(first, f"logs/restart/slow-{n}.ndjson.gz", slow)
-                     for n in range(half, SLOW_FILES)]
         job_ids += slow_ids
 
         def slow_file_in_progress() -> bool:
@@ -73,7 +76,7 @@ def test_ctrl_c_mid_run_then_a_start_on_the_same_state_finishes_every_job(
             if all(status in FINAL_STATUSES for status in statuses):
                 pytest.fail("every slow file finished before the stop: nothing to interrupt")
             return "processing" in statuses
-        wait_until(slow_file_in_progress, 120, "the worker to start on a slow file",
+        wait_until(slow_file_in_progress, 120 + SMALL_FILES, "the worker to start on a slow file",
                    interval=0.05)
         # WHEN it gets Ctrl-C mid-run
         first.process.send_signal(signal.SIGINT)
@@ -110,3 +113,32 @@ def test_ctrl_c_mid_run_then_a_start_on_the_same_state_finishes_every_job(
         assert len(results_for(second, "logs/restart/")) == len(job_ids)
         slow = [r for r in records if "slow" in r["key"]]
         assert {r["line_count"] for r in slow} == {SLOW_LINES}
+
+
+def test_a_second_runtime_on_the_folder_is_refused_and_kill_9_keeps_the_last_save(
+        tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    # GIVEN a runtime keeping its state, with one finished job saved
+    with running(tmp_path / "first", "--no-reload", "--state", str(state)) as first:
+        job_id = upload(first, "logs/restart/one.ndjson", b"".join(generate_lines(20, seed=2)))
+        wait_until(lambda: final_records(first, [job_id]), 60, "the job to finish")
+        finished = time.time()
+        wait_until(lambda: (state / SNAPSHOT_NAME).stat().st_mtime > finished, 60,
+                   "a save after the job finished", interval=0.2)
+        # WHEN a second runtime starts on the same folder, THEN it is refused, naming the first
+        second = run_cli("--port", str(free_port()), "--no-status", "--state", str(state))
+        assert second.returncode == 1
+        assert (f"the state folder {state} is in use by the runtime with pid "
+                f"{first.process.pid}") in second.stderr
+        assert "Traceback" not in second.stderr
+        # WHEN the first is killed with SIGKILL (no save at a stop)
+        endpoint_pids = [p.pid for p in first.descendants()
+                         if "localruntime.endpoint.server" in " ".join(p.cmdline())]
+        first.process.kill()
+        first.process.wait(30)
+        psutil.wait_procs([psutil.Process(p) for p in endpoint_pids if psutil.pid_exists(p)],
+                          timeout=30)
+    # THEN a new runtime takes the folder and has the job the last save held
+    with running(tmp_path / "third", "--no-reload", "--state", str(state)) as third:
+        assert "state: restored from" in third.log()
+        assert [r["status"] for r in final_records(third, [job_id])] == ["completed"]
