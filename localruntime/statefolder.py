@@ -4,8 +4,8 @@ With `--state DIR` (as `make local` runs it) the endpoint restores the snapshot 
 start (`localruntime.endpoint.state`) and the runtime asks it to save every
 `SAVE_INTERVAL_SECONDS` (longer when a save takes long) and once more when it stops, so a
 kill -9 loses what changed since the last save began. A lock on `DIR/lock`, held by the
-runtime and inherited by its endpoint, keeps a second runtime off the same folder; runtimes without `--state` (tests, benchmarks, the soak)
-take no lock and start empty.
+runtime and inherited by its endpoint, keeps a second runtime off the same folder; runtimes
+without `--state` (tests, benchmarks, the soak) take no lock and start empty.
 
 The runtime's own state (a stream poller's position, say) travels in the same snapshot:
 a room registers what it keeps with `RuntimeState.contribute(name, save)` and reads it
