@@ -184,12 +184,18 @@ PURGE ?=
 SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
-.PHONY: local dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
-	bench-e2e bench-api bench-speedups bench-signatures bench-kinesis
+.PHONY: local clean-state test-restart dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local \
+	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-kinesis bench-restore
 
-local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
+local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(or $(API_PORT),8000) $(RUNTIME_ARGS) \
-		--endpoint-file
+		--endpoint-file --state $(if $(FRESH),--fresh)
+
+test-restart: install ## Ctrl-C a runtime mid-run, start it again on its state, check every job: FILES=100
+	RESTART_FILES=$(or $(FILES),100) $(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_restart.py
+
+clean-state: install ## forget what `make local` kept (.localruntime-state); refused while it runs
+	$(PYTHON) -m localruntime.statefolder clean
 
 dashboard: install ## print the dashboard URL of the running `make local`; STAGE=aws: serve it on API_PORT=8000, signing requests
 	$(PYTHON) -m logctl.dashboard --stage $(STAGE) $(if $(API_PORT),--port $(API_PORT))
@@ -232,6 +238,9 @@ bench-signatures: install ## CPU per request of the endpoint's presigned-URL che
 
 bench-kinesis: install ## moto's Kinesis PutRecords/GetRecords at 10k and 100k records in a shard, with and without the kinesis-shard speed-up
 	$(PYTHON) bench/bench_kinesis.py
+
+bench-restore: install ## a start on a saved state of RECORDS=10000 records and MEGABYTES=500 of objects: ready after how long
+	$(PYTHON) bench/bench_restore.py --records $(or $(RECORDS),10000) --megabytes $(or $(MEGABYTES),500)
 
 bench-speedups: install ## what each moto speed-up gains: endpoint CPU per file and e2e P50 without it (ROUNDS=3)
 	$(PYTHON) bench/bench_speedups.py --rounds $(or $(ROUNDS),3)

@@ -5,6 +5,7 @@
                            [--no-reload] [--no-status] [--project DIR] [--endpoint-file]
                            [--api-port 8000]
                            [--fault KIND=RATE ...] [--fault-seed N] [--no-memory-limit]
+                           [--state [DIR] [--fresh]] [--stop-grace SECONDS]
 
 Starts moto's server as the endpoint (AWS_ENDPOINT_URL=http://HOST:PORT sets host and
 port too), provisions the stage, reads the app's S3 and SQS event sources, and runs each
@@ -18,6 +19,11 @@ With --endpoint-file (as `make local` runs it), the endpoint URL (and the API's)
 to a file that the project's tools read when AWS_ENDPOINT_URL is not set, once both ports are the
 runtime's; a second runtime refuses to start while the file names a live one; see
 docs/local-runtime.md.
+With --state (as `make local` runs it), objects, queues and their messages, tables and
+streams are saved in DIR (default .localruntime-state in the project) every few seconds and
+at a stop, and restored at the next start; --fresh starts empty. Without it the runtime
+starts empty and keeps nothing. A stop waits --stop-grace seconds (default 10) for running
+invocations, then stops them.
 
 Faults (off by default; kinds in localruntime/faults.py and docs/guarantees.md):
     --fault all=0.05 --fault kill=0.01 --fault-seed 7
@@ -39,6 +45,7 @@ from localruntime.settings import (
     parse_assignment,
     parse_positive,
 )
+from localruntime.statefolder import DEFAULT_STATE_DIR
 from logctl.stage import ENDPOINT_FILE
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +89,19 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
                         default=None, metavar="PATH",
                         help="write the endpoint URL here while running, for the project's "
                         f"tools (default PATH: {ENDPOINT_FILE.name} in the project)")
+    parser.add_argument("--state", type=Path, nargs="?", const=DEFAULT_STATE_DIR, default=None,
+                        metavar="DIR", help="keep the endpoint's state in DIR across restarts "
+                        f"(default DIR: {DEFAULT_STATE_DIR.name} in the project)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --state: start empty (the first save replaces what was kept)")
+    parser.add_argument("--stop-grace", default="10", metavar="SECONDS",
+                        help="how long a stop waits for running invocations (default 10)")
     args = parser.parse_args(argv)
+    if args.fresh and args.state is None:
+        raise SettingsError("--fresh: only with --state (without it every start is empty)")
+    state_dir = args.state
+    if state_dir is DEFAULT_STATE_DIR and args.project is not None:
+        state_dir = args.project.resolve() / DEFAULT_STATE_DIR.name
 
     host, port = endpoint_from_environment()
     if args.port is not None:
@@ -117,7 +136,9 @@ def parse_settings(argv: list[str] | None) -> RuntimeSettings:
         overrides=overrides, api_port=api_port,
         timeouts=timeouts, concurrency=concurrency, reload=not args.no_reload,
         status_line=not args.no_status, faults=faults,
-        enforce_memory=not args.no_memory_limit, endpoint_file=args.endpoint_file)
+        enforce_memory=not args.no_memory_limit, endpoint_file=args.endpoint_file,
+        state_dir=state_dir.resolve() if state_dir is not None else None, fresh=args.fresh,
+        stop_grace_seconds=parse_positive(args.stop_grace, "--stop-grace", float))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,6 +68,13 @@ from localruntime.sources.wiring import (
     resolve_sqs_source,
     s3_source_connected,
 )
+from localruntime.statefolder import (
+    RESTORE_TIMEOUT_SECONDS,
+    StateFolder,
+    StateFolderError,
+    stop_line,
+    unfinished,
+)
 from logctl.provision import provision
 from logctl.stage import (
     RuntimeRecord,
@@ -79,7 +86,6 @@ from logctl.stage import (
 
 READY_TIMEOUT_SECONDS = 30.0
 READY_POLL_SECONDS = 0.05
-STOP_GRACE_SECONDS = 10.0
 RELOAD_POLL_SECONDS = 1.0
 RELOAD_SETTLE_SECONDS = 0.3
 STREAM_ARN_CHECK_SECONDS = 2.0
@@ -144,6 +150,8 @@ class Runtime:
         self.token = secrets.token_hex(16)
         self._record: RuntimeRecord | None = None
         self._api_exit_seen: int | None = None
+        self.state_folder = (StateFolder(settings.state_dir, settings.fresh, console)
+                             if settings.state_dir is not None else None)
 
     # ---- AWS clients against the endpoint ------------------------------------------------
 
@@ -174,12 +182,13 @@ class Runtime:
             raise RuntimeStartError(
                 f"{host}:{port} is already in use (another local runtime, or LocalStack?): "
                 "stop it, or pick another port with --port")
+        state_args, state_fds = self._state_folder_args()
         self.endpoint = spawn(
             [sys.executable, "-m", "localruntime.endpoint.server", "--host", host,
              "--port", str(port),
-             "--exit-with-parent", *self._endpoint_fault_args()],
+             "--exit-with-parent", *self._endpoint_fault_args(), *state_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, pass_fds=state_fds)
         assert self.endpoint.stdout is not None
         threading.Thread(target=_forward, args=(self.endpoint.stdout, self.console),
                          daemon=True, name="endpoint-log").start()
@@ -187,6 +196,22 @@ class Runtime:
         follow(self.faults, self.settings.endpoint_url, self.shutdown,
                lambda was, now: self.console.info(f"faults: {now.describe()} (were "
                                                   f"{was.describe()})"))
+        if self.state_folder is not None:
+            try:
+                self.state_folder.started(self.settings.endpoint_url, self.shutdown)
+            except StateFolderError as exc:
+                raise RuntimeStartError(f"state: {exc}") from None
+
+    def _state_folder_args(self) -> tuple[list[str], tuple[int, ...]]:
+        """With --state: the endpoint's arguments, and the folder's lock for it to hold."""
+        if self.state_folder is None:
+            return [], ()
+        try:
+            descriptor = self.state_folder.acquire()
+        except StateFolderError as exc:
+            raise RuntimeStartError(f"{exc}, or give this runtime a folder of its own "
+                                    "(--state DIR)") from None
+        return self.state_folder.endpoint_args(), (descriptor,)
 
     def _endpoint_fault_args(self) -> list[str]:
         return ["--faults", self.faults.plan.to_json()]
@@ -197,7 +222,8 @@ class Runtime:
             aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1",
         ).client("sqs", endpoint_url=self.settings.endpoint_url, config=Config(
             retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5))
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        waits = READY_TIMEOUT_SECONDS + (RESTORE_TIMEOUT_SECONDS if self.state_folder else 0)
+        deadline = time.monotonic() + waits
         while True:
             if self.endpoint.poll() is not None:
                 raise RuntimeStartError(
@@ -209,7 +235,7 @@ class Runtime:
                 if time.monotonic() > deadline:
                     raise RuntimeStartError(f"the endpoint did not answer on "
                                         f"{self.settings.endpoint_url} within "
-                                        f"{READY_TIMEOUT_SECONDS:g} s") from None
+                                        f"{waits:g} s") from None
                 time.sleep(READY_POLL_SECONDS)
 
     def stop_endpoint(self) -> None:
@@ -317,7 +343,7 @@ class Runtime:
                 continue
             current.poller.stop()
             if isinstance(current.poller, StreamPoller) and not current.poller.join(
-                    current.function.timeout_seconds + STOP_GRACE_SECONDS):
+                    current.function.timeout_seconds + self.settings.stop_grace_seconds):
                 self.console.info(f"{name}: a shard poller is still invoking; its batch "
                                   "will be read again")
             del self.running[name]
@@ -635,13 +661,33 @@ class Runtime:
             self.api.stop()
         for running in self.running.values():
             running.poller.stop()
-        if not self.invoker.wait_idle(STOP_GRACE_SECONDS):
+        grace = self.settings.stop_grace_seconds
+        if self.invoker.in_flight:
+            self.console.info(f"stopping: waiting up to {grace:g} s for "
+                              f"{self.invoker.in_flight} running invocation(s) (--stop-grace)")
+        if not self.invoker.wait_idle(grace):
             self.console.info(f"{self.invoker.in_flight} invocation(s) still running after "
-                              f"{STOP_GRACE_SECONDS:g} s; killing them")
+                              f"{grace:g} s; stopping them")
         pools = [*self.invoker.pools().values(), *self.retired]
         for pool in pools:
             pool.retire()
         for pool in pools:
             pool.kill_all()
+        self._save_and_report()
         self.stop_endpoint()
+        if self.state_folder is not None:
+            self.state_folder.release()
         self.console.info("stopped")
+
+    def _save_and_report(self) -> None:
+        """The last save, and what the stop left unfinished."""
+        if self.endpoint is None or self.endpoint.poll() is not None:
+            return
+        saved = (self.state_folder is not None
+                 and self.state_folder.save(final=True) is not None)
+        try:
+            left = unfinished(self.client("sqs"))
+        except (BotoCoreError, ClientError) as exc:
+            self.console.info(f"could not count unfinished jobs: {exc}")
+            return
+        self.console.info(stop_line(left, self.settings.state_dir, saved))

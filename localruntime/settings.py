@@ -54,6 +54,9 @@ class RuntimeSettings:
     enforce_memory: bool = True
     endpoint_file: Path | None = None
     api_port: int | None = None
+    state_dir: Path | None = None
+    fresh: bool = False
+    stop_grace_seconds: float = 10.0
 
     @property
     def endpoint_url(self) -> str:

@@ -4,6 +4,10 @@ In front of moto, outermost first: the control route (`control`), S3's presigned
 (`presigned`), injected faults (`faults`).
 
     python -m localruntime.endpoint.server [--host 127.0.0.1] [--port 4566]
+                                           [--state DIR [--fresh]]
+
+With --state the endpoint first restores the snapshot in DIR (`localruntime.endpoint.state`;
+--fresh: starts empty, and the next save replaces it) and saves into DIR when asked.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from localruntime.endpoint import motofixes, motoguard, motospeed
+from localruntime.endpoint import motofixes, motoguard, motospeed, state
 from localruntime.endpoint.control import FaultControl
 from localruntime.endpoint.faults import FaultingApp
 from localruntime.endpoint.presigned import PresignedUrls
@@ -35,6 +40,23 @@ def _exit_when_parent_goes() -> None:
     os._exit(0)
 
 
+def _restore(directory: Path, fresh: bool) -> state.StateKeeper | None:
+    """The keeper of `directory`, with its snapshot loaded unless `fresh`; None: refused."""
+    state.mark_held_messages()
+    keeper = state.StateKeeper(directory, motofixes.APP_LOCK)
+    if fresh:
+        return keeper
+    try:
+        keeper.restored = state.restore(directory)
+    except state.StateError as exc:
+        print(f"endpoint: {exc}", file=sys.stderr, flush=True)
+        return None
+    if keeper.restored is not None:
+        print(f"endpoint: state restored from {directory} in {keeper.restored.seconds:.2f} s",
+              file=sys.stderr, flush=True)
+    return keeper
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="moto server for the local runtime")
     parser.add_argument("--host", default="127.0.0.1")
@@ -44,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", default=None, metavar="JSON",
                         help="the fault plan (localruntime.faults) at start; the control "
                         "route (localruntime.endpoint.control) changes it")
+    parser.add_argument("--state", type=Path, default=None, metavar="DIR",
+                        help="restore the snapshot in DIR, and save into it when asked")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --state: start empty (the next save replaces the snapshot)")
     args = parser.parse_args(argv)
     if args.exit_with_parent:
         threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
@@ -65,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if off:
         print(f"endpoint: speed-ups off: {', '.join(sorted(off))}", file=sys.stderr)
+    keeper = None
+    if args.state is not None:
+        keeper = _restore(args.state, args.fresh)
+        if keeper is None:
+            return 2
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -72,9 +103,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    application: Any = motofixes.atomic(DomainDispatcherApplication(create_backend_app))
+    application: Any = DomainDispatcherApplication(create_backend_app)
+    if keeper is not None:
+        application = keeper.guard(application)
+    application = motofixes.atomic(application)
     faults = FaultSwitch(FaultPlan.from_json(args.faults) if args.faults else None)
     application = FaultControl(PresignedUrls(FaultingApp(application, faults)), faults)
+    if keeper is not None:
+        application = state.StateApp(application, keeper)
     try:
         server = HttpServer((args.host, args.port), application)
     except OSError as exc:

@@ -191,7 +191,7 @@ class S3NotificationPoller(Poller):
                                           source=f"s3:{self.queue.arn}")
             if outcome.ok:
                 settled.append(message)
-            else:
+            elif not self.shutdown.is_set():  # stopped by a stop: it comes back at the next start
                 self._retry_later(message)
         if settled:
             self._delete(settled)

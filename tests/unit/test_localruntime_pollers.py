@@ -168,6 +168,17 @@ def test_a_failed_s3_event_is_retried_after_one_then_two_minutes_then_set_aside(
     assert ASYNC_RETRY_DELAYS_SECONDS == (60, 120)
 
 
+def test_an_s3_event_stopped_by_a_stop_is_no_failed_attempt() -> None:
+    # GIVEN the runtime stopping while an S3 event's invocation runs (and is stopped)
+    sqs = FakeSqs()
+    poller = s3_poller(sqs, FakeInvoker(lambda event: (False, None)))
+    poller.shutdown.set()
+    # WHEN the invocation ends unsuccessfully
+    poller.dispatch([message(1, s3_body("a"), receives=1)])
+    # THEN no retry delay is set: the event stays in flight and comes back at the next start
+    assert sqs.visibility == {} and sqs.deleted == []
+
+
 def test_a_queue_that_is_gone_is_reported_once_not_every_second(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a queue deleted under the poller (destroy-local while the runtime runs)
