@@ -169,6 +169,13 @@ def nearest_rank(sorted_values: list[Any], p: int) -> Any:
 
 def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> Statistics:
     """Statistics of a whole file held in memory: simple, slow, obviously correct."""
+    line_count, malformed, samples, records = read_lines(data, gzip_hint=gzip_hint)
+    return _statistics(line_count, malformed, samples, records)
+
+
+def read_lines(data: bytes, *, gzip_hint: bool = False
+               ) -> tuple[int, int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Non-blank lines, malformed lines, the malformed samples and the valid records."""
     if gzip_hint or data.startswith(GZIP_MAGIC):
         data = gzip.decompress(data)
     if data.startswith(BOM):
@@ -191,7 +198,7 @@ def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> Statistics:
                 samples.append({"line": number, "reason": reason})
         else:
             records.append(record)
-    return _statistics(line_count, malformed, samples, records)
+    return line_count, malformed, samples, records
 
 
 def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
