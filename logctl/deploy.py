@@ -8,7 +8,9 @@
 The stage's policy file is regenerated from its names, the resources Chalice does not
 create are provisioned (hardened, with alarms), then `chalice deploy` (`chalice-local`
 for stage local) creates the functions, their role, the bucket notification and the
-SQS mapping. Post-deploy turns on ReportBatchItemFailures on that mapping; the worker
+SQS mapping, and the rollups handler's mapping on the results table's stream (its ARN, looked
+up after provisioning, goes to `chalice deploy` as RESULTS_STREAM_ARN; config.json stays as
+committed). Post-deploy turns on ReportBatchItemFailures on the SQS mapping; the worker
 loses nothing without it (`--no-post-deploy` leaves the mapping as Chalice made it).
 """
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chalicelib.rollups import STREAM_ARN_VARIABLE
 from logctl.cli import run
 from logctl.policy import write_files
 from logctl.provision import (
@@ -38,13 +41,13 @@ class DeployError(Exception):
     """A step failed; the message says which and what to do."""
 
 
-def run_chalice(target: Target, *args: str) -> None:
+def run_chalice(target: Target, *args: str, env: dict[str, str] | None = None) -> None:
     """`chalice ARGS --stage STAGE` in the project (`chalice-local` for stage local)."""
     tool = "chalice-local" if target.stage.name == LOCAL_STAGE else "chalice"
     command = [str(BIN / tool), *args, "--stage", target.stage.name]
     print(f"{args[0]}: {' '.join([tool, *command[1:]])}", flush=True)
     try:
-        status = subprocess.run(command, cwd=target.project, env=target.env,
+        status = subprocess.run(command, cwd=target.project, env={**target.env, **(env or {})},
                                 stdin=subprocess.DEVNULL).returncode
     except OSError as exc:
         raise DeployError(f"cannot run {tool}: {exc.strerror or exc}") from exc
@@ -56,9 +59,12 @@ def deploy(target: Target, safety: Safety, post_deploy: bool = True) -> None:
     stage = target.stage
     for path in write_files(target.project / ".chalice" / "config.json"):
         print(f"deploy: wrote {path} from the stage names", flush=True)
-    for action in provision(stage, safety).actions or ["every resource already exists"]:
+    provisioned = provision(stage, safety)
+    for action in provisioned.actions or ["every resource already exists"]:
         print(f"deploy: provision[{stage.name}]: {action}", flush=True)
-    run_chalice(target, "deploy")
+    # app.py's rollups handler reads the stream ARN, which exists only once the table does;
+    # .chalice/config.json stays as committed.
+    run_chalice(target, "deploy", env={STREAM_ARN_VARIABLE: provisioned.results_stream_arn})
     if not post_deploy:
         return
     name = deployed_function_name(stage)
