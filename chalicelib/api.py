@@ -46,6 +46,7 @@ from chalicelib.apimodels import (
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.eventtime import ENDPOINTS_PER_HOUR
 from chalicelib.core.results import epoch
+from chalicelib.core.schema import INTERNAL_FIELDS
 from chalicelib.core.rollup import (
     ACCURACY,
     HourFigures,
@@ -155,7 +156,8 @@ class ResultsApi:
         if record is None or float(record.get("expires_at", 0)) < self.clock():
             return error(404, "not_found", f"no job {job_id} (unknown, or expired after 7 days)",
                          "job_id")
-        return ok(JobRecord.model_validate(record))
+        return ok(JobRecord.model_validate(
+            {k: v for k, v in record.items() if k not in INTERNAL_FIELDS}))
 
     # ---- GET /stats ------------------------------------------------------------------------
 
@@ -265,7 +267,7 @@ class ResultsApi:
         url = self.s3.generate_presigned_url(
             "put_object", ExpiresIn=seconds,
             Params={"Bucket": self.settings.bucket, "Key": key, "ContentLength": request.size})
-        return ok(UploadTicket(key=key, url=url, headers={}, expires_in_seconds=seconds,
+        return ok(UploadTicket(key=key, url=url, headers={}, expires_in_seconds=seconds, job_id=None,
                                jobs_url="/jobs?" + urlencode({"prefix": key})))
 
     # ---- GET / -----------------------------------------------------------------------------

@@ -303,7 +303,7 @@ def _percentiles(histogram: Counter[Any], n: int, ps: tuple[int, ...]) -> list[A
     out: list[Any] = []
     seen = 0
     want = iter(ranks)
-    target = next(want)
+    target: int | None = next(want)
     for value in sorted(histogram):
         seen += histogram[value]
         while target is not None and seen >= target:

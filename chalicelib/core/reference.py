@@ -218,7 +218,7 @@ def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
     return {
         "line_count": line_count,
         "malformed_count": malformed,
-        "malformed_samples": samples,
+        "malformed_samples": samples,  # type: ignore[typeddict-item]
         "info_count": levels["INFO"],
         "warn_count": levels["WARN"],
         "error_count": levels["ERROR"],
@@ -241,6 +241,6 @@ def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
             }
             for endpoint, values in top
         ],
-        "first_timestamp": iso_utc(min(stamps)) if has_data else None,  # type: ignore[type-var]
-        "last_timestamp": iso_utc(max(stamps)) if has_data else None,  # type: ignore[type-var]
+        "first_timestamp": iso_utc(min(stamps)) if has_data else None,  # type: ignore[type-var, arg-type]
+        "last_timestamp": iso_utc(max(stamps)) if has_data else None,  # type: ignore[type-var, arg-type]
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from chalicelib.core.errors import JobRejected
 from chalicelib.core.jobs import Job, source_of
@@ -30,12 +30,15 @@ def day_of(created_at: str) -> str:
 
 
 def _base(job: Job, status: Status, written: float) -> ResultRecord:
-    """Fields every record has; it expires TTL_SECONDS after it was written."""
-    return ResultRecord(
+    """Fields every record has; it expires TTL_SECONDS after it was written.
+
+    ResultRecord lists every field of a final record; one not final yet has no statistics.
+    """
+    return cast(ResultRecord, dict(
         job_id=job.job_id, bucket=job.bucket, key=job.key, source=source_of(job.key),
         status=status, file_size_bytes=job.size, etag=job.etag, version_id=job.version_id,
         uploaded_at=job.uploaded_at, created_at=job.created_at,
-        created_day=day_of(job.created_at), expires_at=int(written) + TTL_SECONDS)
+        created_day=day_of(job.created_at), expires_at=int(written) + TTL_SECONDS))
 
 
 def queued_record(job: Job) -> ResultRecord:

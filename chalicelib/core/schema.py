@@ -99,4 +99,6 @@ class ResultRecord(Statistics, total=False):
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(ResultRecord.__annotations__)
+# Kept for the rollups, not shown by the API or the tools: binary, and large.
+INTERNAL_FIELDS = ("event_hours",)
 
