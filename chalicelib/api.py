@@ -46,7 +46,6 @@ from chalicelib.apimodels import (
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.eventtime import ENDPOINTS_PER_HOUR
 from chalicelib.core.results import epoch
-from chalicelib.core.schema import INTERNAL_FIELDS
 from chalicelib.core.rollup import (
     ACCURACY,
     HourFigures,
@@ -57,6 +56,7 @@ from chalicelib.core.rollup import (
     stats_by_hour,
     whole_hours,
 )
+from chalicelib.core.schema import INTERNAL_FIELDS
 from chalicelib.jobindex import BadCursor, JobIndex, listing
 from chalicelib.pipeline import Settings
 from chalicelib.rollups import DynamoRollupItems, RollupReader
@@ -267,8 +267,8 @@ class ResultsApi:
         url = self.s3.generate_presigned_url(
             "put_object", ExpiresIn=seconds,
             Params={"Bucket": self.settings.bucket, "Key": key, "ContentLength": request.size})
-        return ok(UploadTicket(key=key, url=url, headers={}, expires_in_seconds=seconds, job_id=None,
-                               jobs_url="/jobs?" + urlencode({"prefix": key})))
+        return ok(UploadTicket(key=key, url=url, headers={}, expires_in_seconds=seconds,
+                               job_id=None, jobs_url="/jobs?" + urlencode({"prefix": key})))
 
     # ---- GET / -----------------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from chalicelib.core.results import (
 )
 from chalicelib.core.schema import empty_statistics
 from tests.integration.streams import StreamReader
-from tests.integration.test_rollups import run_pipeline as run_now
 from tests.integration.test_handlers import receive_jobs, run_pipeline, s3_event, upload
+from tests.integration.test_rollups import run_pipeline as run_now
 
 HOUR = 3600.0
 LINE = {"timestamp": "2024-05-01T00:00:00Z", "level": "INFO", "endpoint": "/a",

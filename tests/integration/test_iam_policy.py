@@ -24,9 +24,9 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.pipeline import BatchFailed
-from tests.integration.streams import StreamReader
 from logctl.provision import provision
 from logctl.stage import PROJECT_ROOT, load_stage
+from tests.integration.streams import StreamReader
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
