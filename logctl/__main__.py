@@ -14,6 +14,7 @@ COMMANDS = {
     "upload": ("logctl.upload", "upload log files and optionally wait for results"),
     "results": ("logctl.results", "list result records or show one job"),
     "dlq": ("logctl.dlq", "inspect or redrive the dead-letter queue"),
+    "rollups": ("logctl.rollups", "recompute the rollups of a range of hours from the records"),
     "dashboard": ("logctl.dashboard", "print or serve (aws: signing requests) the dashboard"),
 }
 

@@ -262,3 +262,42 @@ def test_contract_a_write_of_the_most_counters_fits_dynamodbs_expression_limits(
                                     "/" + "x" * 255, 2_000_000_000))
     [item] = rollup_items.day_items("hours", "2026-11-26")
     assert sum(v for k, v in item.items() if k.startswith("sc_")) == MAX_ADDS_PER_WRITE
+
+
+def test_rebuild_recomputes_a_range_from_the_records_and_migrates_the_former_items(
+        app_module, s3, sqs, dynamodb, stage) -> None:
+    from logctl.rollups import rebuild
+    # GIVEN rollups kept from the stream, then damaged; and a former upload-hour item
+    reader = StreamReader(stage.region, dynamodb, stage.results_table)
+    run_pipeline(app_module, s3, sqs, stage, "logs/r1.ndjson", corpus_file(21, 3))
+    run_pipeline(app_module, s3, sqs, stage, "logs/r2.ndjson", corpus_file(22, 2))
+    with Client(app_module.app) as client:
+        feed(client, reader, twice=False)
+    clean = _stats_items(dynamodb, stage)
+    [hours_item] = [k for k in clean if k[0].startswith("hours#") and k[1].startswith(
+        NOW.strftime("%H"))]
+    dynamodb.update_item(TableName=stage.stats_table,
+                         Key={"series": {"S": hours_item[0]}, "hour": {"S": hours_item[1]}},
+                         UpdateExpression="ADD files_received :n",
+                         ExpressionAttributeValues={":n": {"N": "7"}})
+    old = (NOW - timedelta(days=10)).strftime("%Y-%m-%dT%H")
+    dynamodb.put_item(TableName=stage.stats_table, Item={
+        "series": {"S": "hourly"}, "hour": {"S": old}, "files_received": {"N": "2"},
+        "files_completed": {"N": "2"}, "lines": {"N": "30"}, "malformed": {"N": "3"},
+        "level_error": {"N": "4"}, "level_info": {"N": "23"}, "sc_200": {"N": "27"}})
+    # WHEN the range from 11 days ago to now is rebuilt
+    done = rebuild(stage, NOW - timedelta(days=11), NOW, datetime.now(UTC))
+    assert (done.records, done.legacy_migrated) == (2, 1)
+    # THEN the items are those the stream made, plus the migrated one; the former item is gone
+    after = _stats_items(dynamodb, stage)
+    migrated = after.pop((f"hours#{old[:10]}", f"{old[11:13]}#upload"))
+    assert {k: v for k, v in migrated.items() if k not in ("series", "hour")} == {
+        "files_received": {"N": "2"}, "files_completed": {"N": "2"}, "malformed": {"N": "3"},
+        "records": {"N": "27"}, "level_error": {"N": "4"}, "level_info": {"N": "23"},
+        "sc_200": {"N": "27"}}
+    strip = {k: {a: v for a, v in item.items() if not a.startswith("m_")}
+             for k, item in clean.items()}
+    assert after == strip
+    assert not dynamodb.query(TableName=stage.stats_table,
+                              KeyConditionExpression="series = :s",
+                              ExpressionAttributeValues={":s": {"S": "hourly"}})["Items"]
