@@ -3,7 +3,8 @@
 Each field of a block's records is pulled out once into a list and fed whole to a
 Counter, a set, min/max or a C-level `map` that groups response times by endpoint:
 no statement runs once per record. Response times are kept as a histogram of
-distinct values (exact nearest-rank percentiles and maximum) and as an exact running
+distinct values per UTC hour of the events (core.eventtime; summed, the file's exact
+nearest-rank percentiles and maximum) and as an exact running
 total per endpoint, so memory grows with the number of distinct values, not of
 lines; averages equal reference.mean bit for bit.
 """
@@ -66,7 +67,6 @@ class Aggregator:
         self.samples: list[dict[str, Any]] = []
         self._level_names: dict[str, str] = {}
         self._levels: Counter[str] = Counter()
-        self._histogram: Counter[Any] = Counter()
         self._totals: dict[str, _Total] = {}
         self._errors: Counter[str] = Counter()
         self._counts = [_Tally(count) for count in COUNTS]
@@ -116,8 +116,6 @@ class Aggregator:
         self._levels.update(level_counts)
         endpoints = [r.endpoint for r in records]
         values = [r.response_time_ms for r in records]
-        times = Counter(values)
-        self._histogram.update(times)
         groups: defaultdict[str, list[Any]] = defaultdict(list)
         deque(map(_append, map(groups.__getitem__, endpoints), values), maxlen=0)
         totals = self._totals
@@ -139,7 +137,7 @@ class Aggregator:
                 tally.values.update(map(tally.get, records))
         hour = hour_number(first)
         if hour == hour_number(last):
-            self._hour(hour).add(level_counts, codes, times, groups, errors)
+            self._hour(hour).add(level_counts, codes, values, groups, errors)
         else:
             self._add_by_hour(records, error_forms)
         self._merge_extremes(first, last)
@@ -166,7 +164,7 @@ class Aggregator:
                 groups[r.endpoint].append(r.response_time_ms)
             self._hour(hour).add(
                 Counter([r.level for r in share]), Counter([r.status_code for r in share]),
-                Counter([r.response_time_ms for r in share]), groups,
+                [r.response_time_ms for r in share], groups,
                 Counter([r.endpoint for r in share if r.level in error_forms]))
 
     def _merge_extremes(self, first: datetime, last: datetime) -> None:
@@ -184,7 +182,9 @@ class Aggregator:
         levels: Counter[str] = Counter()
         for raw, count in self._levels.items():
             levels[self._level_names[raw]] += count
-        histogram = self._histogram
+        histogram: Counter[Any] = Counter()  # the file's: the sum of its hours'
+        for bucket in self.hours.values():
+            histogram.update(bucket.times)
         totals = self._totals
         n = sum(total.count for total in totals.values())
         top = sorted(totals, key=lambda e: (-totals[e].count, e))[:TOP_ENDPOINTS]
