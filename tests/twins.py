@@ -45,8 +45,12 @@ class MemoryStore(Faults):
         super().__init__()
         self.items: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, dict[str, Any]]] = []
+        # What the table's stream carries: (old image or None, new image), in write order.
+        self.changes: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
 
     def _put(self, method: str, record: dict[str, Any]) -> None:
+        self.changes.append((copy.deepcopy(self.items.get(record["job_id"])),
+                             copy.deepcopy(record)))
         self.items[record["job_id"]] = copy.deepcopy(record)
         self.writes.append((method, copy.deepcopy(record)))
 
@@ -219,6 +223,11 @@ class MemoryRollupItems(Faults):
 
     def fail_at(self, call: int, error: Exception) -> None:
         self._at = (call, error)
+
+    def heal(self) -> None:
+        """No planned fault any more."""
+        self._at = None
+        self.pending.clear()
 
     def _before(self, method: str) -> None:
         self.calls += 1
