@@ -32,6 +32,7 @@ lock: ## re-resolve requirements.txt + requirements-dev.in into requirements.loc
 test: install browser ## lint, then run every test (unit, integration, end-to-end, browser)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy chalicelib/
 	$(PYTHON) -m pytest -n 2 -q
 
 # Debian's chromium and its driver, for the dashboard's browser test (Selenium drives them).
@@ -58,16 +59,17 @@ screenshot: install browser ## docs/dashboard*.png (several views), taken by the
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration
 
-lint: install ## ruff, and the import layering contracts (pyproject.toml)
+lint: install ## ruff, the import layering contracts (pyproject.toml), mypy on chalicelib/
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy chalicelib/
 
 format: install ## ruff --fix and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean: ## remove caches, generated data and raw measurements (results/raw/; results/*.json.gz stay)
-	rm -rf .pytest_cache .ruff_cache .hypothesis .bench-cache demo-data results/raw
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis .bench-cache demo-data results/raw
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 # ---- operate: generate, upload, results, dead-letter queue -----------------------------

@@ -4,6 +4,7 @@ Handlers only translate Lambda events and HTTP requests into calls on `chaliceli
 """
 
 import os
+import sys
 
 import boto3
 from botocore.config import Config
@@ -12,7 +13,7 @@ from chalice import Chalice, IAMAuthorizer, Response
 from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue
 from chalicelib.api import ApiResponse, ApiSettings, ResultsApi, chalice_error
 from chalicelib.pipeline import Settings, Trigger, Worker
-from chalicelib.rollups import HourlyRollups, RollupRecorder
+from chalicelib.rollups import DynamoRollupItems, RollupsHandler, results_stream_arn
 from chalicelib.telemetry import Telemetry
 
 # Logs go through Powertools' Logger (chalicelib.telemetry), whose logger has the app's name.
@@ -26,11 +27,11 @@ s3 = boto3.client("s3", config=_config.merge(Config(signature_version="s3v4")))
 sqs = boto3.client("sqs", config=_config)
 dynamodb = boto3.client("dynamodb", config=_config)
 
-results = RollupRecorder(ResultsStore(dynamodb, settings.results_table),
-                         HourlyRollups(dynamodb, api_settings.stats_table))
+results = ResultsStore(dynamodb, settings.results_table)
 queue = SqsJobQueue(sqs, settings.jobs_queue)
 trigger_logic = Trigger(settings, results, queue, telemetry=telemetry)
 worker_logic = Worker(settings, results, S3Source(s3), queue, telemetry=telemetry)
+rollups_logic = RollupsHandler(DynamoRollupItems(dynamodb, api_settings.stats_table))
 api = ResultsApi(settings, api_settings, dynamodb=dynamodb, sqs=sqs, s3=s3)
 # API_AUTH=iam (stage aws, the default): every route needs a SigV4-signed request.
 auth = IAMAuthorizer() if api_settings.auth == "iam" else None
@@ -56,6 +57,14 @@ def error_body(event, get_response):
         response.body = body
         response.headers["Content-Type"] = "application/json"
     return response
+
+
+# Retries never give up on this mapping (a record skipped is a count lost): starting at
+# TRIM_HORIZON, every record the stream holds is applied, each exactly once.
+@app.on_dynamodb_record(stream_arn=results_stream_arn(os.environ, sys.argv), batch_size=100,
+                        starting_position="TRIM_HORIZON")
+def rollups(event):
+    return rollups_logic.handle(event.to_dict())
 
 
 @app.route("/", authorizer=auth)
@@ -86,6 +95,11 @@ def download_job(job_id):
 @app.route("/stats", authorizer=auth)
 def stats():
     return _respond(api.stats(app.current_request.query_params))
+
+
+@app.route("/endpoints", authorizer=auth)
+def endpoints():
+    return _respond(api.endpoints(app.current_request.query_params))
 
 
 @app.route("/health", authorizer=auth)

@@ -6,6 +6,7 @@ a moto-backed client or a twin, and this package never imports boto3.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
@@ -55,6 +56,8 @@ def to_value(value: Any) -> dict[str, Any]:
         return _number(value)
     if isinstance(value, str):
         return {"S": value}
+    if isinstance(value, bytes):
+        return {"B": value}
     if isinstance(value, dict):
         return {"M": {str(k): to_value(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
@@ -68,6 +71,8 @@ def from_value(value: dict[str, Any]) -> Any:
         return None
     if kind in ("S", "BOOL"):
         return inner
+    if kind == "B":  # bytes from boto3; base64 text in a Lambda event's stream images
+        return inner if isinstance(inner, bytes) else base64.b64decode(inner)
     if kind == "N":
         return int(inner) if inner.lstrip("-").isdigit() else float(inner)
     if kind == "M":

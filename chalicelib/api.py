@@ -24,6 +24,9 @@ from chalicelib.apimodels import (
     UPLOAD_PREFIX,
     DeadLetterDepth,
     DownloadTicket,
+    EndpointRow,
+    Endpoints,
+    EndpointsQuery,
     ErrorBody,
     ErrorDetail,
     FileCounts,
@@ -33,6 +36,8 @@ from chalicelib.apimodels import (
     JobsQuery,
     JobsQueueDepth,
     JobSummary,
+    Latency,
+    OtherEndpoints,
     Stats,
     StatsHour,
     StatsQuery,
@@ -42,10 +47,22 @@ from chalicelib.apimodels import (
     dump,
 )
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.eventtime import ENDPOINTS_PER_HOUR
 from chalicelib.core.results import epoch
+from chalicelib.core.rollup import (
+    ACCURACY,
+    HourFigures,
+    days_of,
+    endpoints_in,
+    hour_list,
+    p95,
+    stats_by_hour,
+    whole_hours,
+)
+from chalicelib.core.schema import INTERNAL_FIELDS
 from chalicelib.jobindex import BadCursor, JobIndex, listing
 from chalicelib.pipeline import Settings
-from chalicelib.rollups import HourlyRollups, Totals, summarize
+from chalicelib.rollups import DynamoRollupItems, RollupReader
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 FAVICON = Path(__file__).with_name("favicon.svg")
@@ -141,7 +158,7 @@ class ResultsApi:
         self.s3 = s3
         self.clock = clock
         self.index = JobIndex(dynamodb, settings.results_table)
-        self.rollups = HourlyRollups(dynamodb, api_settings.stats_table)
+        self.rollups = RollupReader(DynamoRollupItems(dynamodb, api_settings.stats_table))
         self._queue_urls: dict[str, str] = {}
 
     # ---- GET /jobs and GET /jobs/{job_id} -------------------------------------------------
@@ -163,7 +180,10 @@ class ResultsApi:
 
     def get_job(self, job_id: str) -> ApiResponse:
         found = self._live_record(job_id)
-        return found if isinstance(found, ApiResponse) else ok(JobRecord.model_validate(found))
+        if isinstance(found, ApiResponse):
+            return found
+        return ok(JobRecord.model_validate(
+            {k: v for k, v in found.items() if k not in INTERNAL_FIELDS}))
 
     def download(self, job_id: str) -> ApiResponse:
         """A presigned GET of the job's object version, served as an attachment."""
@@ -193,10 +213,55 @@ class ResultsApi:
     # ---- GET /stats ------------------------------------------------------------------------
 
     def stats(self, params: Mapping[str, str] | None) -> ApiResponse:
+        """Totals and every hour of the range, read from the rollup items only."""
+        query = self._range(StatsQuery, params)
+        if isinstance(query, ApiResponse):
+            return query
+        start, end = whole_hours(query.since, query.until)  # type: ignore[arg-type]
+        hours = hour_list(start, end)
+        figures = stats_by_hour(self.rollups.hours(days_of(start, end - timedelta(hours=1))),
+                                hours, query.source)
+        totals = HourFigures()
+        for hour in figures.values():
+            totals.merge(hour)
+        latency = totals.latency()
+        return ok(Stats(
+            since=start, until=end, source=query.source, accuracy=ACCURACY,
+            totals=StatsTotals(
+                files=_files(totals), records=totals.records, malformed=totals.malformed,
+                levels=dict(totals.levels), status_codes=dict(sorted(totals.status_codes.items())),
+                error_rate=totals.error_rate, out_of_range=totals.out_of_range,
+                response_time_ms=Latency(**latency) if latency else None),
+            hours=[_hour(hour, f) for hour, f in figures.items()]))
+
+    def endpoints(self, params: Mapping[str, str] | None) -> ApiResponse:
+        """The busiest endpoints of the range, read from the rollup items only."""
+        query = self._range(EndpointsQuery, params)
+        if isinstance(query, ApiResponse):
+            return query
+        start, end = whole_hours(query.since, query.until)  # type: ignore[arg-type]
+        named, other = endpoints_in(
+            self.rollups.endpoints(days_of(start, end - timedelta(hours=1))),
+            hour_list(start, end), query.source)
+        ranked = sorted(named, key=lambda e: (-named[e].requests, e))
+        limit = query.limit  # type: ignore[attr-defined]
+        rest = ranked[limit:]
+        return ok(Endpoints(
+            since=start, until=end, source=query.source, per_hour_bound=ENDPOINTS_PER_HOUR,
+            exact=other.requests == 0,
+            endpoints=[EndpointRow(endpoint=e, requests=named[e].requests,
+                                   errors=named[e].errors,
+                                   error_rate=_rate(named[e].errors, named[e].requests),
+                                   p95_ms=p95(named[e].bins)) for e in ranked[:limit]],
+            other=OtherEndpoints(requests=other.requests + sum(named[e].requests for e in rest),
+                                 errors=other.errors + sum(named[e].errors for e in rest))))
+
+    def _range(self, model: type[StatsQuery], params: Mapping[str, str] | None
+               ) -> StatsQuery | ApiResponse:
         try:
-            query = StatsQuery.model_validate(dict(params or {}))
+            query = model.model_validate(dict(params or {}))
         except ValidationError as exc:
-            return bad_request(exc, StatsQuery)
+            return bad_request(exc, model)
         until = query.until or datetime.fromtimestamp(self.clock(), UTC)
         since = query.since or until - timedelta(hours=24)
         if since > until:
@@ -204,9 +269,7 @@ class ResultsApi:
         if until - since > timedelta(days=MAX_STATS_DAYS):
             return error(400, "bad_request", f"since: the range is longer than {MAX_STATS_DAYS}"
                          " days", "since")
-        totals, hours = summarize(self.rollups.read(since, until))
-        return ok(Stats(since=since, until=until, totals=_totals(totals),
-                        hours=[_hour(hour, t) for hour, t in hours]))
+        return query.model_copy(update={"since": since, "until": until})
 
     # ---- GET /health -----------------------------------------------------------------------
 
@@ -259,7 +322,7 @@ class ResultsApi:
             "put_object", ExpiresIn=seconds,
             Params={"Bucket": self.settings.bucket, "Key": key, "ContentLength": request.size})
         return ok(UploadTicket(key=key, url=url, headers={}, expires_in_seconds=seconds,
-                               jobs_url="/jobs?" + urlencode({"prefix": key})))
+                               job_id=None, jobs_url="/jobs?" + urlencode({"prefix": key})))
 
     # ---- GET / -----------------------------------------------------------------------------
 
@@ -285,15 +348,18 @@ def _summary_fields(record: dict[str, Any]) -> dict[str, Any]:
     return {name: record.get(name) for name in JobSummary.model_fields}
 
 
-def _totals(totals: Totals) -> StatsTotals:
-    return StatsTotals(
-        files=FileCounts(received=totals.received, completed=totals.completed,
-                         failed=totals.failed),
-        lines=totals.lines, malformed=totals.malformed, levels=dict(totals.levels),
-        status_codes=dict(sorted(totals.status_codes.items())), error_rate=totals.error_rate)
+def _files(figures: HourFigures) -> FileCounts:
+    return FileCounts(received=figures.received, completed=figures.completed,
+                      failed=figures.failed)
 
 
-def _hour(hour: str, totals: Totals) -> StatsHour:
-    return StatsHour(hour=f"{hour}:00:00Z", files=totals.completed + totals.failed,
-                     lines=totals.lines, errors=totals.levels["error"],
-                     error_rate=totals.error_rate)
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole > 0 else None
+
+
+def _hour(hour: str, figures: HourFigures) -> StatsHour:
+    latency = figures.latency() or {}
+    return StatsHour(hour=f"{hour}:00:00Z", files=_files(figures), malformed=figures.malformed,
+                     records=figures.records, errors=figures.levels["error"],
+                     error_rate=figures.error_rate, p50=latency.get("p50"),
+                     p95=latency.get("p95"), p99=latency.get("p99"), max=latency.get("max"))

@@ -24,6 +24,7 @@ LATEST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
 _EPOCH_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
 MOMENT_FORMS = ("an RFC 3339 date-time such as 2026-12-06T12:00:00Z (no offset means UTC) "
                 "or epoch seconds such as 1765022400")
+MAX_ENDPOINTS = 500
 
 
 class Strict(BaseModel):
@@ -88,6 +89,14 @@ class JobsQuery(Range):
 
 class StatsQuery(Range):
     """GET /stats query parameters (default: the last 24 hours)."""
+
+    source: Literal["upload", "stream"] | None = None
+
+
+class EndpointsQuery(StatsQuery):
+    """GET /endpoints query parameters."""
+
+    limit: int = Field(20, ge=1, le=MAX_ENDPOINTS)
 
 
 class UploadRequest(Strict):
@@ -160,28 +169,69 @@ class FileCounts(BaseModel):
     failed: int
 
 
+class Latency(BaseModel):
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    mean: float
+
+
 class StatsTotals(BaseModel):
     files: FileCounts
-    lines: int
+    records: int
     malformed: int
     levels: dict[str, int]
     status_codes: dict[str, int]
     error_rate: float | None = Field(description="ERROR records / valid records")
+    out_of_range: int
+    response_time_ms: Latency | None
 
 
 class StatsHour(BaseModel):
     hour: str
-    files: int
-    lines: int
+    files: FileCounts
+    malformed: int
+    records: int
     errors: int
     error_rate: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
 
 
 class Stats(BaseModel):
     since: datetime
     until: datetime
+    source: str | None
     totals: StatsTotals
     hours: list[StatsHour]
+    accuracy: dict[str, Any]
+
+
+class EndpointRow(BaseModel):
+    endpoint: str
+    requests: int
+    errors: int
+    error_rate: float | None
+    p95_ms: float | None
+
+
+class OtherEndpoints(BaseModel):
+    requests: int
+    errors: int
+
+
+class Endpoints(BaseModel):
+    since: datetime
+    until: datetime
+    source: str | None
+    endpoints: list[EndpointRow]
+    other: OtherEndpoints
+    per_hour_bound: int
+    exact: bool = Field(description="false when some file kept only its busiest endpoints "
+                                    "of an hour: the rest are in `other`")
 
 
 class JobsQueueDepth(BaseModel):

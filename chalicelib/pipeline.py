@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from chalicelib.core.budget import Budget, JobBudget
 from chalicelib.core.errors import ConfigurationError, Deferred, JobRejected
+from chalicelib.core.eventtime import hour_of_iso
 from chalicelib.core.jobs import Job, jobs_from_s3_event, unsupported_reason
 from chalicelib.core.results import (
     MAX_ERROR_CHARS,
@@ -23,9 +24,10 @@ from chalicelib.core.results import (
     processing_record,
     queued_record,
     rejected_record,
+    upload_time,
 )
-from chalicelib.core.schema import Status
-from chalicelib.core.summary import is_gzip_name, summarize_chunks
+from chalicelib.core.schema import ResultRecord, Status
+from chalicelib.core.summary import aggregate_chunks, is_gzip_name
 from chalicelib.telemetry import Telemetry
 
 log = logging.getLogger("chalicelib.pipeline")
@@ -97,12 +99,13 @@ class Settings:
 
 
 class JobStore(Protocol):
-    def create(self, record: dict[str, Any]) -> dict[str, Any] | None: ...
-    def requeue(self, record: dict[str, Any], failed_at: str) -> bool: ...
-    def reject(self, record: dict[str, Any]) -> bool: ...
-    def claim(self, record: dict[str, Any], stale_before: str) -> bool: ...
-    def finish(self, record: dict[str, Any]) -> bool: ...
+    def create(self, record: ResultRecord) -> dict[str, Any] | None: ...
+    def requeue(self, record: ResultRecord, failed_at: str) -> bool: ...
+    def reject(self, record: ResultRecord) -> bool: ...
+    def claim(self, record: ResultRecord, stale_before: str) -> bool: ...
+    def finish(self, record: ResultRecord) -> bool: ...
     def release(self, job_id: str, error: str) -> None: ...
+    def get(self, job_id: str) -> dict[str, Any] | None: ...
 
 
 class JobQueue(Protocol):
@@ -272,14 +275,16 @@ class Worker:
         self.telemetry.file_finished(result)
 
     def _result(self, job: Job, fetch: Future[Any], limits: JobBudget, started: float,
-                attempts: int) -> dict[str, Any]:
+                attempts: int) -> ResultRecord:
         try:
             chunks = limits.counted(fetch.result())
-            statistics = summarize_chunks(chunks, gzip_hint=is_gzip_name(job.key),
+            aggregator = aggregate_chunks(chunks, gzip_hint=is_gzip_name(job.key),
                                           check=limits.check)
+            statistics = aggregator.result()
+            event_hours = aggregator.event_hours(hour_of_iso(upload_time(job)))
         except JobRejected as rejection:
             return failed_record(job, rejection, started, self.clock(), attempts)
-        return completed_record(job, statistics, started, self.clock(), attempts)
+        return completed_record(job, statistics, started, self.clock(), attempts, event_hours)
 
     def _give_back(self, job: Job, exc: Exception, started: float, attempts: int) -> None:
         """Release the claim for the retry, or end the job if this was its last attempt."""

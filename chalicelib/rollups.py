@@ -1,100 +1,146 @@
-"""Hourly rollups for GET /stats: one small item per hour, updated as files finish.
+"""The rollups: kept up to date from the results table's stream, exactly once, and read back
+for GET /stats and GET /endpoints (docs/spec.md, "Rollups"; the items: chalicelib.core.rollup).
 
-The stats table holds partition `series` = "hourly", sort `hour` (YYYY-MM-DDTHH, the
-hour the job was created). The trigger adds each new file to `files_received`; a final
-record (completed, or failed) adds its counts with one UpdateItem `ADD`. Reading a range
-is one Query of at most 24 x 31 items, however many files the results table holds.
+Exactly once. Lambda delivers each stream record at least once, in order per item; a batch is
+retried until it succeeds, the handler may die between any two calls, and a write may be
+applied and still answered with an error. Stream records of one job come in order, so the
+job is the lane in which writes are ordered (a DynamoDB stream event does not say which shard
+a record came from):
 
-Counts are added after the result is stored, so a crash between the two writes can miss
-one file in the totals; the results table stays the record of truth.
+1. the job's ledger item says which of its stream records are fully applied: one already
+   applied is skipped;
+2. every write of a change is conditional on the item's marker for the job being lower than
+   the write's position (sequence number and chunk) and sets it: a failed condition means
+   the write was applied before;
+3. once all are applied the ledger takes the sequence number, and the markers are removed
+   (conditionally), so an item keeps markers only of changes in flight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from chalicelib.adapters import from_item, to_value
-from chalicelib.core.schema import Status
-from chalicelib.jobindex import index_attributes
+from chalicelib.adapters import from_item, from_value, to_value
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.rollup import (
+    ENDPOINTS,
+    HOURS,
+    NAME,
+    SEQUENCE_DIGITS,
+    Contribution,
+    Target,
+    Write,
+    contribution,
+    difference,
+    marker,
+    writes,
+)
 
 log = logging.getLogger(__name__)
-SERIES = "hourly"
-ROLLUP_TTL_SECONDS = 32 * 24 * 3600
-LEVELS = ("info", "warn", "error", "debug")
-STATUS_CODE_PREFIX = "sc_"
+STREAM_ARN_VARIABLE = "RESULTS_STREAM_ARN"
+# What the decorator gets where the ARN does not matter (in Lambda, where the mapping exists
+# since the deploy; tests): Chalice reads it only when it deploys or packages.
+UNRESOLVED_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/unresolved/stream/unresolved"
+DEPLOYING_COMMANDS = ("deploy", "package")
+LEDGER = "ledger"
+LEDGER_TTL_SECONDS = 8 * 24 * 3600  # past the stream's 24 h and the records' 7 days
+_LAST_CHUNK = ".9999"
 
 
-def hour_of(created_at: str) -> str:
-    return created_at[:13]
+class RollupItems(Protocol):
+    """The stats table's contract, kept by `DynamoRollupItems` and its in-memory twin."""
+
+    def apply(self, write: Write) -> bool: ...
+    def forget(self, target: Target, job_id: str, upto: str) -> None: ...
+    def ledger(self, job_id: str) -> str | None: ...
+    def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None: ...
+    def day_items(self, kind: str, day: str) -> list[dict[str, Any]]: ...
 
 
-def hours_between(since: datetime, until: datetime) -> list[str]:
-    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    end = until.astimezone(UTC)
-    hours = []
-    while start <= end:
-        hours.append(start.strftime("%Y-%m-%dT%H"))
-        start += timedelta(hours=1)
-    return hours
+def results_stream_arn(environ: Mapping[str, str], argv: list[str]) -> str:
+    """The results table's stream ARN for `@app.on_dynamodb_record`.
+
+    `python -m logctl.deploy` looks it up (DescribeTable LatestStreamArn) and sets it for
+    `chalice deploy`; a deploy or package without it fails here, as it would otherwise create
+    no rollups mapping.
+    """
+    arn = environ.get(STREAM_ARN_VARIABLE)
+    if arn:
+        return arn
+    if environ.get("AWS_CHALICE_CLI_MODE") and any(a in DEPLOYING_COMMANDS for a in argv[1:]):
+        raise ConfigurationError(
+            f"{STREAM_ARN_VARIABLE} is not set: deploy with `python -m logctl.deploy` (make "
+            "deploy-aws / deploy-local), which looks up the results table's stream ARN; a "
+            "deploy without it would have no rollups")
+    return UNRESOLVED_STREAM_ARN
 
 
-def result_counts(record: dict[str, Any]) -> dict[str, int]:
-    """What one final record adds to its hour."""
-    counts = {f"files_{Status(record['status']).value}": 1,
-              "lines": int(record.get("line_count") or 0),
-              "malformed": int(record.get("malformed_count") or 0)}
-    for level in LEVELS:
-        counts[f"level_{level}"] = int(record.get(f"{level}_count") or 0)
-    for code, count in (record.get("status_codes") or {}).items():
-        if str(code).isdigit():
-            counts[f"{STATUS_CODE_PREFIX}{code}"] = int(count)
-    return {name: value for name, value in counts.items() if value}
+def ledger_key(job_id: str) -> dict[str, Any]:
+    return {"series": {"S": f"{LEDGER}#{job_id}"}, "hour": {"S": "-"}}
 
 
-def update_request(table: str, hour: str, counts: dict[str, int], expires_at: int
-                   ) -> dict[str, Any]:
-    names = {f"#a{i}": name for i, name in enumerate(counts)}
-    values = {f":a{i}": to_value(value) for i, value in enumerate(counts.values())}
-    values[":exp"] = to_value(expires_at)
-    adds = ", ".join(f"#a{i} :a{i}" for i in range(len(counts)))
-    return {
-        "TableName": table,
-        "Key": {"series": {"S": SERIES}, "hour": {"S": hour}},
-        "UpdateExpression": f"SET expires_at = if_not_exists(expires_at, :exp) ADD {adds}",
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-    }
-
-
-class HourlyRollups:
-    """The stats table, through an injected DynamoDB client."""
+class DynamoRollupItems:
+    """The stats table through an injected DynamoDB client."""
 
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
 
-    def add(self, created_at: str, counts: dict[str, int]) -> None:
-        if not counts:
-            return
-        expires_at = int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
-                         ) + ROLLUP_TTL_SECONDS
-        self.client.update_item(**update_request(self.table, hour_of(created_at), counts,
-                                                 expires_at))
+    def apply(self, write: Write) -> bool:
+        """Apply one write; False if the item shows it was applied already."""
+        names = {"#m": marker(write.job_id)}
+        values: dict[str, Any] = {":p": {"S": write.position},
+                                  ":x": to_value(write.expires_at)}
+        sets = ["#m = :p", "expires_at = if_not_exists(expires_at, :x)"]
+        if write.name is not None:
+            names["#n"] = NAME
+            values[":n"] = {"S": write.name}
+            sets.append("#n = :n")
+        adds = []
+        for i, (counter, value) in enumerate(write.adds.items()):
+            names[f"#a{i}"] = counter
+            values[f":a{i}"] = to_value(value)
+            adds.append(f"#a{i} :a{i}")
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=_key(write.target),
+                UpdateExpression="SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
+                ConditionExpression="attribute_not_exists(#m) OR #m < :p",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
-    def read(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """The hour items from since's hour to until's hour, oldest first."""
-        hours = hours_between(since, until)
+    def forget(self, target: Target, job_id: str, upto: str) -> None:
+        """Remove the job's marker from the item if it is at most `upto`."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table, Key=_key(target), UpdateExpression="REMOVE #m",
+                ConditionExpression="#m <= :u",
+                ExpressionAttributeNames={"#m": marker(job_id)},
+                ExpressionAttributeValues={":u": {"S": upto}})
+
+    def ledger(self, job_id: str) -> str | None:
+        item = self.client.get_item(TableName=self.table, Key=ledger_key(job_id),
+                                    ConsistentRead=True).get("Item")
+        return item["applied"]["S"] if item else None
+
+    def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None:
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table, Key=ledger_key(job_id),
+                UpdateExpression="SET applied = :s, expires_at = :x",
+                ConditionExpression="attribute_not_exists(applied) OR applied < :s",
+                ExpressionAttributeValues={":s": {"S": sequence}, ":x": to_value(expires_at)})
+
+    def day_items(self, kind: str, day: str) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "#p = :s AND #h BETWEEN :a AND :b",
-            "ExpressionAttributeNames": {"#p": "series", "#h": "hour"},
-            "ExpressionAttributeValues": {":s": {"S": SERIES}, ":a": {"S": hours[0]},
-                                          ":b": {"S": hours[-1]}},
-        }
+            "TableName": self.table, "KeyConditionExpression": "series = :s",
+            "ExpressionAttributeValues": {":s": {"S": f"{kind}#{day}"}}}
         items: list[dict[str, Any]] = []
         while True:
             response = self.client.query(**kwargs)
@@ -104,100 +150,68 @@ class HourlyRollups:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-@dataclass
-class Totals:
-    received: int = 0
-    completed: int = 0
-    failed: int = 0
-    lines: int = 0
-    malformed: int = 0
-    levels: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
-    status_codes: dict[str, int] = field(default_factory=dict)
-
-    def add(self, item: dict[str, Any]) -> None:
-        self.received += int(item.get("files_received", 0))
-        self.completed += int(item.get(f"files_{Status.COMPLETED.value}", 0))
-        self.failed += int(item.get(f"files_{Status.FAILED.value}", 0))
-        self.lines += int(item.get("lines", 0))
-        self.malformed += int(item.get("malformed", 0))
-        for level in LEVELS:
-            self.levels[level] += int(item.get(f"level_{level}", 0))
-        for name, value in item.items():
-            if name.startswith(STATUS_CODE_PREFIX):
-                code = name.removeprefix(STATUS_CODE_PREFIX)
-                self.status_codes[code] = self.status_codes.get(code, 0) + int(value)
-
-    @property
-    def error_rate(self) -> float | None:
-        """Share of valid records at level ERROR; None without valid records."""
-        valid = self.lines - self.malformed
-        return round(self.levels["error"] / valid, 6) if valid > 0 else None
+def _key(target: Target) -> dict[str, Any]:
+    return {"series": {"S": target.series}, "hour": {"S": target.hour}}
 
 
-def summarize(items: Iterable[dict[str, Any]]) -> tuple[Totals, list[tuple[str, Totals]]]:
-    """Totals over the range and per hour (only hours with any activity)."""
-    overall = Totals()
-    hours: list[tuple[str, Totals]] = []
-    for item in sorted(items, key=lambda i: i["hour"]):
-        hour = Totals()
-        hour.add(item)
-        overall.add(item)
-        hours.append((item["hour"], hour))
-    return overall, hours
+def image(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A stream image (DynamoDB JSON) as a plain record."""
+    return {k: from_value(v) for k, v in record.items()} if record else None
 
 
-class RollupRecorder:
-    """A job store that also keeps the job indexes' attributes and the hourly rollups.
+class RollupsHandler:
+    """Applies a batch of the results table's stream records to the rollups, in order.
 
-    It wraps the results store the handlers use: every record written gets its index
-    attributes, and every stored new or final record is counted in its hour. A failed
-    rollup write is logged and does not fail the job. A file processed again (a failed
-    file uploaded again, a redrive from the DLQ) is counted again: the totals count writes.
+    An error stops the batch and is raised: the mapping retries the whole batch, and what
+    was applied before is skipped (module docstring).
     """
 
-    def __init__(self, store: Any, rollups: HourlyRollups) -> None:
-        self.store = store
-        self.rollups = rollups
+    def __init__(self, items: RollupItems, clock: Any = None) -> None:
+        self.items = items
+        self.clock = clock or (lambda: datetime.now(UTC).timestamp())
 
-    def create(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        existing = self.store.create(_indexed(record))
-        if existing is None:
-            self._count(record, {"files_received": 1})
-        return existing
+    def handle(self, event: Mapping[str, Any]) -> dict[str, int]:
+        counts = {"applied": 0, "skipped": 0, "unchanged": 0}
+        for record in event.get("Records") or []:
+            counts[self.apply(record)] += 1
+        return counts
 
-    def requeue(self, record: dict[str, Any], failed_at: str) -> bool:
-        stored = self.store.requeue(_indexed(record), failed_at)
-        if stored:
-            self._count(record, {"files_received": 1})
-        return stored
-
-    def reject(self, record: dict[str, Any]) -> bool:
-        stored = self.store.reject(_indexed(record))
-        if stored:
-            self._count(record, {"files_received": 1, **result_counts(record)})
-        return stored
-
-    def claim(self, record: dict[str, Any], stale_before: str) -> bool:
-        return self.store.claim(_indexed(record), stale_before)
-
-    def finish(self, record: dict[str, Any]) -> bool:
-        stored = self.store.finish(_indexed(record))
-        if stored:
-            self._count(record, result_counts(record))
-        return stored
-
-    def release(self, job_id: str, error: str) -> None:
-        self.store.release(job_id, error)
-
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        return self.store.get(job_id)
-
-    def _count(self, record: dict[str, Any], counts: dict[str, int]) -> None:
-        try:
-            self.rollups.add(record["created_at"], counts)
-        except Exception:  # noqa: BLE001 - the result is stored; the totals miss one file
-            log.warning("could not add job %s to the hourly rollup", record.get("job_id"))
+    def apply(self, record: Mapping[str, Any]) -> str:
+        """One stream record: 'applied', 'skipped' (applied before) or 'unchanged'."""
+        if record.get("eventName") not in ("INSERT", "MODIFY"):
+            return "unchanged"  # REMOVE, TTL deletions included: rollups outlive records
+        stream = record["dynamodb"]
+        job_id = from_value(stream["Keys"]["job_id"])
+        sequence = str(stream["SequenceNumber"]).zfill(SEQUENCE_DIGITS)
+        delta = change(stream.get("NewImage"), stream.get("OldImage"))
+        if not delta:
+            return "unchanged"
+        done = self.items.ledger(job_id)
+        if done is None or done < sequence:
+            for write in writes(delta, job_id, sequence):
+                self.items.apply(write)
+            self.items.mark_done(job_id, sequence, int(self.clock()) + LEDGER_TTL_SECONDS)
+            outcome = "applied"
+        else:
+            outcome = "skipped"
+        for target in delta:
+            self.items.forget(target, job_id, sequence + _LAST_CHUNK)
+        return outcome
 
 
-def _indexed(record: dict[str, Any]) -> dict[str, Any]:
-    return {**record, **index_attributes(record)}
+def change(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> Contribution:
+    """f(new) - f(old) of a stream record's images."""
+    return difference(contribution(image(new)), contribution(image(old)))
+
+
+class RollupReader:
+    """The hour and endpoint items of a range of days (one Query per day and kind)."""
+
+    def __init__(self, items: RollupItems) -> None:
+        self.items = items
+
+    def hours(self, days: Iterable[str]) -> list[dict[str, Any]]:
+        return [item for day in days for item in self.items.day_items(HOURS, day)]
+
+    def endpoints(self, days: Iterable[str]) -> list[dict[str, Any]]:
+        return [item for day in days for item in self.items.day_items(ENDPOINTS, day)]

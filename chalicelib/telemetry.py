@@ -7,7 +7,8 @@ turns them into metrics, so no PutMetricData call (or permission) is needed. Nam
     trigger, one line per invocation     JobsQueued, JobsRejected, JobsDuplicate
     worker, one line per finished file   FilesCompleted, or FilesFailed with dimension
                                          `reason` (too_large, not_found, ...); Lines,
-                                         MalformedLines, ProcessingTime and
+                                         MalformedLines, ErrorRecords (level ERROR),
+                                         ProcessingTime and
                                          UploadToResultLag (ms); the file's job_id rides
                                          along as metadata
 
@@ -79,6 +80,8 @@ class Telemetry:
                            value=record.get("line_count") or 0)
         metrics.add_metric(name="MalformedLines", unit=MetricUnit.Count,
                            value=record.get("malformed_count") or 0)
+        metrics.add_metric(name="ErrorRecords", unit=MetricUnit.Count,
+                           value=record.get("error_count") or 0)
         metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds,
                            value=record.get("processing_time_ms") or 0)
         lag = upload_to_result_ms(record)

@@ -15,6 +15,7 @@ COMMANDS = {
     "results": ("logctl.results", "list result records or show one job"),
     "dlq": ("logctl.dlq", "inspect or redrive the dead-letter queue"),
     "faults": ("logctl.faults", "show or switch a running local runtime's injected faults"),
+    "rollups": ("logctl.rollups", "recompute the rollups of a range of hours from the records"),
     "dashboard": ("logctl.dashboard", "print or serve (aws: signing requests) the dashboard"),
 }
 

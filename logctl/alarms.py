@@ -7,6 +7,13 @@
     trigger errors         any failed trigger invocation in five minutes (S3 retries twice,
                            then drops the event)
     jobs queue age         the oldest job waited more than 30 minutes
+    rollups errors         the rollups handler failed in 2 of the last 3 five-minute periods
+                           (its batch is retried until it succeeds: the rollups lag behind)
+    rollups iterator age   the newest stream record it handled was over 5 minutes old
+    log error rate         ERROR records over valid records above 10 % in 2 of the last 3
+                           five-minute periods (metric math over the worker's EMF counts:
+                           ErrorRecords / (Lines - MalformedLines)): did errors rise after
+                           the deploy
 
 An e-mail address (ALERT_EMAIL, or --alert-email) is subscribed to the topic; AWS then
 sends a confirmation mail that must be accepted before alarms arrive.
@@ -17,11 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.telemetry import NAMESPACE, SERVICE
 from logctl.stage import Stage
 
 QUEUE_AGE_LIMIT_SECONDS = 1800
+ITERATOR_AGE_LIMIT_MS = 300_000
+LOG_ERROR_RATE_LIMIT = 0.10
 WORKER = "worker"
 TRIGGER = "trigger"
+ROLLUPS = "rollups"
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class AlarmSpec:
     threshold: float
     evaluation_periods: int = 1
     datapoints_to_alarm: int = 1
+    expression: str | None = None  # metric math over the metrics named in it (EMF counts)
 
 
 def topic_name(stage: Stage) -> str:
@@ -48,6 +60,7 @@ def dlq_alarm_name(stage: Stage) -> str:
 
 def alarm_specs(stage: Stage) -> list[AlarmSpec]:
     worker, trigger = stage.function_name(WORKER), stage.function_name(TRIGGER)
+    rollups = stage.function_name(ROLLUPS)
     return [
         AlarmSpec(dlq_alarm_name(stage),
                   "Jobs failed every retry and wait in the dead-letter queue "
@@ -66,7 +79,34 @@ def alarm_specs(stage: Stage) -> list[AlarmSpec]:
                   "jobs queue.",
                   "AWS/SQS", "ApproximateAgeOfOldestMessage", ("QueueName", stage.jobs_queue),
                   "Maximum", 300, QUEUE_AGE_LIMIT_SECONDS),
+        AlarmSpec(f"{rollups}-errors", "The rollups handler keeps failing: /stats and "
+                  "/endpoints lag behind until its batch succeeds.",
+                  "AWS/Lambda", "Errors", ("FunctionName", rollups), "Sum", 300, 0,
+                  evaluation_periods=3, datapoints_to_alarm=2),
+        AlarmSpec(f"{rollups}-iterator-age",
+                  f"The rollups handler is over {ITERATOR_AGE_LIMIT_MS // 60000} minutes behind "
+                  "the results table's stream (records older than 24 h are lost to it).",
+                  "AWS/Lambda", "IteratorAge", ("FunctionName", rollups), "Maximum", 300,
+                  ITERATOR_AGE_LIMIT_MS),
+        AlarmSpec(f"{stage.app_name}-{stage.name}-log-error-rate",
+                  f"More than {LOG_ERROR_RATE_LIMIT:.0%} of the valid log records are ERROR.",
+                  NAMESPACE, "ErrorRecords", ("stage", stage.name), "Sum", 300,
+                  LOG_ERROR_RATE_LIMIT, evaluation_periods=3, datapoints_to_alarm=2,
+                  expression="IF(Lines - MalformedLines > 0, "
+                             "ErrorRecords / (Lines - MalformedLines), 0)"),
     ]
+
+
+def _math(spec: AlarmSpec) -> list[dict[str, Any]]:
+    """The metric-math query of an alarm over the worker's EMF counts (stage, service)."""
+    dimensions = [{"Name": spec.dimension[0], "Value": spec.dimension[1]},
+                  {"Name": "service", "Value": SERVICE}]
+    return [*({"Id": name, "ReturnData": False, "MetricStat": {
+        "Metric": {"Namespace": spec.namespace, "MetricName": name, "Dimensions": dimensions},
+        "Period": spec.period, "Stat": spec.statistic}}
+        for name in ("ErrorRecords", "Lines", "MalformedLines")),
+        {"Id": "rate", "Expression": spec.expression, "Label": "error rate",
+         "ReturnData": True}]
 
 
 def ensure_topic(sns: Any, stage: Stage, alert_email: str | None, actions: list[str]) -> str:
@@ -91,11 +131,13 @@ def ensure_alarms(cloudwatch: Any, sns: Any, stage: Stage, alert_email: str | No
         AlarmNames=[s.name for s in specs])["MetricAlarms"]}
     for spec in specs:
         name, value = spec.dimension
+        metric: dict[str, Any] = {"Metrics": _math(spec)} if spec.expression else {
+            "Namespace": spec.namespace, "MetricName": spec.metric,
+            "Dimensions": [{"Name": name, "Value": value}], "Statistic": spec.statistic,
+            "Period": spec.period}
         cloudwatch.put_metric_alarm(
-            AlarmName=spec.name, AlarmDescription=spec.description,
-            Namespace=spec.namespace, MetricName=spec.metric,
-            Dimensions=[{"Name": name, "Value": value}], Statistic=spec.statistic,
-            Period=spec.period, EvaluationPeriods=spec.evaluation_periods,
+            AlarmName=spec.name, AlarmDescription=spec.description, **metric,
+            EvaluationPeriods=spec.evaluation_periods,
             DatapointsToAlarm=spec.datapoints_to_alarm, Threshold=spec.threshold,
             ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
             AlarmActions=[topic], OKActions=[topic])

@@ -8,9 +8,12 @@
 The stage's policy file is regenerated from its names, the resources Chalice does not
 create are provisioned (hardened, with alarms), then `chalice deploy` (`chalice-local`
 for stage local) creates the functions, their role, the bucket notification and the
-SQS mapping. Post-deploy turns on ReportBatchItemFailures on that mapping (the worker
-loses nothing without it) and gives API Gateway's own error answers the API's error body
-(logctl.gateway); `--no-post-deploy` leaves both as Chalice made them.
+SQS mapping, and the rollups handler's mapping on the results table's stream (its ARN, looked
+up after provisioning, goes to `chalice deploy` as RESULTS_STREAM_ARN; config.json stays as
+committed). Post-deploy turns on ReportBatchItemFailures on the SQS mapping (the worker
+loses nothing without it), sets the stream mappings' options Chalice cannot set
+(logctl.streammappings) and gives API Gateway's own error answers the API's error body
+(logctl.gateway); `--no-post-deploy` leaves all of it as Chalice made it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from chalicelib.rollups import STREAM_ARN_VARIABLE
 from logctl.cli import ENDPOINT_HELP, STAGE_HELP, run
 from logctl.gateway import set_error_bodies
 from logctl.policy import write_files
@@ -42,7 +46,7 @@ class DeployError(Exception):
     """A step failed; the message says which and what to do."""
 
 
-def run_chalice(target: Target, *args: str) -> None:
+def run_chalice(target: Target, *args: str, env: dict[str, str] | None = None) -> None:
     """`chalice ARGS --stage STAGE` in the project (`chalice-local` for stage local).
 
     For stage local its `Rest API URL` line is left out: that execute-api URL is not served
@@ -53,7 +57,7 @@ def run_chalice(target: Target, *args: str) -> None:
     command = [str(BIN / tool), *args, "--stage", target.stage.name]
     print(f"{args[0]}: {' '.join([tool, *command[1:]])}", flush=True)
     try:
-        process = subprocess.Popen(command, cwd=target.project, env=target.env,
+        process = subprocess.Popen(command, cwd=target.project, env={**target.env, **(env or {})},
                                    stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE if local else None,
                                    stderr=subprocess.STDOUT if local else None, text=True)
@@ -85,9 +89,12 @@ def deploy(target: Target, safety: Safety, post_deploy: bool = True) -> None:
              if runtime is not None and runtime.api_url else target.stage)
     for path in write_files(target.project / ".chalice" / "config.json"):
         print(f"deploy: wrote {path} from the stage names", flush=True)
-    for action in provision(stage, safety).actions or ["every resource already exists"]:
+    provisioned = provision(stage, safety)
+    for action in provisioned.actions or ["every resource already exists"]:
         print(f"deploy: provision[{stage.name}]: {action}", flush=True)
-    run_chalice(target, "deploy")
+    # app.py's rollups handler reads the stream ARN, which exists only once the table does;
+    # .chalice/config.json stays as committed.
+    run_chalice(target, "deploy", env={STREAM_ARN_VARIABLE: provisioned.results_stream_arn})
     if post_deploy:
         for line in configure_mappings(stage):
             print(f"deploy: {line}", flush=True)

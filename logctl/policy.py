@@ -31,7 +31,10 @@ QUEUE_ACTIONS = ("sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage",
 DEAD_LETTER_ACTIONS = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")  # the API's DLQ depth
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
-STATS_ACTIONS = ("dynamodb:Query", "dynamodb:UpdateItem")
+STATS_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
+# What Lambda's poller does with the function's role on the results table's stream (rollups).
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                  "dynamodb:ListStreams")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # Lambda sends a stream batch it gives up to the mapping's on-failure queue with the
 # function's role.
@@ -61,7 +64,8 @@ def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
             _statement("ResultsTable", TABLE_ACTIONS, table),
             _statement("ListJobs", INDEX_ACTIONS,
                        *(f"{table}/index/{name}" for name in (BY_DAY, BY_STATUS))),
-            _statement("HourlyStats", STATS_ACTIONS,
+            _statement("ResultsStream", STREAM_ACTIONS, f"{table}/stream/*"),
+            _statement("Rollups", STATS_ACTIONS,
                        f"arn:aws:dynamodb:*:*:table/{stage.stats_table}"),
             _statement("StreamBatchesGivenUp", ON_FAILURE_ACTIONS,
                        *(f"arn:aws:sqs:*:*:{on_failure_queue(stage, function)}"

@@ -60,6 +60,7 @@ class Provisioned:
     dead_letter_queue_url: str
     dead_letter_queue_arn: str
     results_table: str
+    results_stream_arn: str = ""
     actions: list[str] = field(default_factory=list)
 
 
@@ -146,8 +147,36 @@ def ensure_job_indexes(ddb: Any, name: str, actions: list[str],
     _wait_until_active(ddb, name, poll_seconds)
 
 
+STREAM_VIEW = "NEW_AND_OLD_IMAGES"
+
+
+def ensure_results_stream(ddb: Any, name: str, actions: list[str]) -> str:
+    """The results table's stream (new and old images), which drives the rollups; its ARN."""
+    table = ddb.describe_table(TableName=name)["Table"]
+    spec = table.get("StreamSpecification") or {}
+    if spec.get("StreamEnabled") and spec.get("StreamViewType") == STREAM_VIEW:
+        return table["LatestStreamArn"]
+    if spec.get("StreamEnabled"):
+        raise StageError(f"table {name} has a {spec.get('StreamViewType')} stream; the rollups "
+                         f"need {STREAM_VIEW}: disable it (or destroy the stage) and provision "
+                         "again")
+    ddb.update_table(TableName=name, StreamSpecification={
+        "StreamEnabled": True, "StreamViewType": STREAM_VIEW})
+    actions.append(f"enabled the {STREAM_VIEW} stream of {name}")
+    return ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+
+
+def results_stream_arn(stage: Stage) -> str:
+    """The stream ARN of a provisioned stage's results table (DescribeTable LatestStreamArn)."""
+    table = client(stage, "dynamodb").describe_table(TableName=stage.results_table)["Table"]
+    arn = table.get("LatestStreamArn")
+    if not arn or not (table.get("StreamSpecification") or {}).get("StreamEnabled"):
+        raise StageError(f"table {stage.results_table} has no stream: provision the stage")
+    return arn
+
+
 def ensure_stats_table(ddb: Any, name: str, actions: list[str]) -> None:
-    """Hourly rollups for GET /stats (chalicelib.rollups), expiring by TTL."""
+    """Rollup items for GET /stats and GET /endpoints (chalicelib.rollups), expiring by TTL."""
     ensure_table(ddb, name, actions, keys=(("series", "HASH"), ("hour", "RANGE")))
 
 
@@ -222,6 +251,7 @@ def provision(stage: StageLike, safety: Safety | None = None) -> Provisioned:
     )
     ensure_table(ddb, stage.results_table, actions)
     ensure_job_indexes(ddb, stage.results_table, actions, 0.1 if stage.is_local else 5.0)
+    stream_arn = ensure_results_stream(ddb, stage.results_table, actions)
     ensure_stats_table(ddb, stage.stats_table, actions)
     ensure_upload_cors(s3, stage.bucket, stage.dashboard_origins, actions)
     for function in STREAM_MAPPINGS:
@@ -229,7 +259,7 @@ def provision(stage: StageLike, safety: Safety | None = None) -> Provisioned:
                      {"MessageRetentionPeriod": str(ON_FAILURE_RETENTION_SECONDS),
                       **QUEUE_ENCRYPTION}, actions)
     provisioned = Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
-                              stage.results_table, actions)
+                              stage.results_table, stream_arn, actions)
     secure(stage, provisioned, safety or Safety(), session)
     return provisioned
 

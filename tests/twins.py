@@ -45,8 +45,12 @@ class MemoryStore(Faults):
         super().__init__()
         self.items: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, dict[str, Any]]] = []
+        # What the table's stream carries: (old image or None, new image), in write order.
+        self.changes: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
 
     def _put(self, method: str, record: dict[str, Any]) -> None:
+        self.changes.append((copy.deepcopy(self.items.get(record["job_id"])),
+                             copy.deepcopy(record)))
         self.items[record["job_id"]] = copy.deepcopy(record)
         self.writes.append((method, copy.deepcopy(record)))
 
@@ -196,3 +200,98 @@ class MemorySource(Faults):
         if data is None:
             raise JobRejected("not_found", f"s3://{job.bucket}/{job.key} no longer exists")
         return iter([data[i:i + self.chunk_size] for i in range(0, len(data), self.chunk_size)])
+
+
+class Applied500(ConnectionError):
+    """The write was applied, and the answer lost (a 500, a timeout): the SDK retries it."""
+
+
+class MemoryRollupItems(Faults):
+    """DynamoRollupItems' contract over a dict of items (chalicelib.rollups.RollupItems).
+
+    `fail_next(method, error)` fails a method's next call before it acts; with an
+    `Applied500` it acts, then raises, as DynamoDB does when a write's answer is lost.
+    `fail_at(n, error)` does the same to the n-th call (0-based), whatever its method.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls = 0
+        self.trace: list[str] = []
+        self._at: tuple[int, Exception] | None = None
+
+    def fail_at(self, call: int, error: Exception) -> None:
+        self._at = (call, error)
+
+    def heal(self) -> None:
+        """No planned fault any more."""
+        self._at = None
+        self.pending.clear()
+
+    def _before(self, method: str) -> None:
+        self.calls += 1
+        self.trace.append(method)
+        if self._at is not None and self._at[0] == self.calls - 1 \
+                and not isinstance(self._at[1], Applied500):
+            error, self._at = self._at[1], None
+            raise error
+        errors = self.pending.get(method)
+        if errors and not isinstance(errors[0], Applied500):
+            raise errors.pop(0)
+
+    def _after(self, method: str) -> None:
+        if self._at is not None and self._at[0] == self.calls - 1:
+            error, self._at = self._at[1], None
+            raise error
+        errors = self.pending.get(method)
+        if errors and isinstance(errors[0], Applied500):
+            raise errors.pop(0)
+
+    def apply(self, write: Any) -> bool:
+        from chalicelib.core.rollup import NAME, marker
+        self._before("apply")
+        key = (write.target.series, write.target.hour)
+        item = self.items.get(key, {"series": key[0], "hour": key[1]})
+        name = marker(write.job_id)
+        if name in item and item[name] >= write.position:
+            self._after("apply")
+            return False
+        item[name] = write.position
+        item.setdefault("expires_at", write.expires_at)
+        if write.name is not None:
+            item[NAME] = write.name
+        for counter, value in write.adds.items():
+            item[counter] = item.get(counter, 0) + value
+        self.items[key] = item
+        self._after("apply")
+        return True
+
+    def forget(self, target: Any, job_id: str, upto: str) -> None:
+        from chalicelib.core.rollup import marker
+        self._before("forget")
+        item = self.items.get((target.series, target.hour))
+        name = marker(job_id)
+        if item is not None and name in item and item[name] <= upto:
+            del item[name]
+        self._after("forget")
+
+    def ledger(self, job_id: str) -> str | None:
+        self._before("ledger")
+        item = self.items.get((f"ledger#{job_id}", "-"))
+        self._after("ledger")
+        return item["applied"] if item else None
+
+    def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None:
+        self._before("mark_done")
+        key = (f"ledger#{job_id}", "-")
+        item = self.items.get(key)
+        if item is None or item["applied"] < sequence:
+            self.items[key] = {"series": key[0], "hour": "-", "applied": sequence,
+                               "expires_at": expires_at}
+        self._after("mark_done")
+
+    def day_items(self, kind: str, day: str) -> list[dict[str, Any]]:
+        series = f"{kind}#{day}"
+        return [copy.deepcopy(item) for (s, _), item in sorted(self.items.items())
+                if s == series]

@@ -3,7 +3,8 @@
 Each field of a block's records is pulled out once into a list and fed whole to a
 Counter, a set, min/max or a C-level `map` that groups response times by endpoint:
 no statement runs once per record. Response times are kept as a histogram of
-distinct values (exact nearest-rank percentiles and maximum) and as an exact running
+distinct values per UTC hour of the events (core.eventtime; summed, the file's exact
+nearest-rank percentiles and maximum) and as an exact running
 total per endpoint, so memory grows with the number of distinct values, not of
 lines; averages equal reference.mean bit for bit.
 """
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
+from chalicelib.core.eventtime import HourBucket, hour_number, partials
 from chalicelib.core.records import (
     COUNTS,
     MAX_SAMPLES,
@@ -25,6 +27,7 @@ from chalicelib.core.records import (
     LogRecord,
     normalize_level,
     shown_endpoint,
+    without_negative_zero,
 )
 from chalicelib.core.reference import iso_utc
 from chalicelib.core.schema import STATISTICS_FIELDS, Statistics
@@ -65,12 +68,13 @@ class Aggregator:
         self.samples: list[dict[str, Any]] = []
         self._level_names: dict[str, str] = {}
         self._levels: Counter[str] = Counter()
-        self._histogram: Counter[Any] = Counter()
         self._totals: dict[str, _Total] = {}
         self._errors: Counter[str] = Counter()
         self._counts = [_Tally(count) for count in COUNTS]
+        self._codes = next(t for t in self._counts if t.count.field == "status_code")
         self._first: datetime | None = None
         self._last: datetime | None = None
+        self.hours: dict[int, HourBucket] = {}  # the valid records by their UTC hour
 
     def malformed(self, line: int, reason: str) -> None:
         self.malformed_count += 1
@@ -112,22 +116,57 @@ class Aggregator:
                 error_forms.add(raw)
         self._levels.update(level_counts)
         endpoints = [r.endpoint for r in records]
-        times = [r.response_time_ms for r in records]
-        self._histogram.update(times)
+        values = [r.response_time_ms for r in records]
         groups: defaultdict[str, list[Any]] = defaultdict(list)
-        deque(map(_append, map(groups.__getitem__, endpoints), times), maxlen=0)
+        deque(map(_append, map(groups.__getitem__, endpoints), values), maxlen=0)
         totals = self._totals
-        for endpoint, values in groups.items():
+        for endpoint, group in groups.items():
             total = totals.get(endpoint)
             if total is None:
                 total = totals[endpoint] = _Total()
-            total.add(values)
+            total.add(group)
+        errors: Counter[str] = Counter()
         if error_forms:
-            self._errors.update([r.endpoint for r in records if r.level in error_forms])
+            errors.update([r.endpoint for r in records if r.level in error_forms])
+            self._errors.update(errors)
+        codes: Counter[Any] = Counter()
         for tally in self._counts:
-            tally.values.update(map(tally.get, records))
+            if tally is self._codes:
+                codes.update(map(tally.get, records))
+                tally.values.update(codes)
+            else:
+                tally.values.update(map(tally.get, records))
+        hour = hour_number(first)
+        if hour == hour_number(last):
+            self._hour(hour).add(level_counts, codes, values, groups, errors)
+        else:
+            self._add_by_hour(records, error_forms)
         self._merge_extremes(first, last)
         return True
+
+    def event_hours(self, upload_hour: int) -> bytes:
+        """The record's `event_hours`: what the file adds to each hour (core.eventtime)."""
+        return partials(self.hours, self._level_names, upload_hour)
+
+    def _hour(self, hour: int) -> HourBucket:
+        bucket = self.hours.get(hour)
+        if bucket is None:
+            bucket = self.hours[hour] = HourBucket()
+        return bucket
+
+    def _add_by_hour(self, records: list[LogRecord], error_forms: set[str]) -> None:
+        """A batch whose records lie in several hours: each hour's share on its own."""
+        by_hour: defaultdict[int, list[LogRecord]] = defaultdict(list)
+        for record in records:
+            by_hour[hour_number(record.timestamp)].append(record)
+        for hour, share in by_hour.items():
+            groups: defaultdict[str, list[Any]] = defaultdict(list)
+            for r in share:
+                groups[r.endpoint].append(r.response_time_ms)
+            self._hour(hour).add(
+                Counter([r.level for r in share]), Counter([r.status_code for r in share]),
+                [r.response_time_ms for r in share], groups,
+                Counter([r.endpoint for r in share if r.level in error_forms]))
 
     def _merge_extremes(self, first: datetime, last: datetime) -> None:
         if self._first is None or self._last is None:
@@ -144,7 +183,9 @@ class Aggregator:
         levels: Counter[str] = Counter()
         for raw, count in self._levels.items():
             levels[self._level_names[raw]] += count
-        histogram = self._histogram
+        histogram: Counter[Any] = Counter()  # the file's: the sum of its hours'
+        for bucket in self.hours.values():
+            histogram.update(bucket.times)
         totals = self._totals
         n = sum(total.count for total in totals.values())
         top = sorted(totals, key=lambda e: (-totals[e].count, e))[:TOP_ENDPOINTS]
@@ -179,7 +220,8 @@ class Aggregator:
         }
         for tally in self._counts:
             statistics[tally.count.statistic] = tally.result()
-        return {name: statistics[name] for name in STATISTICS_FIELDS}  # type: ignore[return-value]
+        return without_negative_zero(
+            {name: statistics[name] for name in STATISTICS_FIELDS})  # type: ignore[arg-type]
 
 
 class _Tally:
@@ -263,7 +305,7 @@ def _percentiles(histogram: Counter[Any], n: int, ps: tuple[int, ...]) -> list[A
     out: list[Any] = []
     seen = 0
     want = iter(ranks)
-    target = next(want)
+    target: int | None = next(want)
     for value in sorted(histogram):
         seen += histogram[value]
         while target is not None and seen >= target:

@@ -58,8 +58,8 @@ class JobBudget:
         total = invocation.total_ms
         self.started_ms = invocation.remaining_ms() if invocation.remaining_ms else None
         self.margin_ms = max(MIN_MARGIN_MS, total * MARGIN_SHARE) if total else MIN_MARGIN_MS
-        self.whole = bool(total) and self.started_ms is not None and \
-            self.started_ms >= total * WHOLE_SHARE
+        self.whole = bool(total and self.started_ms is not None
+                          and self.started_ms >= total * WHOLE_SHARE)
         self.baseline = invocation.resident() if invocation.memory_limit else None
         self.checks = 0
         self.first_byte_ms: int | None = None  # remaining time when the first bytes came

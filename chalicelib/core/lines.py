@@ -96,7 +96,7 @@ def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
                     data, decomp = decomp.unused_data, None
                 else:
                     data = decomp.unconsumed_tail
-    except (isal_zlib.error, zlib.error) as exc:
+    except (isal_zlib.error, zlib.error) as exc:  # type: ignore[misc]
         raise Unreadable(f"corrupt gzip data ({exc})") from exc
     if decomp is not None or header:
         raise Unreadable("gzip data is truncated")

@@ -47,7 +47,7 @@ class LogRecord(msgspec.Struct, gc=False):
     level: Level
     endpoint: NonEmpty
     response_time_ms: ResponseTime
-    status_code: StatusCode
+    status_code: StatusCode  # type: ignore[valid-type]
     user_id: NonEmpty
 
 

@@ -175,6 +175,13 @@ def nearest_rank(sorted_values: list[Any], p: int) -> Any:
 
 def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> Statistics:
     """Statistics of a whole file held in memory: simple, slow, obviously correct."""
+    line_count, malformed, samples, records = read_lines(data, gzip_hint=gzip_hint)
+    return _statistics(line_count, malformed, samples, records)
+
+
+def read_lines(data: bytes, *, gzip_hint: bool = False
+               ) -> tuple[int, int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Non-blank lines, malformed lines, the malformed samples and the valid records."""
     if gzip_hint or data.startswith(GZIP_MAGIC):
         data = gzip.decompress(data)
     if data.startswith(BOM):
@@ -197,7 +204,7 @@ def summarize_bytes(data: bytes, *, gzip_hint: bool = False) -> Statistics:
                 samples.append({"line": number, "reason": reason})
         else:
             records.append(record)
-    return _statistics(line_count, malformed, samples, records)
+    return line_count, malformed, samples, records
 
 
 def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
@@ -217,7 +224,7 @@ def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
     return {
         "line_count": line_count,
         "malformed_count": malformed,
-        "malformed_samples": samples,
+        "malformed_samples": samples,  # type: ignore[typeddict-item]
         "info_count": levels["INFO"],
         "warn_count": levels["WARN"],
         "error_count": levels["ERROR"],
@@ -240,6 +247,6 @@ def _statistics(line_count: int, malformed: int, samples: list[dict[str, Any]],
             }
             for endpoint, values in top
         ],
-        "first_timestamp": iso_utc(min(stamps)) if has_data else None,  # type: ignore[type-var]
-        "last_timestamp": iso_utc(max(stamps)) if has_data else None,  # type: ignore[type-var]
+        "first_timestamp": iso_utc(min(stamps)) if has_data else None,  # type: ignore[type-var, arg-type]
+        "last_timestamp": iso_utc(max(stamps)) if has_data else None,  # type: ignore[type-var, arg-type]
     }

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from chalicelib.core.errors import JobRejected
-from chalicelib.core.jobs import Job
-from chalicelib.core.schema import Statistics, Status, empty_statistics
+from chalicelib.core.jobs import Job, source_of
+from chalicelib.core.schema import ResultRecord, Statistics, Status, empty_statistics
 
 TTL_SECONDS = 7 * 24 * 3600
 MAX_ITEM_BYTES = 350_000  # DynamoDB's item limit is 400 KB
@@ -24,60 +24,68 @@ def epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _base(job: Job, status: str, written: float) -> dict[str, Any]:
-    """Fields every record has; it expires TTL_SECONDS after it was written."""
-    return {
-        "job_id": job.job_id,
-        "bucket": job.bucket,
-        "key": job.key,
-        "status": status,
-        "file_size_bytes": job.size,
-        "etag": job.etag,
-        "version_id": job.version_id,
-        "uploaded_at": job.uploaded_at,
-        "created_at": job.created_at,
-        "expires_at": int(written) + TTL_SECONDS,
-    }
+def day_of(created_at: str) -> str:
+    """The UTC date of a record's created_at: its `created_day`."""
+    return created_at[:10]
 
 
-def queued_record(job: Job) -> dict[str, Any]:
+def _base(job: Job, status: Status, written: float) -> ResultRecord:
+    """Fields every record has; it expires TTL_SECONDS after it was written.
+
+    ResultRecord lists every field of a final record; one not final yet has no statistics.
+    """
+    return cast(ResultRecord, dict(
+        job_id=job.job_id, bucket=job.bucket, key=job.key, source=source_of(job.key),
+        status=status, file_size_bytes=job.size, etag=job.etag, version_id=job.version_id,
+        uploaded_at=job.uploaded_at, created_at=job.created_at,
+        created_day=day_of(job.created_at), expires_at=int(written) + TTL_SECONDS))
+
+
+def queued_record(job: Job) -> ResultRecord:
     return _base(job, Status.QUEUED, epoch(job.created_at))
 
 
-def processing_record(job: Job, started: float, attempts: int) -> dict[str, Any]:
-    return {**_base(job, Status.PROCESSING, started), "started_at": iso(started),
-            "attempts": attempts}
+def processing_record(job: Job, started: float, attempts: int) -> ResultRecord:
+    return ResultRecord(**_base(job, Status.PROCESSING, started), started_at=iso(started),
+                        attempts=attempts)
 
 
-def rejected_record(job: Job, rejection: JobRejected, now: float) -> dict[str, Any]:
+def rejected_record(job: Job, rejection: JobRejected, now: float) -> ResultRecord:
     """A file refused before processing (by the trigger)."""
-    return {**_base(job, Status.FAILED, now), **empty_statistics(),
-            "failure_reason": rejection.reason, "processing_time_ms": 0, "completed_at": iso(now)}
+    return ResultRecord(**_base(job, Status.FAILED, now), **empty_statistics(),
+                        failure_reason=rejection.reason, processing_time_ms=0,
+                        completed_at=iso(now))
 
 
 def completed_record(job: Job, statistics: Statistics, started: float, finished: float,
-                     attempts: int) -> dict[str, Any]:
-    return bounded({**_final(job, Status.COMPLETED, started, finished, attempts), **statistics,
-                    "failure_reason": None})
+                     attempts: int, event_hours: bytes | None = None) -> ResultRecord:
+    """`event_hours`: the file's figures by event hour (core.eventtime), for the rollups."""
+    record = ResultRecord(**_final(job, Status.COMPLETED, started, finished, attempts),
+                          **statistics, failure_reason=None)
+    if event_hours is not None:
+        record["event_hours"] = event_hours
+    return bounded(record)
 
 
 def failed_record(job: Job, rejection: JobRejected, started: float, finished: float,
-                  attempts: int) -> dict[str, Any]:
-    return {**_final(job, Status.FAILED, started, finished, attempts), **empty_statistics(),
-            "failure_reason": rejection.reason}
+                  attempts: int) -> ResultRecord:
+    return ResultRecord(**_final(job, Status.FAILED, started, finished, attempts),
+                        **empty_statistics(), failure_reason=rejection.reason)
 
 
-def _final(job: Job, status: str, started: float, finished: float,
-           attempts: int) -> dict[str, Any]:
-    return {**_base(job, status, finished),
-            "processing_time_ms": round((finished - started) * 1000, 3),
-            "started_at": iso(started), "completed_at": iso(finished), "attempts": attempts}
+def _final(job: Job, status: Status, started: float, finished: float,
+           attempts: int) -> ResultRecord:
+    return ResultRecord(**_base(job, status, finished),
+                        processing_time_ms=round((finished - started) * 1000, 3),
+                        started_at=iso(started), completed_at=iso(finished), attempts=attempts)
 
 
 def item_bytes(value: Any) -> int:
     """An upper bound of the bytes DynamoDB counts for a value (names and values, UTF-8)."""
     if isinstance(value, str):
         return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bytes):
+        return len(value)
     if isinstance(value, dict):
         return 3 + sum(item_bytes(k) + 1 + item_bytes(v) for k, v in value.items())
     if isinstance(value, list | tuple):
@@ -85,7 +93,7 @@ def item_bytes(value: Any) -> int:
     return 40  # numbers take at most 21 bytes, booleans and null 1; text fallbacks are short
 
 
-def bounded(record: dict[str, Any]) -> dict[str, Any]:
+def bounded(record: ResultRecord) -> ResultRecord:
     """The record itself, or a `failed` one if it would not fit in MAX_ITEM_BYTES.
 
     The statistics are bounded by construction (docs/spec.md, "Size of the record"): this is
@@ -94,6 +102,17 @@ def bounded(record: dict[str, Any]) -> dict[str, Any]:
     size = item_bytes(record)
     if size <= MAX_ITEM_BYTES:
         return record
-    return {**record, **empty_statistics(), "status": Status.FAILED,
-            "failure_reason": f"too_large: the result record would take {size} bytes, over "
-                              f"the {MAX_ITEM_BYTES}-byte limit for one item"}
+    failed: ResultRecord = {**record, **empty_statistics()}
+    failed.pop("event_hours", None)
+    failed["status"] = Status.FAILED
+    failed["failure_reason"] = (f"too_large: the result record would take {size} bytes, over "
+                                f"the {MAX_ITEM_BYTES}-byte limit for one item")
+    return failed
+
+
+def upload_time(record: ResultRecord | Job) -> str:
+    """When the file was uploaded (S3's event time), else when its job was created: the
+    time of the file-level figures in the rollups."""
+    if isinstance(record, Job):
+        return record.uploaded_at or record.created_at
+    return record.get("uploaded_at") or record["created_at"]

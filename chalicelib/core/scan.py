@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -119,5 +119,5 @@ def scan(blocks: Iterable[bytes | TooLong], agg: Aggregator | None = None) -> Ag
         if type(item) is TooLong:
             scanner.too_long()
         else:
-            scanner.block(item)
+            scanner.block(cast(bytes, item))
     return scanner.agg

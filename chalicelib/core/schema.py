@@ -80,6 +80,7 @@ class ResultRecord(Statistics, total=False):
     job_id: str
     bucket: str
     key: str
+    source: str  # core.jobs.Source: upload or stream, from the key
     etag: str | None
     version_id: str | None
     status: Status
@@ -94,7 +95,10 @@ class ResultRecord(Statistics, total=False):
     attempts: int
     last_error: str
     expires_at: int
+    event_hours: bytes  # a completed file's figures by event hour (core.eventtime), zlib JSON
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(ResultRecord.__annotations__)
+# Kept for the rollups, not shown by the API or the tools: binary, and large.
+INTERNAL_FIELDS = ("event_hours",)
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from chalicelib.core.aggregate import Aggregator
 from chalicelib.core.lines import decoded_chunks, line_blocks
-from chalicelib.core.records import without_negative_zero
 from chalicelib.core.scan import scan
 from chalicelib.core.schema import Statistics
 
@@ -20,7 +20,13 @@ def is_gzip_name(key: str) -> bool:
 
 def summarize_chunks(chunks: Iterable[bytes], *, gzip_hint: bool = False,
                      check: Callable[[], None] | None = None) -> Statistics:
-    """Stream raw (possibly gzipped) chunks through decode, validation and aggregation.
+    """Stream raw (possibly gzipped) chunks through decode, validation and aggregation."""
+    return aggregate_chunks(chunks, gzip_hint=gzip_hint, check=check).result()
+
+
+def aggregate_chunks(chunks: Iterable[bytes], *, gzip_hint: bool = False,
+                     check: Callable[[], None] | None = None) -> Aggregator:
+    """The aggregator after every chunk: the statistics, and the figures by event hour.
 
     `check` runs before every decoded chunk (at most 64 KiB of content): also while a
     gzip bomb inflates or an over-long line is skipped, when no line block comes out.
@@ -28,7 +34,7 @@ def summarize_chunks(chunks: Iterable[bytes], *, gzip_hint: bool = False,
     content = decoded_chunks(chunks, gzip_hint=gzip_hint)
     if check is not None:
         content = _checked(content, check)
-    return without_negative_zero(scan(line_blocks(content)).result())
+    return scan(line_blocks(content))
 
 
 def _checked(chunks: Iterable[bytes], check: Callable[[], None]) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -23,7 +24,9 @@ from chalicelib.core.results import (
     queued_record,
 )
 from chalicelib.core.schema import empty_statistics
+from tests.integration.streams import StreamReader
 from tests.integration.test_handlers import receive_jobs, run_pipeline, s3_event, upload
+from tests.integration.test_rollups import run_pipeline as run_now
 
 HOUR = 3600.0
 LINE = {"timestamp": "2024-05-01T00:00:00Z", "level": "INFO", "endpoint": "/a",
@@ -174,33 +177,48 @@ def test_one_job_is_the_whole_record_and_unknown_or_expired_ones_are_404(
     assert bad == 404 and bad_body["error"]["field"] == "job_id"
 
 
-def test_stats_add_up_the_files_finished_in_the_range(app_module, s3, sqs, stage) -> None:
-    error = dict(LINE, level="ERROR", status_code=500)
-    run_pipeline(app_module, s3, sqs, stage, "logs/s1.ndjson",
-                 b"\n".join(json.dumps(r).encode() for r in (LINE, LINE, error)) + b"\n{\n")
-    run_pipeline(app_module, s3, sqs, stage, "logs/s2.ndjson", json.dumps(error).encode())
+def test_stats_add_up_the_files_finished_in_the_range(app_module, s3, sqs, dynamodb,
+                                                      stage) -> None:
+    reader = StreamReader(stage.region, dynamodb, stage.results_table)
+    now = datetime.now(UTC).isoformat()
+    line = dict(LINE, timestamp=now)
+    error = dict(line, level="ERROR", status_code=500, response_time_ms=50)
+    run_now(app_module, s3, sqs, stage, "logs/s1.ndjson",
+            b"\n".join(json.dumps(r).encode() for r in (line, line, error)) + b"\n{\n")
+    run_now(app_module, s3, sqs, stage, "logs/s2.ndjson", json.dumps(error).encode())
     with Client(app_module.app) as client:
-        client.lambda_.invoke("trigger", s3_event(client, stage, upload(
-            s3, stage, "logs/s3.png", b"x")))
+        rejected = s3_event(client, stage, upload(s3, stage, "logs/s3.png", b"x"))
+        rejected["Records"][0]["eventTime"] = now[:23] + "Z"
+        client.lambda_.invoke("trigger", rejected)
     with Client(app_module.app) as client:
+        client.lambda_.invoke("rollups", {"Records": reader.read()})
         status, stats = get(client, "/stats")
-        _, empty = get(client, "/stats", since="2020-01-01T00:00:00Z",
-                       until="2020-01-02T00:00:00Z")
+        _, empty = get(client, "/stats", since="2020-01-01T00:10:00Z",
+                       until="2020-01-01T01:00:00Z")
         too_long, long_body = get(client, "/stats", since="2020-01-01T00:00:00Z",
                                   until="2020-03-01T00:00:00Z")
+        bad_source, bad_body = get(client, "/stats", source="kinesis")
     assert status == 200
     totals = stats["totals"]
     assert totals["files"] == {"received": 3, "completed": 2, "failed": 1}
-    assert (totals["lines"], totals["malformed"]) == (5, 1)
+    assert (totals["records"], totals["malformed"], totals["out_of_range"]) == (4, 1, 0)
     assert totals["levels"] == {"info": 2, "warn": 0, "error": 2, "debug": 0}
     assert totals["status_codes"] == {"200": 2, "500": 2}
     assert totals["error_rate"] == 0.5
-    assert [(h["files"], h["lines"], h["errors"]) for h in stats["hours"]] == [(3, 5, 2)]
-    assert empty["totals"]["files"]["received"] == 0 and empty["hours"] == []
+    assert totals["response_time_ms"]["max"] == pytest.approx(50, rel=0.01)
+    assert totals["response_time_ms"]["mean"] == 27.5
+    assert len(stats["hours"]) == 25
+    last = stats["hours"][-1]
+    assert (last["files"]["completed"], last["records"], last["errors"]) == (2, 4, 2)
+    assert empty["since"] == "2020-01-01T00:00:00Z" and empty["until"] == "2020-01-01T02:00:00Z"
+    assert [h["records"] for h in empty["hours"]] == [0, 0]
+    assert empty["totals"]["response_time_ms"] is None
     assert too_long == 400 and long_body["error"]["field"] == "since"
+    assert bad_source == 400 and bad_body["error"]["field"] == "source"
 
 
-def test_a_redelivered_file_is_counted_once(app_module, s3, sqs, stage) -> None:
+def test_a_redelivered_file_is_counted_once(app_module, s3, sqs, dynamodb, stage) -> None:
+    reader = StreamReader(stage.region, dynamodb, stage.results_table)
     obj = upload(s3, stage, "logs/twice.ndjson", json.dumps(LINE).encode())
     with Client(app_module.app) as client:
         event = s3_event(client, stage, obj)
@@ -210,8 +228,15 @@ def test_a_redelivered_file_is_counted_once(app_module, s3, sqs, stage) -> None:
         client.lambda_.invoke("worker", {"Records": messages})
         client.lambda_.invoke("worker", {"Records": messages})
         client.lambda_.invoke("trigger", event)
-        _, stats = get(client, "/stats")
-    assert stats["totals"]["files"] == {"received": 1, "completed": 1, "failed": 0}
+        records = reader.read()
+        client.lambda_.invoke("rollups", {"Records": records})
+        client.lambda_.invoke("rollups", {"Records": records})
+        # the test client's S3 events say the object was uploaded at 2018-05-22T04:41:23Z
+        _, stats = get(client, "/stats", since="2018-05-22T00:00:00Z",
+                       until="2018-05-22T23:00:00Z")
+    upload_hours = [h for h in stats["hours"] if h["files"]["received"]]
+    assert [h["files"] for h in upload_hours] == [{"received": 1, "completed": 1, "failed": 0}]
+    assert stats["totals"]["out_of_range"] == 1  # its event, from 2024, is years later
 
 
 def test_health_reports_queue_depths_and_the_oldest_waiting_job(app_module, sqs, stage) -> None:
@@ -294,7 +319,7 @@ def test_on_aws_every_route_needs_iam_auth_and_sends_no_cors(stage, monkeypatch)
         sys.modules.pop("app", None)
     assert {path for path, _, _ in routes} == {
         "/", "/favicon.ico", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/download", "/stats",
-        "/health", "/uploads"}
+        "/endpoints", "/health", "/uploads"}
     for path, method, entry in routes:
         assert isinstance(entry.authorizer, IAMAuthorizer), (path, method)
         assert not entry.cors, (path, method)

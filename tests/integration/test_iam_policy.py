@@ -26,11 +26,15 @@ from moto import mock_aws
 from chalicelib.pipeline import BatchFailed
 from logctl.provision import provision
 from logctl.stage import PROJECT_ROOT, load_stage
+from tests.integration.streams import StreamReader
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ESM_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 DOWNLOAD_CALLS: list[tuple[str, str]] = []  # what GET /jobs/{id}/download asks of AWS
+# Lambda's poller of the results table's stream (the rollups mapping), with the same role.
+STREAM_ESM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords",
+                      "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 
 
 def load_policy(stage: str) -> dict[str, Any]:
@@ -108,6 +112,8 @@ def _drive_every_path(app_module: Any, stage: Any) -> None:
                        "response_time_ms": 1, "status_code": 200, "user_id": "u"}).encode()
     uploads = {"logs/ok.ndjson": line + b"\n", "logs/z.ndjson.gz": gzip.compress(line)[:-4],
                "logs/skip.png": b"x"}
+    reader = StreamReader(REGION, boto3.client("dynamodb", region_name=REGION),
+                          stage.results_table)
     with Client(app_module.app) as client:
         for key, body in uploads.items():
             etag = s3.put_object(Bucket=stage.bucket, Key=key, Body=body)["ETag"]
@@ -127,13 +133,17 @@ def _drive_every_path(app_module: Any, stage: Any) -> None:
         with pytest.raises(BatchFailed):  # the poison message; the others are deleted
             client.lambda_.invoke("worker", {"Records": records})
         _fail_one_read(app_module, client, s3, sqs, stage, url, line)
+        records = reader.read()
+        client.lambda_.invoke("rollups", {"Records": records})
+        client.lambda_.invoke("rollups", {"Records": records})  # a retried batch: skipped
         _call_every_route(client)
 
 
 def _call_every_route(client: Client) -> None:
     job_id = json.loads(client.http.get("/jobs?limit=1").body)["jobs"][0]["job_id"]
     for path in ("/", "/favicon.ico", "/jobs?limit=1", "/jobs?status=failed&prefix=logs/",
-                 f"/jobs/{job_id}", f"/jobs/{job_id}/download", "/stats", "/health"):
+                 f"/jobs/{job_id}", f"/jobs/{job_id}/download", "/stats", "/endpoints",
+                 "/health"):
         assert client.http.get(path).status_code == 200, path
     upload = client.http.post("/uploads", headers={"Content-Type": "application/json"},
                               body=json.dumps({"name": "new.ndjson", "size": 10}))
@@ -167,7 +177,10 @@ def test_policy_covers_every_call_the_handlers_make(recorded_calls) -> None:
     stage_name, stage, calls, _ = recorded_calls
     policy = load_policy(stage_name)
     jobs_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stage.jobs_queue}"
-    needed = set(calls) | {(action, jobs_arn) for action in ESM_ACTIONS}
+    stream_arn = (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}/stream/"
+                  "2026-12-06T00:00:00.000")
+    needed = set(calls) | {(action, jobs_arn) for action in ESM_ACTIONS} | {
+        (action, stream_arn) for action in STREAM_ESM_ACTIONS}
     operations = {action for action, _ in calls}
     assert {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "sqs:SendMessage",
             "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "dynamodb:PutItem",
@@ -180,7 +193,7 @@ def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
     stage_name, stage, calls, _ = recorded_calls
     policy = load_policy(stage_name)
     granted = {a for s in policy["Statement"] for a in s["Action"]}
-    used = {action for action, _ in calls} | set(ESM_ACTIONS)
+    used = {action for action, _ in calls} | set(ESM_ACTIONS) | set(STREAM_ESM_ACTIONS)
     logs = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
     # ListBucket is never called: it makes a missing object read as 404 rather than 403.
     assert granted - used - logs - {"s3:ListBucket"} == set()
@@ -194,6 +207,8 @@ def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
     assert not allowed(policy, "dynamodb:DeleteTable",
                        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}")
     assert not allowed(policy, "s3:PutObject", f"arn:aws:s3:::{stage.bucket}/other/x.ndjson")
+    assert not allowed(policy, "dynamodb:GetRecords",
+                       f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.stats_table}/stream/x")
     for operation in ("Scan", "Query"):
         assert not allowed(policy, f"dynamodb:{operation}",
                            f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}")

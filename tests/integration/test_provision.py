@@ -102,8 +102,17 @@ def test_provisioned_stage_is_hardened_and_alarms_notify_a_person(aws_env) -> No
         "log-pipeline-aws-trigger-errors": ("Errors", "log-pipeline-aws-trigger"),
         "log-pipeline-aws-jobs-oldest-age": ("ApproximateAgeOfOldestMessage",
                                              stage.jobs_queue),
+        "log-pipeline-aws-rollups-errors": ("Errors", "log-pipeline-aws-rollups"),
+        "log-pipeline-aws-rollups-iterator-age": ("IteratorAge", "log-pipeline-aws-rollups"),
     }
+    rate = alarms.pop("log-pipeline-aws-log-error-rate")
     assert set(alarms) == set(expected)
+    assert rate["AlarmActions"] == [topic] and rate["Threshold"] == 0.1
+    [query] = [m for m in rate["Metrics"] if m.get("ReturnData")]
+    assert query["Expression"] == ("IF(Lines - MalformedLines > 0, "
+                                   "ErrorRecords / (Lines - MalformedLines), 0)")
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in rate["Metrics"]
+            if "MetricStat" in m} == {"ErrorRecords", "Lines", "MalformedLines"}
     for name, (metric, dimension) in expected.items():
         alarm = alarms[name]
         assert alarm["AlarmActions"] == [topic], name

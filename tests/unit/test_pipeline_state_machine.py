@@ -3,10 +3,14 @@ the in-memory twins: duplicate notifications, duplicate deliveries, crashes betw
 calls, failed writes, stale-claim takeovers by a second worker while the first still runs,
 retries, deleted and re-uploaded objects.
 
+The results table's stream feeds the rollups handler, with its own faults: duplicate and
+retried batches, a crash at any call, a write applied and then answered with an error.
+
 Invariant: once the faults stop and the queues drain, every uploaded object version has
 exactly one record, and it is terminal (`completed` equal to the reference, or `failed` with
 a reason the version allows) or its message is in the dead-letter queue; a `completed`
-record is never written again.
+record is never written again; and once the stream is drained, the rollups equal the sum of
+f(record) over the records (every count exact).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from chalicelib.adapters import to_item
 from chalicelib.core.reference import summarize_bytes
 from chalicelib.core.results import RETRIES_EXHAUSTED, iso
+from chalicelib.core.rollup import Contribution, Delta, contribution
 from chalicelib.core.schema import Status
 from chalicelib.pipeline import Settings, Trigger, Worker
-from tests.twins import MemoryQueue, MemorySource, MemoryStore
+from chalicelib.rollups import RollupsHandler
+from tests.twins import Applied500, MemoryQueue, MemoryRollupItems, MemorySource, MemoryStore
 
 BUCKET = "logs-bucket"
 T0 = 1_714_521_600.0
@@ -137,6 +144,9 @@ class PipelineMachine(RuleBasedStateMachine):
         self.completed: dict[str, dict[str, Any]] = {}
         self.paused: threading.Thread | None = None
         self.uploads = 0
+        self.rollup_items = MemoryRollupItems()
+        self.rollups = RollupsHandler(self.rollup_items)
+        self.stream_applied = 0  # stream records before this one were handled
 
     # ---- time ---------------------------------------------------------------------------
 
@@ -279,6 +289,47 @@ class PipelineMachine(RuleBasedStateMachine):
         assert not self.paused.is_alive()
         self.paused = None
 
+    # ---- the results table's stream and the rollups handler ------------------------------
+
+    def _stream(self, start: int, end: int) -> list[dict[str, Any]]:
+        records = []
+        for seq, (old, new) in enumerate(self.store.changes[start:end], start + 1):
+            stream: dict[str, Any] = {"Keys": {"job_id": {"S": new["job_id"]}},
+                                      "SequenceNumber": str(seq * 10),
+                                      "NewImage": to_item(new)}
+            if old is not None:
+                stream["OldImage"] = to_item(old)
+            records.append({"eventName": "MODIFY" if old else "INSERT", "dynamodb": stream})
+        return records
+
+    @precondition(lambda self: self.paused is None)
+    @rule(size=st.integers(1, 5))
+    def stream_batch(self, size: int) -> None:
+        """The next batch of the stream; a failed one stays next (retried until it succeeds)."""
+        end = min(len(self.store.changes), self.stream_applied + size)
+        if end == self.stream_applied:
+            return
+        try:
+            self.rollups.handle({"Records": self._stream(self.stream_applied, end)})
+        except (ConnectionError, Crash):
+            return
+        self.stream_applied = end
+
+    @precondition(lambda self: self.stream_applied > 0 and self.paused is None)
+    @rule(data=st.data())
+    def stream_delivers_old_records_again(self, data: st.DataObject) -> None:
+        start = data.draw(st.integers(0, self.stream_applied - 1))
+        try:
+            self.rollups.handle({"Records": self._stream(start, self.stream_applied)})
+        except (ConnectionError, Crash):
+            return
+
+    @rule(call=st.integers(0, 12), lost_answer=st.booleans())
+    def a_rollups_call_fails(self, call: int, lost_answer: bool) -> None:
+        self.rollup_items.calls = 0
+        self.rollup_items.fail_at(call, Applied500("answer lost") if lost_answer
+                                  else ConnectionError("rollups handler dies"))
+
     # ---- what must always hold -------------------------------------------------------------
 
     @invariant()
@@ -308,6 +359,27 @@ class PipelineMachine(RuleBasedStateMachine):
         assert not self.queue.messages, "the queue did not drain"
         self.a_completed_record_is_never_written_again()
         self._check_every_version()
+        self._check_rollups()
+
+    def _check_rollups(self) -> None:
+        self.rollup_items.heal()
+        self.rollups.handle({"Records": self._stream(self.stream_applied,
+                                                     len(self.store.changes))})
+        expected: Contribution = {}
+        for record in self.store.items.values():
+            for target, delta in contribution(record).items():
+                total = expected.setdefault(target, Delta())
+                for counter, value in delta.counters.items():
+                    total.add(counter, value)
+        got = {(s, h): {k: v for k, v in item.items()
+                        if k not in ("series", "hour", "expires_at", "endpoint")
+                        and not k.startswith("m_") and v != 0}
+               for (s, h), item in self.rollup_items.items.items()
+               if not s.startswith("ledger#")}
+        want = {(t.series, t.hour): d.counters for t, d in expected.items()}
+        assert {k: v for k, v in got.items() if v} == {k: v for k, v in want.items() if v}
+        assert not any(k.startswith("m_") for item in self.rollup_items.items.values()
+                       for k in item)
 
     def _check_every_version(self) -> None:
         dead = {json.loads(m.body)["job_id"] for m in self.queue.dead}

@@ -1,116 +1,246 @@
-"""Hourly rollups (chalicelib.rollups): what a record adds, how hours sum, and the recorder
-that keeps them next to the results store (on the store's in-memory twin)."""
+"""Rollups (chalicelib.core.rollup, chalicelib.rollups) on the in-memory twin: what a record
+adds, by event hour and upload hour; each stream record applied exactly once whatever fails."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.core.errors import JobRejected
-from chalicelib.core.jobs import Job
-from chalicelib.core.results import completed_record, failed_record, queued_record
-from chalicelib.core.schema import empty_statistics
-from chalicelib.rollups import (
-    RollupRecorder,
-    hours_between,
-    result_counts,
-    summarize,
-    update_request,
-)
-from tests.twins import MemoryStore
+import pytest
 
+from chalicelib.adapters import to_item
+from chalicelib.core.errors import JobRejected
+from chalicelib.core.eventtime import ENDPOINTS_PER_HOUR, hour_of_iso
+from chalicelib.core.jobs import Job
+from chalicelib.core.results import (
+    completed_record,
+    failed_record,
+    processing_record,
+    queued_record,
+)
+from chalicelib.core.rollup import (
+    MAX_ADDS_PER_WRITE,
+    contribution,
+    days_of,
+    endpoints_in,
+    hour_list,
+    stats_by_hour,
+    writes,
+)
+from chalicelib.core.summary import aggregate_chunks
+from chalicelib.rollups import RollupReader, RollupsHandler, change
+from tests.rollup_reference import Expected, rank_value, within
+from tests.twins import Applied500, MemoryRollupItems
+
+UPLOADED = "2026-11-26T12:15:00.000Z"
 T0 = datetime(2026, 11, 26, 12, 15, tzinfo=UTC).timestamp()
 
 
-class MemoryRollups:
-    def __init__(self, fail: bool = False) -> None:
-        self.added: list[tuple[str, dict[str, int]]] = []
-        self.fail = fail
-
-    def add(self, created_at: str, counts: dict[str, int]) -> None:
-        if self.fail:
-            raise ConnectionError("stats table unreachable")
-        self.added.append((created_at[:13], counts))
+def line(moment: datetime, *, level: str = "INFO", endpoint: str = "/a", ms: Any = 5,
+         code: int = 200) -> bytes:
+    return json.dumps({"timestamp": moment.isoformat(), "level": level, "endpoint": endpoint,
+                       "response_time_ms": ms, "status_code": code, "user_id": "u"}).encode()
 
 
-def job(name: str = "a") -> Job:
-    return Job(job_id=name * 32, bucket="b", key=f"logs/{name}.ndjson", size=10, etag=name,
-               version_id=None, uploaded_at=None, created_at="2026-11-26T12:15:00.000Z")
+def spread_file(seed: int, lines: int = 300, hours: int = 5) -> bytes:
+    """Lines over several hours before the upload, out of order, some malformed."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 26, 12, 0, tzinfo=UTC) - timedelta(hours=hours)
+    out = []
+    for _ in range(lines):
+        if rng.random() < 0.05:
+            out.append(b'{"broken": ')
+            continue
+        moment = start + timedelta(seconds=rng.randrange(hours * 3600))
+        if rng.random() < 0.3:
+            moment = moment.astimezone(__import__("datetime").timezone(timedelta(hours=5)))
+        error = rng.random() < 0.1
+        out.append(line(moment, level="ERROR" if error else rng.choice(["INFO", "warn", "DEBUG"]),
+                        endpoint=rng.choice(["/a", "/b", "/c/{id}"]),
+                        ms=rng.choice([0, 0.5, rng.lognormvariate(4, 1), rng.randrange(1, 900)]),
+                        code=rng.choice([200, 201, 404, 500, 503])))
+    return b"\n".join(out) + b"\n"
 
 
-def completed(j: Job) -> dict[str, Any]:
-    statistics = {**empty_statistics(), "line_count": 10, "malformed_count": 2, "info_count": 5,
-                  "error_count": 3, "status_codes": {"200": 6, "503": 2}}
-    return completed_record(j, statistics, T0, T0 + 1, 1)
+def job(name: str = "a", key: str | None = None) -> Job:
+    return Job(job_id=name * 32 if len(name) == 1 else name, bucket="b",
+               key=key or f"logs/{name}.ndjson", size=10, etag=name, version_id=None,
+               uploaded_at=UPLOADED, created_at=UPLOADED)
 
 
-def test_a_completed_record_adds_its_counts_and_nothing_that_is_zero() -> None:
-    assert result_counts(completed(job())) == {
-        "files_completed": 1, "lines": 10, "malformed": 2, "level_info": 5, "level_error": 3,
-        "sc_200": 6, "sc_503": 2}
+def completed(j: Job, data: bytes) -> dict[str, Any]:
+    agg = aggregate_chunks([data])
+    return dict(completed_record(j, agg.result(), T0, T0 + 1, 1,
+                                 agg.event_hours(hour_of_iso(UPLOADED))))
 
 
-def test_one_update_adds_every_count_and_sets_the_expiry_once() -> None:
-    request = update_request("stats", "2026-11-26T12", {"lines": 10, "sc_200": 6}, 99)
-
-    assert request["UpdateExpression"] == (
-        "SET expires_at = if_not_exists(expires_at, :exp) ADD #a0 :a0, #a1 :a1")
-    assert request["ExpressionAttributeNames"] == {"#a0": "lines", "#a1": "sc_200"}
-    assert request["Key"] == {"series": {"S": "hourly"}, "hour": {"S": "2026-11-26T12"}}
-
-
-def test_hours_sum_into_totals_and_an_hourly_series() -> None:
-    items = [
-        {"hour": "2026-11-26T13", "files_received": 1, "files_failed": 1},
-        {"hour": "2026-11-26T12", "files_received": 2, "files_completed": 2, "lines": 30,
-         "malformed": 10, "level_error": 5, "level_info": 15, "sc_500": 5, "sc_200": 15},
-    ]
-    totals, hours = summarize(items)
-
-    assert (totals.received, totals.completed, totals.failed) == (3, 2, 1)
-    assert totals.status_codes == {"500": 5, "200": 15}
-    assert totals.error_rate == 0.25
-    assert [(hour, t.lines, t.error_rate) for hour, t in hours] == [
-        ("2026-11-26T12", 30, 0.25), ("2026-11-26T13", 0, None)]
+def stream_record(seq: int, new: dict[str, Any] | None, old: dict[str, Any] | None,
+                  name: str | None = None) -> dict[str, Any]:
+    """A DynamoDB stream record as Lambda hands it over (images in DynamoDB JSON)."""
+    record = new or old
+    assert record is not None
+    stream: dict[str, Any] = {"Keys": {"job_id": {"S": record["job_id"]}},
+                              "SequenceNumber": str(seq), "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    if new is not None:
+        stream["NewImage"] = to_item(new)
+    if old is not None:
+        stream["OldImage"] = to_item(old)
+    return {"eventName": name or ("MODIFY" if old and new else "INSERT" if new else "REMOVE"),
+            "eventSource": "aws:dynamodb", "dynamodb": stream}
 
 
-def test_a_range_covers_every_hour_it_touches() -> None:
-    since = datetime(2026, 11, 26, 10, 59, tzinfo=UTC)
-    until = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+def life(j: Job, final: dict[str, Any], start: int = 100) -> list[dict[str, Any]]:
+    """The stream records of a job's life: queued, processing, final."""
+    queued = dict(queued_record(j))
+    processing = {**queued, **processing_record(j, T0, 1)}
+    return [stream_record(start, queued, None), stream_record(start + 1, processing, queued),
+            stream_record(start + 2, final, processing)]
 
-    assert hours_between(since, until) == ["2026-11-26T10", "2026-11-26T11", "2026-11-26T12"]
+
+def answers(items: MemoryRollupItems, since: str = "2026-11-26T00",
+            until: str = "2026-11-27T00") -> tuple[dict[str, Any], Any]:
+    start = datetime.fromisoformat(since + ":00:00+00:00")
+    end = datetime.fromisoformat(until + ":00:00+00:00")
+    reader = RollupReader(items)
+    hours = hour_list(start, end)
+    days = days_of(start, end - timedelta(hours=1))
+    return (stats_by_hour(reader.hours(days), hours, None),
+            endpoints_in(reader.endpoints(days), hours, None))
 
 
-def test_the_recorder_indexes_every_write_and_counts_new_and_final_records_once() -> None:
-    store, rollups = MemoryStore(), MemoryRollups()
-    recorder = RollupRecorder(store, rollups)
+def without_markers(items: MemoryRollupItems) -> dict[Any, dict[str, Any]]:
+    return {key: {k: v for k, v in item.items() if not k.startswith("m_")}
+            for key, item in items.items.items() if not key[0].startswith("ledger#")}
+
+
+def test_a_file_adds_each_line_to_its_own_hour_and_its_file_figures_to_the_upload_hour() -> None:
+    # GIVEN two files with events over five hours before their upload
+    data = [spread_file(1), spread_file(2, lines=200, hours=3)]
+    items = MemoryRollupItems()
+    handler = RollupsHandler(items)
+    expected = Expected()
+    # WHEN their records' lives reach the stream
+    for n, content in enumerate(data):
+        j = job(str(n))
+        handler.handle({"Records": life(j, completed(j, content), start=10 * n + 10)})
+        expected.add_file(j.key, content, UPLOADED)
+    # THEN every hour has what the raw lines of that hour say
+    hours, (named, other) = answers(items)
+    assert hours["2026-11-26T12"].received == 2 and hours["2026-11-26T12"].completed == 2
+    for (hour, _), want in expected.hours.items():
+        got = hours[hour]
+        assert (got.received, got.completed, got.failed, got.malformed, got.records) == (
+            want.received, want.completed, want.failed, want.malformed, want.records), hour
+        assert {k: v for k, v in got.levels.items() if v} == dict(want.levels)
+        assert got.status_codes == dict(want.status_codes)
+        if want.times:
+            latency = got.latency()
+            assert latency is not None
+            for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
+                assert within(latency[name], rank_value(want.times, q)), (hour, name)
+    assert other.requests == 0
+    assert {e: (f.requests, f.errors) for e, f in named.items()} == {
+        e: (v["requests"], v["errors"]) for e, v in expected.endpoints.items()}
+
+
+def test_a_redrive_moves_the_file_from_failed_to_completed_and_a_remove_changes_nothing(
+        ) -> None:
+    # GIVEN a file that failed (retries exhausted), then ran again and completed
     j = job()
+    data = spread_file(3, lines=50)
+    queued = dict(queued_record(j))
+    processing = {**queued, **processing_record(j, T0, 5)}
+    failed = dict(failed_record(j, JobRejected("retries_exhausted", "x"), T0, T0, 5))
+    again = {**failed, **processing_record(j, T0 + 5, 1)}
+    done = completed(j, data)
+    items = MemoryRollupItems()
+    # WHEN the stream carries its whole life, then the TTL deletion
+    RollupsHandler(items).handle({"Records": [
+        stream_record(100, queued, None), stream_record(101, processing, queued),
+        stream_record(102, failed, processing), stream_record(103, again, failed),
+        stream_record(104, done, again), stream_record(105, None, done, "REMOVE")]})
+    # THEN it counts once, as completed, with all its records
+    hours, _ = answers(items)
+    upload = hours["2026-11-26T12"]
+    assert (upload.received, upload.completed, upload.failed) == (1, 1, 0)
+    expected = Expected()
+    expected.add_file(j.key, data, UPLOADED)
+    assert sum(h.records for h in hours.values()) == sum(
+        h.records for h in expected.hours.values())
 
-    recorder.create(queued_record(j))
-    recorder.create(queued_record(j))
-    recorder.finish(completed(j))
-    recorder.finish(completed(j))
 
-    assert all(record["created_day"] == "2026-11-26" for _, record in store.writes)
-    assert [counts.get("files_received", 0) for _, counts in rollups.added] == [1, 0]
-    assert [hour for hour, _ in rollups.added] == ["2026-11-26T12", "2026-11-26T12"]
-    assert rollups.added[1][1]["files_completed"] == 1
-
-
-def test_a_rejected_file_is_received_and_failed_in_one_update() -> None:
-    rollups = MemoryRollups()
-    recorder = RollupRecorder(MemoryStore(), rollups)
-    record = failed_record(job(), JobRejected("too_large", "big"), T0, T0, 1)
-
-    assert recorder.reject(record)
-    assert rollups.added == [("2026-11-26T12", {"files_received": 1, "files_failed": 1})]
-
-
-def test_a_failed_rollup_write_does_not_fail_the_job() -> None:
-    store = MemoryStore()
-    recorder = RollupRecorder(store, MemoryRollups(fail=True))
+def test_a_non_final_change_adds_nothing_but_the_received_file() -> None:
     j = job()
+    queued = dict(queued_record(j))
+    assert change(to_item({**queued, **processing_record(j, T0, 1)}), to_item(queued)) == {}
+    assert [d.counters for d in contribution(queued).values()] == [{"files_received": 1}]
 
-    assert recorder.create(queued_record(j)) is None
-    assert recorder.finish(completed(j)) is True
-    assert store.get(j.job_id)["status"] == "completed"
+
+@pytest.mark.parametrize("fault", ["crash", "applied_then_500"])
+def test_a_failure_at_any_call_then_the_retried_batch_leaves_every_count_exact(fault: str
+                                                                             ) -> None:
+    # GIVEN the stream records of two files, and what they add when all goes well
+    batch = []
+    for n, seed in enumerate((4, 5)):
+        j = job(str(n))
+        batch += life(j, completed(j, spread_file(seed, lines=120)), start=10 * n + 10)
+    clean = MemoryRollupItems()
+    RollupsHandler(clean).handle({"Records": batch})
+    assert {"ledger", "apply", "mark_done", "forget"} <= set(clean.trace)
+    for at in range(clean.calls):
+        # WHEN the handler's call number `at` fails (before it acts, or after: a lost answer)
+        items = MemoryRollupItems()
+        items.fail_at(at, Applied500("answer lost") if fault == "applied_then_500"
+                      else ConnectionError("the process dies here"))
+        with pytest.raises(ConnectionError):
+            RollupsHandler(items).handle({"Records": batch})
+        # AND the mapping retries the whole batch, twice
+        RollupsHandler(items).handle({"Records": batch})
+        RollupsHandler(items).handle({"Records": batch})
+        # THEN the items are those of one clean application, and no marker is left
+        assert without_markers(items) == without_markers(clean), (fault, at)
+        assert not any(k.startswith("m_") for item in items.items.values() for k in item)
+
+
+def test_duplicate_deliveries_count_once() -> None:
+    j = job()
+    records = life(j, completed(j, spread_file(6, lines=80)))
+    once, twice = MemoryRollupItems(), MemoryRollupItems()
+    RollupsHandler(once).handle({"Records": records})
+    RollupsHandler(twice).handle({"Records": records[:2]})
+    RollupsHandler(twice).handle({"Records": records + records})
+    assert without_markers(twice) == without_markers(once)
+
+
+def test_a_file_with_500_status_codes_is_counted_in_full_in_writes_within_the_limits() -> None:
+    # GIVEN a file with every status code 100..599 in one hour
+    moment = datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
+    data = b"\n".join(line(moment, code=c, ms=c) for c in range(100, 600)) + b"\n"
+    j = job()
+    record = completed(j, data)
+    # WHEN its final record is applied
+    planned = list(writes(contribution(record), j.job_id, "7"))
+    items = MemoryRollupItems()
+    RollupsHandler(items).handle({"Records": life(j, record)})
+    # THEN no write carries more than MAX_ADDS_PER_WRITE counters, and all 500 codes count
+    assert max(len(w.adds) for w in planned) <= MAX_ADDS_PER_WRITE
+    hours, _ = answers(items)
+    assert hours["2026-11-26T11"].status_codes == {str(c): 1 for c in range(100, 600)}
+    assert hours["2026-11-26T11"].records == 500
+
+
+def test_a_file_with_10000_endpoints_keeps_the_busiest_per_hour_and_counts_the_rest_as_other(
+        ) -> None:
+    moment = datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
+    lines = [line(moment, endpoint=f"/e{i}", level="ERROR" if i % 10 == 0 else "INFO")
+             for i in range(10_000)]
+    lines += [line(moment, endpoint="/busy")] * 3
+    j = job()
+    items = MemoryRollupItems()
+    RollupsHandler(items).handle({"Records": life(j, completed(j, b"\n".join(lines)))})
+    _, (named, other) = answers(items)
+    assert len(named) == ENDPOINTS_PER_HOUR and named["/busy"].requests == 3
+    assert sum(f.requests for f in named.values()) + other.requests == 10_003
+    assert sum(f.errors for f in named.values()) + other.errors == 1_000

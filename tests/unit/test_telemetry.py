@@ -34,10 +34,11 @@ def record(status: str, **fields: Any) -> dict[str, Any]:
 
 def test_a_completed_file_is_one_line_with_its_counts_times_and_job_id(
         capsys: pytest.CaptureFixture[str]) -> None:
-    Telemetry("aws").file_finished(record("completed"))
+    Telemetry("aws").file_finished(record("completed", error_count=3))
     [line] = emf_lines(capsys.readouterr().out)
     assert metric_values(line) == {"FilesCompleted": 1, "Lines": 10, "MalformedLines": 2,
-                                   "ProcessingTime": 4.5, "UploadToResultLag": 1250.0}
+                                   "ErrorRecords": 3, "ProcessingTime": 4.5,
+                                   "UploadToResultLag": 1250.0}
     assert line["stage"] == "aws" and line["job_id"] == "j1"
     assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["stage", "service"]]
 

@@ -1,0 +1,303 @@
+"""The rollups handler on moto: the results table's own stream records, shaped as Lambda hands
+them over, through Chalice's test client; GET /stats and GET /endpoints read the items back."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from chalice.test import Client
+
+from chalicelib.core.rollup import MAX_ADDS_PER_WRITE, Target, Write, marker, position
+from chalicelib.rollups import DynamoRollupItems
+from tests.integration.streams import StreamReader
+from tests.integration.test_handlers import receive_jobs, s3_event, upload
+from tests.rollup_reference import Expected, rank_value, within
+from tests.twins import MemoryRollupItems
+
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def corpus_file(seed: int, hours: int) -> bytes:
+    """Events over `hours` hours before now, out of order, with malformed lines."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(150):
+        if rng.random() < 0.05:
+            lines.append(b"not json")
+            continue
+        moment = NOW - timedelta(seconds=rng.randrange(hours * 3600))
+        error = rng.random() < 0.15
+        lines.append(json.dumps({
+            "timestamp": moment.isoformat(), "level": "ERROR" if error else "INFO",
+            "endpoint": rng.choice(["/a", "/b", "/c"]),
+            "response_time_ms": rng.choice([0, 0.25, round(rng.lognormvariate(4, 1), 3)]),
+            "status_code": 500 if error else rng.choice([200, 404]),
+            "user_id": "u"}).encode())
+    return b"\n".join(lines) + b"\n"
+
+
+def run_pipeline(app_module: Any, s3: Any, sqs: Any, stage: Any, key: str, data: bytes) -> None:
+    """Upload now (S3's event time is the upload's), trigger, work."""
+    obj = upload(s3, stage, key, data)
+    with Client(app_module.app) as client:
+        event = s3_event(client, stage, obj)
+        event["Records"][0]["eventTime"] = datetime.now(UTC).isoformat()[:23] + "Z"
+        client.lambda_.invoke("trigger", event)
+        client.lambda_.invoke("worker", {"Records": receive_jobs(sqs, stage)})
+
+
+def feed(client: Client, reader: StreamReader, *, twice: bool = True) -> int:
+    """Invoke the rollups handler on what the stream has, in batches; each batch twice (a
+    duplicate delivery) and the last one again after the rest (a retried batch)."""
+    records = reader.read()
+    batches = [records[i:i + 7] for i in range(0, len(records), 7)]
+    for batch in batches:
+        for _ in range(2 if twice else 1):
+            client.lambda_.invoke("rollups", {"Records": batch})
+    if batches and twice:
+        client.lambda_.invoke("rollups", {"Records": batches[0]})
+    return len(records)
+
+
+def get(client: Client, path: str, **params: Any) -> dict[str, Any]:
+    response = client.http.get(f"{path}?{urlencode(params)}")
+    assert response.status_code == 200, response.body
+    return json.loads(response.body)
+
+
+def test_stats_and_endpoints_equal_what_the_raw_files_say_and_outlive_the_records(
+        app_module, s3, sqs, dynamodb, stage) -> None:
+    # GIVEN a mixed corpus with events spread over several hours, through the pipeline
+    reader = StreamReader(stage.region, dynamodb, stage.results_table)
+    expected = Expected()
+    files = {f"logs/c{n}.ndjson": corpus_file(n, hours) for n, hours in enumerate((1, 3, 6, 2))}
+    files["logs/stream/s.ndjson"] = corpus_file(9, 4)
+    for key, data in files.items():
+        run_pipeline(app_module, s3, sqs, stage, key, data)
+    for item in dynamodb.scan(TableName=stage.results_table)["Items"]:
+        expected.add_file(item["key"]["S"], files[item["key"]["S"]], item["uploaded_at"]["S"])
+    since = (NOW - timedelta(hours=8)).isoformat()
+    until = NOW.isoformat()
+    with Client(app_module.app) as client:
+        # WHEN the stream's records reach the handler, some twice
+        assert feed(client, reader) > 0
+        stats = get(client, "/stats", since=since, until=until)
+        endpoints = get(client, "/endpoints", since=since, until=until)
+        uploads_only = get(client, "/stats", since=since, until=until, source="upload")
+        # AND the records expire (TTL deletions reach the stream as REMOVEs)
+        for item in dynamodb.scan(TableName=stage.results_table)["Items"]:
+            dynamodb.delete_item(TableName=stage.results_table, Key={"job_id": item["job_id"]})
+        feed(client, reader)
+        after = get(client, "/stats", since=since, until=until)
+    # THEN every count equals the raw files', hour by hour, and percentiles are within 1 %
+    assert stats["since"].startswith((NOW - timedelta(hours=8)).strftime("%Y-%m-%dT%H:00:00"))
+    assert len(stats["hours"]) == 9
+    totals = stats["totals"]
+    want_hours = {}
+    for (hour, _), h in expected.hours.items():
+        merged = want_hours.setdefault(hour, {"records": 0, "errors": 0, "received": 0,
+                                              "completed": 0, "malformed": 0, "times": []})
+        merged["records"] += h.records
+        merged["errors"] += h.levels["error"]
+        merged["received"] += h.received
+        merged["completed"] += h.completed
+        merged["malformed"] += h.malformed
+        merged["times"] += h.times
+    for row in stats["hours"]:
+        want = want_hours.get(row["hour"][:13], {"records": 0, "errors": 0, "received": 0,
+                                                 "completed": 0, "malformed": 0, "times": []})
+        assert (row["records"], row["errors"], row["files"]["received"],
+                row["files"]["completed"], row["malformed"]) == (
+            want["records"], want["errors"], want["received"], want["completed"],
+            want["malformed"]), row["hour"]
+        if want["times"]:
+            assert within(row["p95"], rank_value(want["times"], 0.95)), row
+    all_times = [t for h in expected.hours.values() for t in h.times]
+    assert totals["records"] == len(all_times)
+    assert totals["files"] == {"received": 5, "completed": 5, "failed": 0}
+    assert totals["status_codes"] == {code: sum(h.status_codes[code]
+                                                for h in expected.hours.values())
+                                      for code in ("200", "404", "500")}
+    for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
+        assert within(totals["response_time_ms"][name], rank_value(all_times, q)), name
+    assert endpoints["exact"] is True and endpoints["other"] == {"requests": 0, "errors": 0}
+    assert {(e["endpoint"], e["requests"], e["errors"]) for e in endpoints["endpoints"]} == {
+        (name, v["requests"], v["errors"]) for name, v in expected.endpoints.items()}
+    for row in endpoints["endpoints"]:
+        assert within(row["p95_ms"], rank_value(expected.endpoints[row["endpoint"]]["times"],
+                                                0.95))
+    assert uploads_only["totals"]["files"]["received"] == 4
+    assert after == stats
+
+
+def test_a_write_applied_then_answered_500_is_counted_once(app_module, s3, sqs, dynamodb,
+                                                          stage) -> None:
+    # GIVEN every stats-table write answered once with a lost answer: the SDK sends it again
+    retried: list[str] = []
+
+    def lose_first_answer(attempts: int, request_dict: dict[str, Any], **_: Any) -> int | None:
+        body = request_dict.get("body") or b""
+        if stage.stats_table.encode() in body and attempts == 1:
+            retried.append("UpdateItem")
+            return 0  # retry at once, as after a 500 whose write was applied
+        return None
+
+    app_module.dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem",
+                                                   lose_first_answer)
+    reader = StreamReader(stage.region, dynamodb, stage.results_table)
+    data = corpus_file(11, 2)
+    run_pipeline(app_module, s3, sqs, stage, "logs/once.ndjson", data)
+    uploaded = dynamodb.scan(TableName=stage.results_table)["Items"][0]
+    expected = Expected()
+    expected.add_file("logs/once.ndjson", data, uploaded["uploaded_at"]["S"])
+    with Client(app_module.app) as client:
+        # WHEN the stream's records are applied
+        feed(client, reader, twice=False)
+        stats = get(client, "/stats", since=(NOW - timedelta(hours=3)).isoformat(),
+                    until=NOW.isoformat())
+    # THEN each counts once
+    assert retried
+    assert stats["totals"]["records"] == sum(h.records for h in expected.hours.values())
+    assert stats["totals"]["files"] == {"received": 1, "completed": 1, "failed": 0}
+
+
+def test_a_crash_between_any_two_writes_then_a_retry_leaves_every_count_exact(
+        app_module, s3, sqs, dynamodb, stage) -> None:
+    # GIVEN a file's stream records, and the stats table after one clean application
+    reader = StreamReader(stage.region, dynamodb, stage.results_table)
+    run_pipeline(app_module, s3, sqs, stage, "logs/crash.ndjson", corpus_file(12, 3))
+    records = reader.read()
+    calls: list[int] = []
+
+    def count(**_: Any) -> None:
+        calls.append(1)
+
+    app_module.dynamodb.meta.events.register("before-call.dynamodb", count)
+    with Client(app_module.app) as client:
+        client.lambda_.invoke("rollups", {"Records": records})
+    clean = _stats_items(dynamodb, stage)
+    total = len(calls)
+    app_module.dynamodb.meta.events.unregister("before-call.dynamodb", count)
+    for at in range(0, total, max(1, total // 12)):
+        _clear(dynamodb, stage)
+        seen: list[int] = []
+
+        def crash(seen: list[int] = seen, at: int = at, **_: Any) -> None:
+            seen.append(1)
+            if len(seen) == at + 1:
+                raise ConnectionError("the handler dies here")
+
+        # WHEN the handler dies at call `at`, and the batch is retried
+        app_module.dynamodb.meta.events.register("before-call.dynamodb", crash)
+        with Client(app_module.app) as client, pytest.raises(ConnectionError):
+            client.lambda_.invoke("rollups", {"Records": records})
+        app_module.dynamodb.meta.events.unregister("before-call.dynamodb", crash)
+        with Client(app_module.app) as client:
+            client.lambda_.invoke("rollups", {"Records": records})
+        # THEN the items equal the clean run's
+        assert _stats_items(dynamodb, stage) == clean, at
+
+
+def _stats_items(dynamodb: Any, stage: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    items = dynamodb.scan(TableName=stage.stats_table)["Items"]
+    return {(i["series"]["S"], i["hour"]["S"]): {k: v for k, v in i.items()
+                                                  if k not in ("expires_at",)}
+            for i in items if not i["series"]["S"].startswith("ledger#")}
+
+
+def _clear(dynamodb: Any, stage: Any) -> None:
+    for item in dynamodb.scan(TableName=stage.stats_table)["Items"]:
+        dynamodb.delete_item(TableName=stage.stats_table,
+                             Key={"series": item["series"], "hour": item["hour"]})
+
+
+# ---- the contract the twin and the adapter share ----------------------------------------
+
+@pytest.fixture(params=["twin", "dynamodb"])
+def rollup_items(request, dynamodb, stage) -> Any:
+    return MemoryRollupItems() if request.param == "twin" else DynamoRollupItems(
+        dynamodb, stage.stats_table)
+
+
+TARGET = Target("hours#2026-11-26", "11#upload")
+
+
+def write(seq: str, chunk: int = 0, **adds: int) -> Write:
+    return Write(TARGET, "j" * 32, position(seq, chunk), adds, None, 2_000_000_000)
+
+
+def test_contract_a_write_applies_once_and_only_after_a_lower_position(rollup_items) -> None:
+    assert rollup_items.apply(write("5", records=2, b_7=1))
+    assert not rollup_items.apply(write("5", records=2, b_7=1))  # the same write again
+    assert not rollup_items.apply(write("4", records=9))  # an older one
+    assert rollup_items.apply(write("5", 1, records=1))  # the next chunk of the same record
+    assert rollup_items.apply(write("12", records=-1))  # 12 > 5 as numbers, and as text
+    [item] = rollup_items.day_items("hours", "2026-11-26")
+    assert (item["records"], item["b_7"], item[marker("j" * 32)]) == (2, 1, position("12", 0))
+
+
+def test_contract_forget_removes_a_marker_up_to_a_position_and_the_ledger_only_grows(
+        rollup_items) -> None:
+    rollup_items.apply(write("5", records=1))
+    rollup_items.forget(TARGET, "j" * 32, position("4", 9999))
+    assert marker("j" * 32) in rollup_items.day_items("hours", "2026-11-26")[0]
+    rollup_items.forget(TARGET, "j" * 32, position("5", 9999))
+    rollup_items.forget(TARGET, "j" * 32, position("5", 9999))
+    assert marker("j" * 32) not in rollup_items.day_items("hours", "2026-11-26")[0]
+    assert rollup_items.ledger("j" * 32) is None
+    rollup_items.mark_done("j" * 32, "0" * 39 + "7", 2_000_000_000)
+    rollup_items.mark_done("j" * 32, "0" * 39 + "6", 2_000_000_000)
+    assert rollup_items.ledger("j" * 32) == "0" * 39 + "7"
+
+
+def test_contract_a_write_of_the_most_counters_fits_dynamodbs_expression_limits(
+        rollup_items) -> None:
+    adds = {f"sc_{code}": 1 for code in range(100, 100 + MAX_ADDS_PER_WRITE)}
+    assert rollup_items.apply(Write(TARGET, "k" * 32, position("9" * 40, 9999), adds,
+                                    "/" + "x" * 255, 2_000_000_000))
+    [item] = rollup_items.day_items("hours", "2026-11-26")
+    assert sum(v for k, v in item.items() if k.startswith("sc_")) == MAX_ADDS_PER_WRITE
+
+
+def test_rebuild_recomputes_a_range_from_the_records_and_migrates_the_former_items(
+        app_module, s3, sqs, dynamodb, stage) -> None:
+    from logctl.rollups import rebuild
+    # GIVEN rollups kept from the stream, then damaged; and a former upload-hour item
+    reader = StreamReader(stage.region, dynamodb, stage.results_table)
+    run_pipeline(app_module, s3, sqs, stage, "logs/r1.ndjson", corpus_file(21, 3))
+    run_pipeline(app_module, s3, sqs, stage, "logs/r2.ndjson", corpus_file(22, 2))
+    with Client(app_module.app) as client:
+        feed(client, reader, twice=False)
+    clean = _stats_items(dynamodb, stage)
+    [hours_item] = [k for k in clean if k[0].startswith("hours#") and k[1].startswith(
+        NOW.strftime("%H"))]
+    dynamodb.update_item(TableName=stage.stats_table,
+                         Key={"series": {"S": hours_item[0]}, "hour": {"S": hours_item[1]}},
+                         UpdateExpression="ADD files_received :n",
+                         ExpressionAttributeValues={":n": {"N": "7"}})
+    old = (NOW - timedelta(days=10)).strftime("%Y-%m-%dT%H")
+    dynamodb.put_item(TableName=stage.stats_table, Item={
+        "series": {"S": "hourly"}, "hour": {"S": old}, "files_received": {"N": "2"},
+        "files_completed": {"N": "2"}, "lines": {"N": "30"}, "malformed": {"N": "3"},
+        "level_error": {"N": "4"}, "level_info": {"N": "23"}, "sc_200": {"N": "27"}})
+    # WHEN the range from 11 days ago to now is rebuilt
+    done = rebuild(stage, NOW - timedelta(days=11), NOW, datetime.now(UTC))
+    assert (done.records, done.legacy_migrated) == (2, 1)
+    # THEN the items are those the stream made, plus the migrated one; the former item is gone
+    after = _stats_items(dynamodb, stage)
+    migrated = after.pop((f"hours#{old[:10]}", f"{old[11:13]}#upload"))
+    assert {k: v for k, v in migrated.items() if k not in ("series", "hour")} == {
+        "files_received": {"N": "2"}, "files_completed": {"N": "2"}, "malformed": {"N": "3"},
+        "records": {"N": "27"}, "level_error": {"N": "4"}, "level_info": {"N": "23"},
+        "sc_200": {"N": "27"}}
+    strip = {k: {a: v for a, v in item.items() if not a.startswith("m_")}
+             for k, item in clean.items()}
+    assert after == strip
+    assert not dynamodb.query(TableName=stage.stats_table,
+                              KeyConditionExpression="series = :s",
+                              ExpressionAttributeValues={":s": {"S": "hourly"}})["Items"]
