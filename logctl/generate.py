@@ -27,12 +27,19 @@ MALFORMED_KINDS = (
     "truncated", "missing_field", "bad_level", "negative_time", "bool_status",
     "not_object", "bad_timestamp", "status_out_of_range",
 )
-START = datetime(2024, 5, 1, tzinfo=UTC)
+SPACING_MS = 250  # one record every quarter second on average: 14,400 an hour
 
 
-def _record(rng: random.Random, i: int, error_rate: float, users: int) -> dict[str, object]:
+def current_hour() -> datetime:
+    """The start of this UTC hour: where generated events begin unless told otherwise, so
+    they land in the rollups' recent hours (docs/spec.md, "Rollups")."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _record(rng: random.Random, i: int, error_rate: float, users: int,
+            start: datetime) -> dict[str, object]:
     is_error = rng.random() < error_rate
-    ts = START + timedelta(milliseconds=i * 250 + rng.randrange(250))
+    ts = start + timedelta(milliseconds=i * SPACING_MS + rng.randrange(SPACING_MS))
     return {
         "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
         "level": "ERROR" if is_error else rng.choice(NON_ERROR_LEVELS),
@@ -69,17 +76,20 @@ def _malformed(rng: random.Random, record: dict[str, object]) -> bytes:
 
 
 def generate_lines(n: int, *, error_rate: float = 0.05, malformed_rate: float = 0.0,
-                   seed: int | None = None, users: int = 1000) -> Iterator[bytes]:
-    """Yield `n` NDJSON lines (each ending in a newline)."""
+                   seed: int | None = None, users: int = 1000,
+                   start: datetime | None = None) -> Iterator[bytes]:
+    """Yield `n` NDJSON lines (each ending in a newline), timestamped from `start` (default:
+    the start of the current UTC hour) on."""
     if n < 0:
         raise ValueError("lines must be >= 0")
     for name, rate in (("error_rate", error_rate), ("malformed_rate", malformed_rate)):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1")
     rng = random.Random(seed)
+    start = start or current_hour()
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     for i in range(n):
-        record = _record(rng, i, error_rate, users)
+        record = _record(rng, i, error_rate, users, start)
         if malformed_rate and rng.random() < malformed_rate:
             yield _malformed(rng, record) + b"\n"
         else:
@@ -88,20 +98,29 @@ def generate_lines(n: int, *, error_rate: float = 0.05, malformed_rate: float = 
 
 def write_log_file(path: str | Path, lines: int, *, error_rate: float = 0.05,
                    malformed_rate: float = 0.0, gzip: bool = False,
-                   seed: int | None = None) -> Path:
+                   seed: int | None = None, start: datetime | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     batch: list[bytes] = []
     opener = gzip_module.open if gzip else open
     with opener(path, "wb") as out:
         for line in generate_lines(lines, error_rate=error_rate,
-                                   malformed_rate=malformed_rate, seed=seed):
+                                   malformed_rate=malformed_rate, seed=seed, start=start):
             batch.append(line)
             if len(batch) >= 10_000:
                 out.write(b"".join(batch))
                 batch.clear()
         out.write(b"".join(batch))
     return path
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time such as "
+                                         "2024-05-01T00:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,12 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the random draws: the same seed writes the same bytes "
                         "(default: a new file each time)")
+    parser.add_argument("--start", type=_moment, default=None, metavar="TIME",
+                        help="timestamp of the first event, RFC 3339 (e.g. 2024-05-01T00:00:00Z); "
+                        "events follow a quarter second apart (default: the start of the "
+                        "current UTC hour)")
     parser.add_argument("-o", "--output", required=True, help="file to write")
     args = parser.parse_args(argv)
     replaced = Path(args.output).exists()
     try:
         path = write_log_file(args.output, args.lines, error_rate=args.error_rate,
-                              malformed_rate=args.malformed_rate, gzip=args.gzip, seed=args.seed)
+                              malformed_rate=args.malformed_rate, gzip=args.gzip, seed=args.seed,
+                              start=args.start)
     except (ValueError, OSError) as exc:
         print(f"generate: {exc}", file=sys.stderr)
         return 2

@@ -5,10 +5,6 @@ GIVEN a runtime serving the API and dashboard, WHEN a user uploads files through
 page shows what the API holds, without a reload, a broken layout or spoofed text.
 Chromium and chromedriver come from Debian (`make browser`). With DASHBOARD_SCREENSHOTS=dir
 the views are also saved there (`make screenshot` writes docs/dashboard*.png).
-
-Tests marked `needs_trends` read `GET /stats` and `GET /endpoints` in the shape of the
-shared contract (docs/api.md), which the trends branch serves: they are skipped until it
-is merged (MERGE: remove the mark then).
 """
 
 from __future__ import annotations
@@ -29,8 +25,6 @@ from logctl.generate import write_log_file
 from tests.e2e.conftest import Runtime, running, wait_until
 
 pytestmark = pytest.mark.e2e
-needs_trends = pytest.mark.skip(reason="MERGE: needs the trends branch's GET /stats and "
-                                       "GET /endpoints (shared contract); remove at merge")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -345,7 +339,6 @@ def test_the_dead_letter_card_stands_out_and_says_how_to_redrive(seeded, browser
         sqs.purge_queue(QueueUrl=url)
 
 
-@needs_trends
 def test_the_endpoints_table_sorts(seeded, browser) -> None:
     from selenium.webdriver.common.by import By
 
@@ -371,7 +364,6 @@ def test_the_endpoints_table_sorts(seeded, browser) -> None:
         "aria-sort") == "descending"
 
 
-@needs_trends
 def test_the_charts_plot_what_the_seeded_files_hold(seeded, browser) -> None:
     _, base, records = seeded
     browser.get(base)
