@@ -1,4 +1,5 @@
-"""The log pipeline: S3 upload -> trigger -> SQS -> worker -> DynamoDB, and its results API.
+"""The log pipeline: S3 upload -> trigger -> SQS -> worker -> DynamoDB, and its results API;
+events come in through Kinesis (ingest -> objects under logs/stream/) or POST /ingest.
 
 Handlers only translate Lambda events and HTTP requests into calls on `chalicelib`.
 """
@@ -9,28 +10,35 @@ import boto3
 from botocore.config import Config
 from chalice import Chalice, IAMAuthorizer, Response
 
-from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue
+from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue, StreamObjects
 from chalicelib.api import ApiResponse, ApiSettings, ResultsApi
+from chalicelib.ingest import NDJSON, EventProducer, Ingest, IngestApi, IngestSettings
 from chalicelib.pipeline import Settings, Trigger, Worker
 from chalicelib.rollups import HourlyRollups, RollupRecorder
 from chalicelib.telemetry import Telemetry
 
 # Logs go through Powertools' Logger (chalicelib.telemetry), whose logger has the app's name.
 app = Chalice(app_name="log-pipeline", configure_logs=False)
+# POST /ingest's body reaches the handler as the bytes sent (base64 through API Gateway).
+app.api.binary_types.append(NDJSON)
 
 settings = Settings.from_env(os.environ)
 telemetry = Telemetry.from_env(os.environ)
 api_settings = ApiSettings.from_env(os.environ)
+ingest_settings = IngestSettings.from_env(os.environ)
 _config = Config(retries={"max_attempts": 4, "mode": "standard"}, tcp_keepalive=True)
 s3 = boto3.client("s3", config=_config.merge(Config(signature_version="s3v4")))
 sqs = boto3.client("sqs", config=_config)
 dynamodb = boto3.client("dynamodb", config=_config)
+kinesis = boto3.client("kinesis", config=_config)
 
 results = RollupRecorder(ResultsStore(dynamodb, settings.results_table),
                          HourlyRollups(dynamodb, api_settings.stats_table))
 queue = SqsJobQueue(sqs, settings.jobs_queue)
 trigger_logic = Trigger(settings, results, queue, telemetry=telemetry)
 worker_logic = Worker(settings, results, S3Source(s3), queue, telemetry=telemetry)
+ingest_logic = Ingest(StreamObjects(s3, settings.bucket), telemetry=telemetry)
+ingest_api = IngestApi(EventProducer(kinesis, ingest_settings.stream))
 api = ResultsApi(settings, api_settings, dynamodb=dynamodb, sqs=sqs, s3=s3)
 # API_AUTH=iam (stage aws, the default): every route needs a SigV4-signed request.
 auth = IAMAuthorizer() if api_settings.auth == "iam" else None
@@ -45,6 +53,14 @@ def trigger(event):
                     maximum_batching_window_in_seconds=0)
 def worker(event):
     return worker_logic.handle(event.to_dict(), remaining_ms=_remaining_ms(event))
+
+
+# Large batches make large objects: each object is one job (about 14 calls), so fewer,
+# larger ones cost less per event (docs/performance.md, "Streamed events").
+@app.on_kinesis_record(stream=ingest_settings.stream, starting_position="TRIM_HORIZON",
+                       batch_size=10000, maximum_batching_window_in_seconds=1)
+def ingest(event):
+    return ingest_logic.handle(event.to_dict())
 
 
 @app.route("/", authorizer=auth)
@@ -75,6 +91,13 @@ def health():
 @app.route("/uploads", methods=["POST"], authorizer=auth, content_types=["application/json"])
 def create_upload():
     return _respond(api.create_upload(app.current_request.raw_body))
+
+
+# Every type reaches the handler, which answers a wrong one with 400 in the API's error body.
+@app.route("/ingest", methods=["POST"], authorizer=auth, content_types=["*/*"])
+def post_ingest():
+    request = app.current_request
+    return _respond(ingest_api.post(request.headers.get("content-type"), request.raw_body))
 
 
 def _respond(response: ApiResponse) -> Response:

@@ -39,6 +39,7 @@ from chalicelib.apimodels import (
     dump,
 )
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.jobs import source_of
 from chalicelib.core.results import epoch
 from chalicelib.jobindex import BadCursor, JobIndex, listing
 from chalicelib.pipeline import Settings
@@ -121,7 +122,7 @@ class ResultsApi:
             return bad_request(exc)
         now = self.clock()
         wanted = listing(now, limit=query.limit, since=query.since, until=query.until,
-                         status=query.status, prefix=query.prefix)
+                         status=query.status, prefix=query.prefix, source=query.source)
         try:
             records, cursor = self.index.page(wanted, query.cursor, now)
         except BadCursor as exc:
@@ -218,7 +219,9 @@ class ResultsApi:
 
 
 def _summary_fields(record: dict[str, Any]) -> dict[str, Any]:
-    return {name: record.get(name) for name in JobSummary.model_fields}
+    """A listing row; the source follows from the key (the indexes do not hold it)."""
+    return {**{name: record.get(name) for name in JobSummary.model_fields},
+            "source": source_of(record["key"])}
 
 
 def _totals(totals: Totals) -> StatsTotals:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from chalicelib.core.jobs import Source
 from chalicelib.core.schema import Status
 
 MAX_PAGE = 200
@@ -50,6 +51,7 @@ class JobsQuery(Range):
     """GET /jobs query parameters."""
 
     status: Status | None = None
+    source: Source | None = None
     prefix: str | None = Field(None, min_length=1, max_length=1024)
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(None, min_length=1, max_length=2048)
@@ -81,6 +83,7 @@ class JobSummary(BaseModel):
 
     job_id: str
     key: str
+    source: Source
     status: Status
     created_at: str
     completed_at: str | None = None
@@ -172,6 +175,13 @@ class UploadTicket(BaseModel):
     job_id: str | None = Field(
         None, description="null: the job id comes from the stored object's ETag or version")
     jobs_url: str
+
+
+class IngestAccepted(BaseModel):
+    """POST /ingest: the non-blank lines put on the stream, in how many Kinesis records."""
+
+    accepted: int
+    records: int
 
 
 class ErrorDetail(BaseModel):

@@ -5,7 +5,8 @@
 - `jobs_by_status`: partition `status`, sort `created_at`. A status filter reads only
   that status's items; the oldest `queued` one gives the age of the queue's backlog.
 
-`prefix` (key prefix) and expiry are FilterExpressions: they cost the reads of the items
+`prefix` (key prefix), `source` (streamed objects are the keys under `logs/stream/`) and
+expiry are FilterExpressions: they cost the reads of the items
 they skip, so one page makes at most `MAX_QUERIES_PER_PAGE` Query calls and a page can hold
 fewer than `limit` jobs while a `next_cursor` says there is more to read.
 """
@@ -23,6 +24,7 @@ from typing import Any
 
 from chalicelib.adapters import from_item, to_value
 from chalicelib.core.errors import PipelineError
+from chalicelib.core.jobs import STREAM_PREFIX, Source
 from chalicelib.core.results import TTL_SECONDS, iso
 from chalicelib.core.schema import Status
 
@@ -81,20 +83,21 @@ class Listing:
     limit: int
     status: str | None = None
     prefix: str | None = None
+    source: Source | None = None
     # The filters as the caller gave them: a cursor is valid only for the same ones.
     fingerprint: str = ""
 
 
 def listing(now: float, *, limit: int, since: datetime | None = None,
             until: datetime | None = None, status: str | None = None,
-            prefix: str | None = None) -> Listing:
+            prefix: str | None = None, source: Source | None = None) -> Listing:
     """A listing over the given range, within the last 8 days (older jobs have expired, and
     no job is created after now): the default range is all of it."""
     latest = datetime.fromtimestamp(now, UTC)
     earliest = latest - DEFAULT_LOOKBACK
     return Listing(since=max(since or earliest, earliest), until=min(until or latest, latest),
-                   limit=limit, status=status, prefix=prefix,
-                   fingerprint=fingerprint(status, prefix, since, until))
+                   limit=limit, status=status, prefix=prefix, source=source,
+                   fingerprint=fingerprint(status, prefix, since, until, source))
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,8 @@ def decode_cursor(listing: Listing, cursor: str) -> Position:
     if not isinstance(data, dict) or set(data) != {"f", "d", "k"}:
         raise BadCursor("not a cursor this API issued")
     if data["f"] != listing.fingerprint:
-        raise BadCursor("issued for other filters: repeat the same status, prefix, since and "
-                        "until, or start again without a cursor")
+        raise BadCursor("issued for other filters: repeat the same status, source, prefix, since "
+                        "and until, or start again without a cursor")
     day, key = data["d"], data["k"]
     if day is not None and not _is_day(day):
         raise BadCursor("not a cursor this API issued")
@@ -238,6 +241,11 @@ class JobIndex:
             names["#k"] = "key"
             values[":prefix"] = to_value(listing.prefix)
             filters.append("begins_with(#k, :prefix)")
+        if listing.source is not None:
+            names["#k"] = "key"
+            values[":stream"] = to_value(STREAM_PREFIX)
+            filters.append("begins_with(#k, :stream)" if listing.source == Source.STREAM
+                           else "NOT begins_with(#k, :stream)")
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": BY_STATUS if day is None else BY_DAY,

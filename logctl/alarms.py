@@ -7,6 +7,10 @@
     trigger errors         any failed trigger invocation in five minutes (S3 retries twice,
                            then drops the event)
     jobs queue age         the oldest job waited more than 30 minutes
+    ingest errors          errors in 2 of the last 3 five-minute periods (a failed batch is
+                           retried, and holds its shard back until it succeeds)
+    ingest iterator age    the ingest handler has lagged more than 15 minutes behind the
+                           stream for 15 minutes (records expire after 24 hours)
 
 An e-mail address (ALERT_EMAIL, or --alert-email) is subscribed to the topic; AWS then
 sends a confirmation mail that must be accepted before alarms arrive.
@@ -20,8 +24,10 @@ from typing import Any
 from logctl.stage import Stage
 
 QUEUE_AGE_LIMIT_SECONDS = 1800
+ITERATOR_AGE_LIMIT_SECONDS = 900
 WORKER = "worker"
 TRIGGER = "trigger"
+INGEST = "ingest"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ def dlq_alarm_name(stage: Stage) -> str:
 
 def alarm_specs(stage: Stage) -> list[AlarmSpec]:
     worker, trigger = stage.function_name(WORKER), stage.function_name(TRIGGER)
+    ingest = stage.function_name(INGEST)
     return [
         AlarmSpec(dlq_alarm_name(stage),
                   "Jobs failed every retry and wait in the dead-letter queue "
@@ -66,6 +73,16 @@ def alarm_specs(stage: Stage) -> list[AlarmSpec]:
                   "jobs queue.",
                   "AWS/SQS", "ApproximateAgeOfOldestMessage", ("QueueName", stage.jobs_queue),
                   "Maximum", 300, QUEUE_AGE_LIMIT_SECONDS),
+        AlarmSpec(f"{ingest}-errors",
+                  "The ingest handler keeps failing: its shard's events wait in the stream.",
+                  "AWS/Lambda", "Errors", ("FunctionName", ingest), "Sum", 300, 0,
+                  evaluation_periods=3, datapoints_to_alarm=2),
+        AlarmSpec(f"{ingest}-iterator-age",
+                  f"The ingest handler lags more than {ITERATOR_AGE_LIMIT_SECONDS // 60} minutes "
+                  "behind the stream; records older than 24 h are dropped by Kinesis.",
+                  "AWS/Lambda", "IteratorAge", ("FunctionName", ingest), "Maximum", 300,
+                  ITERATOR_AGE_LIMIT_SECONDS * 1000, evaluation_periods=3,
+                  datapoints_to_alarm=3),
     ]
 
 

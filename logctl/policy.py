@@ -22,8 +22,10 @@ from logctl.stage import CONFIG_PATH, Stage, StageError, load_stage, read_config
 # The calls the handlers make (tests/integration/test_iam_policy.py proves the list covers
 # them, and the SQS event source mapping's own calls), by resource.
 OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
-UPLOAD_ACTIONS = ("s3:PutObject",)  # the API presigns upload URLs (POST /uploads)
-# Without ListBucket, S3 answers a GetObject of a missing key with 403 AccessDenied, not 404.
+# The API presigns upload URLs (POST /uploads); ingest writes objects under logs/stream/.
+UPLOAD_ACTIONS = ("s3:PutObject",)
+# Without ListBucket, S3 answers a GetObject of a missing key with 403 AccessDenied, not 404;
+# ingest lists an hour's objects of a shard to find which records are written already.
 BUCKET_ACTIONS = ("s3:ListBucket",)
 QUEUE_ACTIONS = ("sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage",
                  "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
@@ -31,6 +33,10 @@ DEAD_LETTER_ACTIONS = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")  # the API's
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
 STATS_ACTIONS = ("dynamodb:Query", "dynamodb:UpdateItem")
+# Lambda's Kinesis poller reads the stream with the function's role; POST /ingest puts.
+STREAM_READ_ACTIONS = ("kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                       "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards")
+STREAM_WRITE_ACTIONS = ("kinesis:PutRecords",)
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 LOG_PREFIX = "logs/"
 
@@ -42,6 +48,7 @@ def _statement(sid: str, actions: tuple[str, ...], *resources: str) -> dict[str,
 def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
     """Least privilege for the stage's handlers: named resources, no wildcard actions."""
     table = f"arn:aws:dynamodb:*:*:table/{stage.results_table}"
+    stream = f"arn:aws:kinesis:*:*:stream/{stage.ingest_stream}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -49,7 +56,7 @@ def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
                        f"arn:aws:s3:::{stage.bucket}/{LOG_PREFIX}*"),
             _statement("MissingObjectsReadAsNotFound", BUCKET_ACTIONS,
                        f"arn:aws:s3:::{stage.bucket}"),
-            _statement("PresignUploads", UPLOAD_ACTIONS,
+            _statement("PresignUploadsWriteStreamedObjects", UPLOAD_ACTIONS,
                        f"arn:aws:s3:::{stage.bucket}/{LOG_PREFIX}*"),
             _statement("JobsQueue", QUEUE_ACTIONS, f"arn:aws:sqs:*:*:{stage.jobs_queue}"),
             _statement("DeadLetterQueueDepth", DEAD_LETTER_ACTIONS,
@@ -59,6 +66,8 @@ def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
                        *(f"{table}/index/{name}" for name in (BY_DAY, BY_STATUS))),
             _statement("HourlyStats", STATS_ACTIONS,
                        f"arn:aws:dynamodb:*:*:table/{stage.stats_table}"),
+            _statement("ReadIngestStream", STREAM_READ_ACTIONS, stream),
+            _statement("PutEvents", STREAM_WRITE_ACTIONS, stream),
             _statement("FunctionLogs", LOG_ACTIONS,
                        f"arn:aws:logs:*:*:log-group:/aws/lambda/{app_name}-{stage.name}-*"),
         ],

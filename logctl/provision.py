@@ -1,4 +1,5 @@
-"""Create, idempotently, the resources Chalice does not: bucket, queues, table, alarms.
+"""Create, idempotently, the resources Chalice does not: bucket, queues, tables, the ingest
+stream, alarms.
 
     python -m logctl.provision --stage local            # before the app runs or deploys
     python -m logctl.provision --stage aws --post-deploy  # after `chalice deploy`
@@ -31,6 +32,7 @@ from logctl.hardening import (
     enable_point_in_time_recovery,
     harden_bucket,
 )
+from logctl.ingest_stream import StreamSettings, check_retention, ensure_stream
 from logctl.stage import (
     VISIBILITY_FACTOR,
     Stage,
@@ -51,6 +53,7 @@ class Provisioned:
     dead_letter_queue_url: str
     dead_letter_queue_arn: str
     results_table: str
+    ingest_stream_arn: str
     actions: list[str] = field(default_factory=list)
 
 
@@ -160,10 +163,11 @@ def ensure_upload_cors(s3: Any, bucket: str, origins: list[str], actions: list[s
 
 @dataclass(frozen=True)
 class Safety:
-    """What hardening and alarms need beyond the stage's names."""
+    """What provisioning needs beyond the stage's names: hardening, alarms, stream shards."""
 
     hardening: Hardening = field(default_factory=Hardening)
     alert_email: str | None = None
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Safety:
@@ -172,7 +176,8 @@ class Safety:
             hardening = Hardening(int(days))
         except ValueError as exc:
             raise StageError(f"RAW_LOG_DAYS={days!r}: {exc}") from None
-        return cls(hardening, environ.get("ALERT_EMAIL") or None)
+        return cls(hardening, environ.get("ALERT_EMAIL") or None,
+                   StreamSettings.from_env(environ))
 
 
 def secure(stage: Stage, provisioned: Provisioned, safety: Safety,
@@ -187,6 +192,8 @@ def secure(stage: Stage, provisioned: Provisioned, safety: Safety,
 
 
 def provision(stage: Stage, safety: Safety | None = None) -> Provisioned:
+    safety = safety or Safety()
+    check_retention(safety.hardening.raw_log_days)
     session = session_for(stage)
     s3 = client(stage, "s3", session)
     sqs = client(stage, "sqs", session)
@@ -214,9 +221,11 @@ def provision(stage: Stage, safety: Safety | None = None) -> Provisioned:
     ensure_job_indexes(ddb, stage.results_table, actions, 0.1 if stage.is_local else 5.0)
     ensure_stats_table(ddb, stage.stats_table, actions)
     ensure_upload_cors(s3, stage.bucket, stage.dashboard_origins, actions)
+    stream_arn = ensure_stream(client(stage, "kinesis", session), stage, safety.stream, actions,
+                               0.1 if stage.is_local else 5.0)
     provisioned = Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
-                              stage.results_table, actions)
-    secure(stage, provisioned, safety or Safety(), session)
+                              stage.results_table, stream_arn, actions)
+    secure(stage, provisioned, safety, session)
     return provisioned
 
 
@@ -255,6 +264,11 @@ def safety_from(args: argparse.Namespace) -> Safety:
             raise StageError(f"--raw-log-days: {exc}") from None
     if args.alert_email:
         safety = dataclasses.replace(safety, alert_email=args.alert_email)
+    if args.ingest_shards is not None:
+        try:
+            safety = dataclasses.replace(safety, stream=StreamSettings(args.ingest_shards))
+        except ValueError as exc:
+            raise StageError(f"--ingest-shards: {exc}") from None
     return safety
 
 
@@ -269,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{DEFAULT_RAW_LOG_DAYS})")
     parser.add_argument("--alert-email", default=None,
                         help="subscribe this address to the alarms (default: ALERT_EMAIL)")
+    parser.add_argument("--ingest-shards", type=int, default=None,
+                        help="shards of a new ingest stream (default: INGEST_SHARDS, or 1)")
     parser.add_argument("--post-deploy", action="store_true",
                         help="configure the deployed worker's event source mapping")
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.core.errors import JobRejected
-from chalicelib.core.jobs import Job
+from chalicelib.core.jobs import Job, source_of
 from chalicelib.core.schema import Statistics, Status, empty_statistics
 
 TTL_SECONDS = 7 * 24 * 3600
@@ -30,6 +30,7 @@ def _base(job: Job, status: str, written: float) -> dict[str, Any]:
         "job_id": job.job_id,
         "bucket": job.bucket,
         "key": job.key,
+        "source": source_of(job.key),
         "status": status,
         "file_size_bytes": job.size,
         "etag": job.etag,
