@@ -94,6 +94,7 @@ redrive: install ## move dead-letter messages back to the jobs queue on STAGE
 
 # ---- load test and performance report ------------------------------------------------
 USERS ?= 8
+STREAM_USERS ?= 0
 DURATION ?= 60s
 PACE ?= 0.375
 SIZES ?= 1000
@@ -106,9 +107,11 @@ WITH_RUNTIME = $(PYTHON) -m loadtest.runtime --runtime-args "$(RUNTIME_ARGS)"
 COMPACT := $(PYTHON) -m analysis.compact
 .PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report full-analysis
 
-loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000
-	$(WITH_RUNTIME) --kind load -- $(LOCUST) -f loadtest/upload.py --pace $(PACE) \
-		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
+loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000; STREAM_USERS=2 adds users streaming events
+	$(WITH_RUNTIME) --kind load -- $(LOCUST) --pace $(PACE) $(LOCUST_COMMON) \
+		$(if $(filter-out 0,$(STREAM_USERS)),-f loadtest/mixed.py --stream-users $(STREAM_USERS),-f loadtest/upload.py) \
+		-u $(shell expr $(USERS) + $(STREAM_USERS)) -r $(shell expr $(USERS) + $(STREAM_USERS)) \
+		-t $(DURATION)
 	$(COMPACT)
 
 concurrency-sweep: install ## throughput vs users: STEPS=1,2,4,8,16,32 STEP_SECONDS=20 SIZES=1000
@@ -172,7 +175,7 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
-	bench-e2e bench-api bench-speedups
+	bench-e2e bench-api bench-speedups bench-ingest bench-ingest-batches
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
@@ -207,6 +210,12 @@ bench-api: install ## results API latency through chalice local, 2,000 jobs in t
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py
+
+bench-ingest: install ## streamed events through the local runtime: EVENTS=200000 SHARDS=2; events/s and event-to-result P50/P99
+	$(PYTHON) bench/bench_ingest.py --events $(or $(EVENTS),200000) --shards $(or $(SHARDS),2)
+
+bench-ingest-batches: install ## what the ingest handler's batch size costs per event (in process, moto)
+	$(PYTHON) bench/bench_ingest.py --batch-sizes $(or $(BATCH_SIZES),100,1000,2500,5000,10000)
 
 bench-speedups: install ## what each moto speed-up gains: endpoint CPU per file and e2e P50 without it (ROUNDS=3)
 	$(PYTHON) bench/bench_speedups.py --rounds $(or $(ROUNDS),3)
