@@ -80,6 +80,7 @@ class ResultRecord(Statistics, total=False):
     job_id: str
     bucket: str
     key: str
+    source: str  # Source: upload, or stream (chalicelib.core.jobs.source_of of the key)
     etag: str | None
     version_id: str | None
     status: Status
