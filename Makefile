@@ -169,10 +169,12 @@ PORT ?=
 API_PORT ?= 8000
 ALERT_EMAIL ?=
 RAW_LOG_DAYS ?=
+INGEST_SHARDS ?=
 YES ?=
 PURGE ?=
 SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
-	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
+	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS)) \
+	$(if $(INGEST_SHARDS),--ingest-shards $(INGEST_SHARDS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
 	bench-e2e bench-api bench-speedups bench-ingest bench-ingest-batches
@@ -193,7 +195,7 @@ policy: install ## rewrite .chalice/policy-<stage>.json from the stage names in 
 deploy-local: install ## provision, chalice-local deploy, post-deploy: into a running `make local`
 	$(PYTHON) -m logctl.deploy --stage local $(if $(PORT),--port $(PORT)) $(SAFETY_ARGS)
 
-deploy-aws: install ## policy, provision, chalice deploy --stage aws, post-deploy (ALERT_EMAIL=, RAW_LOG_DAYS=30)
+deploy-aws: install ## policy, provision, chalice deploy --stage aws, post-deploy (ALERT_EMAIL=, RAW_LOG_DAYS=30, INGEST_SHARDS=1)
 	$(PYTHON) -m logctl.deploy --stage aws $(SAFETY_ARGS)
 
 destroy-local: install ## delete stage local from a running `make local` (YES=1 no question, PURGE=1 uploads too)

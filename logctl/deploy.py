@@ -23,6 +23,7 @@ from logctl.cli import run
 from logctl.policy import write_files
 from logctl.provision import (
     Safety,
+    add_safety_options,
     deployed_function_name,
     enable_batch_item_failures,
     provision,
@@ -78,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the local runtime's port on 127.0.0.1 (stage local)")
     parser.add_argument("--project", type=Path, default=PROJECT_ROOT,
                         help="directory with app.py and .chalice/ (default: this project)")
-    parser.add_argument("--raw-log-days", type=int, default=None,
-                        help="days before raw uploads expire (default: RAW_LOG_DAYS, or 30)")
-    parser.add_argument("--alert-email", default=None,
-                        help="subscribe this address to the alarms (default: ALERT_EMAIL)")
+    add_safety_options(parser)
     parser.add_argument("--no-post-deploy", action="store_true",
                         help="leave the SQS mapping as `chalice deploy` creates it")
     args = parser.parse_args(argv)

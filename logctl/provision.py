@@ -254,8 +254,19 @@ def deployed_function_name(stage: Stage) -> str:
     return stage.function_name(WORKER_FUNCTION)
 
 
+def add_safety_options(parser: argparse.ArgumentParser) -> None:
+    """--raw-log-days, --alert-email and --ingest-shards (provision and deploy)."""
+    parser.add_argument("--raw-log-days", type=int, default=None,
+                        help="days before raw uploads expire (default: RAW_LOG_DAYS, or "
+                             f"{DEFAULT_RAW_LOG_DAYS}; at least 2)")
+    parser.add_argument("--alert-email", default=None,
+                        help="subscribe this address to the alarms (default: ALERT_EMAIL)")
+    parser.add_argument("--ingest-shards", type=int, default=None,
+                        help="shards of a new ingest stream (default: INGEST_SHARDS, or 1)")
+
+
 def safety_from(args: argparse.Namespace) -> Safety:
-    """--raw-log-days and --alert-email, else RAW_LOG_DAYS and ALERT_EMAIL."""
+    """The options of add_safety_options, else RAW_LOG_DAYS, ALERT_EMAIL, INGEST_SHARDS."""
     safety = Safety.from_env(os.environ)
     if args.raw_log_days is not None:
         try:
@@ -278,13 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="local", help="stage in .chalice/config.json")
     parser.add_argument("--endpoint-url", default=None,
                         help="AWS endpoint (default: AWS_ENDPOINT_URL; 127.0.0.1:4566 for local)")
-    parser.add_argument("--raw-log-days", type=int, default=None,
-                        help="days before raw uploads expire (default: RAW_LOG_DAYS, or "
-                             f"{DEFAULT_RAW_LOG_DAYS})")
-    parser.add_argument("--alert-email", default=None,
-                        help="subscribe this address to the alarms (default: ALERT_EMAIL)")
-    parser.add_argument("--ingest-shards", type=int, default=None,
-                        help="shards of a new ingest stream (default: INGEST_SHARDS, or 1)")
+    add_safety_options(parser)
     parser.add_argument("--post-deploy", action="store_true",
                         help="configure the deployed worker's event source mapping")
     args = parser.parse_args(argv)
