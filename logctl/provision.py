@@ -192,7 +192,7 @@ def secure(stage: Stage, provisioned: Provisioned, safety: Safety,
 
 
 def provision(stage: Stage, safety: Safety | None = None) -> Provisioned:
-    safety = safety or Safety()
+    safety = safety or Safety.from_env(os.environ)
     check_retention(safety.hardening.raw_log_days)
     session = session_for(stage)
     s3 = client(stage, "s3", session)
