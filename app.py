@@ -56,10 +56,10 @@ def worker(event):
 
 
 # Each object is a job with a fixed cost: 10,000 records a batch (Lambda's most) cost 1/72 of
-# 100 per event; a 2 s window bounds a quiet shard to 1,800 objects an hour and adds at most
-# 2 s to an event's latency (docs/performance.md, "Streamed events").
+# 100 per event; a 1 s window adds at most 1 s to an event's latency, and Lambda reads a shard
+# about once a second anyway (docs/performance.md, "Streamed events").
 @app.on_kinesis_record(stream=ingest_settings.stream, starting_position="TRIM_HORIZON",
-                       batch_size=10000, maximum_batching_window_in_seconds=2)
+                       batch_size=10000, maximum_batching_window_in_seconds=1)
 def ingest(event):
     return ingest_logic.handle(event.to_dict())
 

@@ -4,11 +4,13 @@
     python bench/bench_ingest.py --batch-sizes 100,1000,5000,10000  (in-process, no runtime)
 
 The first form starts `python -m localruntime` on a free port (the ingest stream with
---shards shards), puts --events events with PutRecords, packed as `logctl send` packs them,
-and waits until every one is counted in a completed record. It prints sustained events/s,
-from the first PutRecords to the last record completing, and each event's latency from its
-PutRecords to its object's completed record (P50/P99). Each event's `user_id` names the
-PutRecords call that carried it, so an object's lines say which calls they came from.
+--shards shards), puts --events events with PutRecords from --producers threads at --rate
+events/s, packed as `logctl send` packs them, and waits until every one is counted in a
+completed record. It
+prints sustained events/s, from the first PutRecords to the last record completing, and each
+event's latency from its PutRecords to its object's completed record (P50/P99). Each
+event's `user_id` names the producer call that carried it, so an object's lines say which
+calls they came from.
 
 The second form measures, with moto in this process, what the ingest handler and then the
 trigger and worker spend on batches of one-line records of each size: the fixed cost per
@@ -27,6 +29,7 @@ import platform
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -53,12 +56,12 @@ class BenchError(Exception):
     """The benchmark could not run; the message says why."""
 
 
-def event_line(i: int, call: int, now: float) -> bytes:
+def event_line(i: int, call: int, now: float, tag: str = "call") -> bytes:
     return json.dumps({
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "level": LEVELS[i % len(LEVELS)], "endpoint": f"/api/v1/items/{i % 50}",
         "response_time_ms": 5 + (i * 37) % 900, "status_code": 500 if i % 23 == 0 else 200,
-        "user_id": f"call-{call}"}, separators=(",", ":")).encode()
+        "user_id": f"{tag}-{call}"}, separators=(",", ":")).encode()
 
 
 # ---- end to end through the local runtime ------------------------------------------------
@@ -69,24 +72,35 @@ class Put:
     events: int
 
 
-def put_events(stage: Stage, events: int, per_call: int) -> tuple[dict[int, Put], float]:
-    """`events` events, `per_call` lines for each PutRecords call (packed into records)."""
+def put_events(stage: Stage, events: int, per_call: int, producers: int, rate: float = 0.0,
+               tag: str = "call") -> tuple[dict[int, Put], float]:
+    """`events` events, `per_call` lines a producer call (packed into records), from
+    `producers` threads, call k starting no earlier than k * per_call / rate seconds in (0:
+    as fast as they go); the bodies are made before the clock starts."""
     producer = EventProducer(client(stage, "kinesis"), stage.ingest_stream)
+    now = time.time()
+    bodies = []
+    for call, start in enumerate(range(0, events, per_call)):
+        count = min(per_call, events - start)
+        bodies.append(b"".join(event_line(start + i, call, now, tag) + b"\n"
+                               for i in range(count)))
     puts: dict[int, Put] = {}
-    started = time.time()
-    call = sent = 0
-    while sent < events:
-        count = min(per_call, events - sent)
-        now = time.time()
-        body = b"".join(event_line(sent + i, call, now) + b"\n" for i in range(count))
-        for request in put_requests(pack(numbered_lines([body]), random_partition_key)):
+
+    def put(call: int) -> None:
+        if rate:
+            time.sleep(max(0.0, started + call * per_call / rate - time.time()))
+        puts[call] = Put(time.time(), bodies[call].count(b"\n"))
+        records = pack(numbered_lines([bodies[call]]), random_partition_key)
+        for request in put_requests(records):
             outcome = producer.put(request)
             if outcome.failed:
                 raise BenchError(f"PutRecords refused {len(outcome.failed)} records "
                                  f"({outcome.error}) after retries")
-        puts[call] = Put(now, count)
-        sent += count
-        call += 1
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=producers) as pool:
+        for future in [pool.submit(put, call) for call in range(len(bodies))]:
+            future.result()
     return puts, started
 
 
@@ -132,20 +146,25 @@ def wait_for_lines(stage: Stage, events: int) -> list[dict[str, Any]]:
 
 
 def latencies(stage: Stage, records: list[dict[str, Any]], puts: dict[int, Put]
-              ) -> list[tuple[float, int]]:
-    """(seconds from PutRecords to the object's completed record, events) per call and
-    object."""
+              ) -> tuple[list[tuple[float, int]], float]:
+    """(seconds from PutRecords to the object's completed record, events) per timed call and
+    object, and when the last object holding timed events completed (warm-up ones aside)."""
     s3 = client(stage, "s3")
     found: list[tuple[float, int]] = []
+    last = 0.0
     for record in records:
         body = s3.get_object(Bucket=record["bucket"], Key=record["key"],
                              VersionId=record["version_id"])["Body"].read()
         calls: Counter[int] = Counter()
         for line in gzip.decompress(body).splitlines():
-            calls[int(json.loads(line)["user_id"].removeprefix("call-"))] += 1
+            tag, call = json.loads(line)["user_id"].split("-")
+            if tag == "call":
+                calls[int(call)] += 1
         done = epoch(record["completed_at"])
         found += [(done - puts[call].seconds, n) for call, n in calls.items()]
-    return found
+        if calls:
+            last = max(last, done)
+    return found, last
 
 
 def weighted_percentile(samples: list[tuple[float, int]], p: float) -> float:
@@ -168,27 +187,32 @@ def run_end_to_end(args: argparse.Namespace) -> int:
     try:
         runtime.wait_ready()
         stage = load_stage("local", endpoint_url=runtime.endpoint)
-        puts, started = put_events(stage, args.events, args.per_call)
+        if args.warmup:  # the handlers' first invocations import the app (cold starts)
+            put_events(stage, args.warmup, args.per_call, args.producers, tag="warm")
+            wait_for_lines(stage, args.warmup)
+        puts, started = put_events(stage, args.events, args.per_call, args.producers,
+                                   args.rate)
         put_seconds = time.time() - started
-        records = wait_for_lines(stage, args.events)
-        samples = latencies(stage, records, puts)
+        records = wait_for_lines(stage, args.warmup + args.events)
+        samples, last = latencies(stage, records, puts)
     except (BotoCoreError, ClientError) as exc:
         raise BenchError(f"AWS call failed: {exc}") from exc
     except BackgroundRuntimeError as exc:
         raise BenchError(str(exc)) from exc
     finally:
         runtime.stop()
-    last = max(epoch(r["completed_at"]) for r in records)
     rate = args.events / (last - started)
     p50, p99 = weighted_percentile(samples, 50), weighted_percentile(samples, 99)
     sizes = [int(r["line_count"]) for r in records]
     print(f"bench-ingest: {platform.node()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; CPU check (3 M additions) {before:.3f} s before, "
           f"{cpu_check_seconds():.3f} s after")
-    print(f"{args.events:,} events in {len(puts):,} PutRecords calls of {args.per_call:,} "
-          f"lines: put in {put_seconds:.1f} s ({args.events / put_seconds:,.0f} events/s)")
-    print(f"{len(records)} objects, {min(sizes):,} to {max(sizes):,} events each "
-          f"(median {sorted(sizes)[len(sizes) // 2]:,})")
+    print(f"{args.events:,} events (after {args.warmup:,} warm-up ones) in {len(puts):,} "
+          f"producer calls of {args.per_call:,} lines from {args.producers} threads, offered "
+          f"at {f'{args.rate:,.0f} events/s' if args.rate else 'full speed'}: put in "
+          f"{put_seconds:.1f} s ({args.events / put_seconds:,.0f} events/s)")
+    print(f"{len(records)} objects, warm-up ones included: {min(sizes):,} to {max(sizes):,} "
+          f"events each (median {sorted(sizes)[len(sizes) // 2]:,})")
     print(f"sustained, first PutRecords to the last event counted: {rate:,.0f} events/s "
           f"({last - started:.1f} s)")
     print(f"event to result: P50 {p50:.2f} s, P99 {weighted_percentile(samples, 99):.2f} s, "
@@ -307,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-call", type=int, default=2_000,
                         help="lines per producer call, packed into records (default 2,000)")
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=4_000,
+                        help="events put and counted before the clock starts (default 4,000)")
+    parser.add_argument("--rate", type=float, default=TARGETS["events_per_second"],
+                        help="events/s the producers offer (default 20,000; 0: as fast as "
+                             "they can, which starves the stream's readers in the one-threaded "
+                             "local endpoint)")
+    parser.add_argument("--producers", type=int, default=2,
+                        help="threads putting events (default 2)")
     parser.add_argument("--batch-sizes", default=None,
                         help="instead: measure these batch sizes in process (e.g. 100,1000)")
     parser.add_argument("--sweep-events", type=int, default=20_000,
