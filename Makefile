@@ -45,9 +45,11 @@ browser: ## install headless Chromium and chromedriver with apt-get (once)
 test-browser: install browser ## only the dashboard's browser test
 	$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
 
-screenshot: install browser ## docs/dashboard.png, taken by the browser test
-	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
-		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py
+screenshot: install browser ## docs/dashboard*.png (several views), taken by the browser tests
+	@# taken outside the project: a file written under it restarts `chalice local`
+	shots=$$(mktemp -d) && DASHBOARD_SCREENSHOTS=$$shots \
+		$(PYTHON) -m pytest -q -p no:randomly tests/e2e/test_dashboard_browser.py && \
+		cp $$shots/dashboard*.png docs/ && rm -r $$shots
 
 test-fast: install ## unit and integration tests only
 	$(PYTHON) -m pytest -q -m "not e2e" tests/unit tests/integration
@@ -176,10 +178,10 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS)) \
 	$(if $(INGEST_SHARDS),--ingest-shards $(INGEST_SHARDS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
-.PHONY: local dashboard demo policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
-	bench-e2e bench-api bench-speedups bench-ingest bench-ingest-batches
+.PHONY: local dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local destroy-aws clean-all \
+	bench-e2e bench-api bench-speedups bench-signatures bench-kinesis bench-ingest bench-ingest-batches
 
-local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault all=0.05" injects faults
+local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000; RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(API_PORT) $(RUNTIME_ARGS) \
 		--endpoint-file
 
@@ -188,6 +190,12 @@ dashboard: install ## print the dashboard URL of `make local`; STAGE=aws: serve 
 
 demo: install ## start the runtime, process 5 sample files, print the results, stop it
 	$(PYTHON) -m localruntime.demo
+
+fault-drill: install ## files fail into the DLQ under a fault, fault cleared, redrive, completed (RUNNING=1: on `make local`)
+	$(PYTHON) -m localruntime.drill $(if $(RUNNING),--running)
+
+faults: install ## a running local runtime's injected faults; SET="kind=rate ...": set them, CLEAR=1: clear
+	$(PYTHON) -m logctl.faults $(if $(SET),set $(SET),$(if $(CLEAR),clear,show))
 
 policy: install ## rewrite .chalice/policy-<stage>.json from the stage names in config.json
 	$(PYTHON) -m logctl.policy
@@ -218,6 +226,12 @@ bench-ingest: install ## streamed events through the local runtime: EVENTS=20000
 
 bench-ingest-batches: install ## what the ingest handler's batch size costs per event (in process, moto)
 	$(PYTHON) bench/bench_ingest.py --batch-sizes $(or $(BATCH_SIZES),100,1000,2500,5000,10000)
+
+bench-signatures: install ## CPU per request of the endpoint's presigned-URL check, and of checking header signatures
+	$(PYTHON) bench/bench_signatures.py
+
+bench-kinesis: install ## moto's Kinesis PutRecords/GetRecords at 10k and 100k records in a shard, with and without the kinesis-shard speed-up
+	$(PYTHON) bench/bench_kinesis.py
 
 bench-speedups: install ## what each moto speed-up gains: endpoint CPU per file and e2e P50 without it (ROUNDS=3)
 	$(PYTHON) bench/bench_speedups.py --rounds $(or $(ROUNDS),3)

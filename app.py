@@ -11,7 +11,7 @@ from botocore.config import Config
 from chalice import Chalice, IAMAuthorizer, Response
 
 from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue, StreamObjects
-from chalicelib.api import ApiResponse, ApiSettings, ResultsApi
+from chalicelib.api import ApiResponse, ApiSettings, ResultsApi, chalice_error
 from chalicelib.ingest import NDJSON, EventProducer, Ingest, IngestApi, IngestSettings
 from chalicelib.pipeline import Settings, Trigger, Worker
 from chalicelib.rollups import HourlyRollups, RollupRecorder
@@ -64,9 +64,25 @@ def ingest(event):
     return ingest_logic.handle(event.to_dict())
 
 
+@app.middleware("http")
+def error_body(event, get_response):
+    """Chalice's own answers (405, 415, an unhandled error's 500) in the API's error body."""
+    response = get_response(event)
+    body = chalice_error(response.status_code, response.body)
+    if body is not None:
+        response.body = body
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
 @app.route("/", authorizer=auth)
 def dashboard():
     return _respond(api.dashboard())
+
+
+@app.route("/favicon.ico", authorizer=auth)
+def favicon():
+    return _respond(api.favicon())
 
 
 @app.route("/jobs", authorizer=auth)
@@ -77,6 +93,11 @@ def list_jobs():
 @app.route("/jobs/{job_id}", authorizer=auth)
 def get_job(job_id):
     return _respond(api.get_job(job_id))
+
+
+@app.route("/jobs/{job_id}/download", authorizer=auth)
+def download_job(job_id):
+    return _respond(api.download(job_id))
 
 
 @app.route("/stats", authorizer=auth)

@@ -4,8 +4,9 @@
 
 Starts `python -m localruntime --api-port ...` on free ports, stores --jobs job records
 (spread over the last 3 days, a quarter of them failed; with their hourly rollups)
-the way the handlers store them, then times each route --requests times through
-`chalice local` and prints P50 / P95 in milliseconds.
+the way the handlers store them, then times each route --requests times through the
+API port and, alternately, straight to the `chalice local` behind it, and prints P50 / P95
+in milliseconds for each and what the API port's hop adds to the P50.
 The runtime is stopped at the end.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ from chalicelib.core.results import (
 from chalicelib.core.schema import empty_statistics
 from chalicelib.rollups import HourlyRollups, RollupRecorder
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError, free_port
+from localruntime.console.apiserver import BACKEND_LINE
 from logctl.stage import client, load_stage
 from measure.stats import percentile
 
@@ -63,14 +66,29 @@ def seed(endpoint: str, jobs: int) -> str:
     return job_id
 
 
-def time_route(url: str, requests: int) -> list[float]:
-    samples = []
+def time_once(url: str) -> float:
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        answer.read()
+    return (time.perf_counter() - started) * 1000
+
+
+def time_route(urls: tuple[str, str], requests: int) -> tuple[list[float], list[float]]:
+    """Each request through both URLs in turn, so both see the same machine."""
+    first: list[float] = []
+    second: list[float] = []
     for _ in range(requests):
-        started = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=60) as answer:
-            answer.read()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+        first.append(time_once(urls[0]))
+        second.append(time_once(urls[1]))
+    return first, second
+
+
+def backend_url(log: str) -> str:
+    """The `chalice local` the runtime put behind its API port (its log says)."""
+    found = re.findall(re.escape(BACKEND_LINE) + r"(\S+)", log)
+    if not found:
+        raise BackgroundRuntimeError("the runtime's log names no chalice local")
+    return found[-1].rstrip("/")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,12 +107,17 @@ def main(argv: list[str] | None = None) -> int:
                 job_id = seed(runtime.endpoint, args.jobs)
                 print(f"stored {args.jobs} jobs in {time.perf_counter() - started:.1f} s "
                       f"({platform.python_version()}, {platform.machine()})")
-                print("| route | P50 ms | P95 ms |\n|---|---:|---:|")
+                direct = backend_url(runtime.log())
+                print("| route | P50 ms | P95 ms | direct P50 ms | direct P95 ms | hop P50 ms |"
+                      "\n|---|---:|---:|---:|---:|---:|")
                 for route in ROUTES:
                     path = route.format(job_id=job_id)
-                    samples = time_route(f"http://127.0.0.1:{api_port}{path}", args.requests)
-                    print(f"| `GET {route}` | {percentile(samples, 50):.1f} | "
-                          f"{percentile(samples, 95):.1f} |")
+                    port, behind = time_route((f"http://127.0.0.1:{api_port}{path}",
+                                               f"{direct}{path}"), args.requests)
+                    print(f"| `GET {route}` | {percentile(port, 50):.1f} | "
+                          f"{percentile(port, 95):.1f} | {percentile(behind, 50):.1f} | "
+                          f"{percentile(behind, 95):.1f} | "
+                          f"{percentile(port, 50) - percentile(behind, 50):+.1f} |")
         except BackgroundRuntimeError as exc:
             print(f"bench-api: {exc}", file=sys.stderr)
             return 1

@@ -6,6 +6,7 @@ bad input is a 400 naming the field, an unknown job a 404, never a 500.
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -13,14 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.adapters import from_item
 from chalicelib.apimodels import (
     MAX_STATS_DAYS,
+    UPLOAD_PREFIX,
     DeadLetterDepth,
+    DownloadTicket,
     ErrorBody,
     ErrorDetail,
     FileCounts,
@@ -46,8 +49,16 @@ from chalicelib.pipeline import Settings
 from chalicelib.rollups import HourlyRollups, Totals, summarize
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-UPLOAD_PREFIX = "logs/"
+FAVICON = Path(__file__).with_name("favicon.svg")
 JOB_ID_LENGTH = 32
+# Chalice answers some errors itself ({"Code", "Message"}); their codes in the error body.
+CHALICE_ERROR_CODES = {
+    "BadRequestError": "bad_request", "BadRequest": "bad_request",
+    "NotFoundError": "not_found", "MethodNotAllowedError": "method_not_allowed",
+    "UnsupportedMediaType": "unsupported_media_type", "UnauthorizedError": "unauthorized",
+    "ForbiddenError": "forbidden", "ConflictError": "conflict",
+    "TooManyRequestsError": "too_many_requests", "InternalServerError": "internal_error",
+}
 
 
 AUTH_MODES = ("iam", "none")
@@ -59,6 +70,7 @@ class ApiSettings:
     stats_table: str
     upload_url_seconds: int = 900
     auth: str = "iam"
+    download_url_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
@@ -71,9 +83,11 @@ class ApiSettings:
             raise ConfigurationError(f"API_AUTH={auth!r}: use one of {', '.join(AUTH_MODES)}")
         try:
             seconds = int(env.get("UPLOAD_URL_SECONDS", cls.upload_url_seconds))
+            download = int(env.get("DOWNLOAD_URL_SECONDS", cls.download_url_seconds))
         except ValueError as exc:
-            raise ConfigurationError(f"invalid UPLOAD_URL_SECONDS: {exc}") from exc
-        return cls(env["DEAD_LETTER_QUEUE"], env["STATS_TABLE"], seconds, auth)
+            raise ConfigurationError(f"invalid UPLOAD_URL_SECONDS or DOWNLOAD_URL_SECONDS: "
+                                     f"{exc}") from exc
+        return cls(env["DEAD_LETTER_QUEUE"], env["STATS_TABLE"], seconds, auth, download)
 
 
 @dataclass(frozen=True)
@@ -89,11 +103,26 @@ def error(status: int, code: str, message: str, field_name: str | None = None) -
         code=code, message=message, field=field_name))))
 
 
-def bad_request(exc: ValidationError) -> ApiResponse:
-    first = exc.errors()[0]
+def bad_request(exc: ValidationError, model: type[BaseModel] | None = None) -> ApiResponse:
+    errors = exc.errors()
+    # An unknown name first: a misspelt one also leaves the field it meant missing.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     name = ".".join(str(part) for part in first["loc"]) or None
     message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden" and model is not None and name is not None:
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(name, known, n=1)
+        message = (f"unknown parameter{'; did you mean ' + repr(close[0]) + '?' if close else ''}"
+                   f" (known: {', '.join(known)})")
     return error(400, "bad_request", f"{name}: {message}" if name else message, name)
+
+
+def chalice_error(status: int, body: Any) -> dict[str, Any] | None:
+    """The error body for an answer Chalice made itself ({"Code", "Message"}), else None."""
+    if status < 400 or not (isinstance(body, dict) and set(body) == {"Code", "Message"}):
+        return None
+    code = CHALICE_ERROR_CODES.get(str(body["Code"]), "error")
+    return dump(ErrorBody(error=ErrorDetail(code=code, message=str(body["Message"]))))
 
 
 def ok(model: BaseModel) -> ApiResponse:
@@ -119,7 +148,7 @@ class ResultsApi:
         try:
             query = JobsQuery.model_validate(dict(params or {}))
         except ValidationError as exc:
-            return bad_request(exc)
+            return bad_request(exc, JobsQuery)
         now = self.clock()
         wanted = listing(now, limit=query.limit, since=query.since, until=query.until,
                          status=query.status, prefix=query.prefix, source=query.source)
@@ -131,6 +160,23 @@ class ResultsApi:
                            next_cursor=cursor))
 
     def get_job(self, job_id: str) -> ApiResponse:
+        found = self._live_record(job_id)
+        return found if isinstance(found, ApiResponse) else ok(JobRecord.model_validate(found))
+
+    def download(self, job_id: str) -> ApiResponse:
+        """A presigned GET of the job's object version, served as an attachment."""
+        found = self._live_record(job_id)
+        if isinstance(found, ApiResponse):
+            return found
+        params = {"Bucket": found["bucket"], "Key": found["key"],
+                  "ResponseContentDisposition": attachment(found["key"])}
+        if found.get("version_id"):
+            params["VersionId"] = found["version_id"]
+        seconds = self.api_settings.download_url_seconds
+        url = self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
+        return ok(DownloadTicket(url=url, expires_in_seconds=seconds))
+
+    def _live_record(self, job_id: str) -> dict[str, Any] | ApiResponse:
         if len(job_id) != JOB_ID_LENGTH or not all(c in "0123456789abcdef" for c in job_id):
             return error(404, "not_found", f"job_id: {job_id!r} is not a job id (32 lowercase "
                          "hex digits)", "job_id")
@@ -138,9 +184,9 @@ class ResultsApi:
                                       Key={"job_id": {"S": job_id}}).get("Item")
         record = from_item(item) if item else None
         if record is None or float(record.get("expires_at", 0)) < self.clock():
-            return error(404, "not_found", f"no job {job_id} (unknown, or expired after 7 days)",
-                         "job_id")
-        return ok(JobRecord.model_validate(record))
+            return error(404, "not_found", f"job_id: no job {job_id} (unknown, or expired "
+                         "after 7 days)", "job_id")
+        return record
 
     # ---- GET /stats ------------------------------------------------------------------------
 
@@ -148,7 +194,7 @@ class ResultsApi:
         try:
             query = StatsQuery.model_validate(dict(params or {}))
         except ValidationError as exc:
-            return bad_request(exc)
+            return bad_request(exc, StatsQuery)
         until = query.until or datetime.fromtimestamp(self.clock(), UTC)
         since = query.since or until - timedelta(hours=24)
         if since > until:
@@ -194,10 +240,13 @@ class ResultsApi:
         except ValueError:
             return error(400, "bad_request", 'body: not JSON; send {"name": ..., "size": ...}',
                          "body")
+        except RecursionError:
+            return error(400, "bad_request", 'body: nested too deeply; send {"name": ..., '
+                         '"size": ...}', "body")
         try:
             request = UploadRequest.model_validate(data)
         except ValidationError as exc:
-            return bad_request(exc)
+            return bad_request(exc, UploadRequest)
         key = UPLOAD_PREFIX + request.name
         refusal = self.settings.check_object(key, request.size)
         if refusal is not None:
@@ -216,6 +265,18 @@ class ResultsApi:
         return ApiResponse(200, DASHBOARD.read_text(encoding="utf-8"),
                            {"Content-Type": "text/html; charset=utf-8",
                             "Cache-Control": "no-cache"})
+
+    def favicon(self) -> ApiResponse:
+        return ApiResponse(200, FAVICON.read_text(encoding="utf-8"),
+                           {"Content-Type": "image/svg+xml",
+                            "Cache-Control": "max-age=86400"})
+
+
+def attachment(key: str) -> str:
+    """Content-Disposition for a download: the key's last segment, ASCII-safe and RFC 5987."""
+    name = key.rsplit("/", 1)[-1]
+    plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _summary_fields(record: dict[str, Any]) -> dict[str, Any]:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from chalicelib.core.jobs import Source
+from chalicelib.core.reference import parse_timestamp
 from chalicelib.core.schema import Status
 
 MAX_PAGE = 200
 MAX_STATS_DAYS = 31
-MAX_NAME_LENGTH = 512
+UPLOAD_PREFIX = "logs/"
+MAX_KEY_BYTES = 1024  # S3's limit on a whole key, in UTF-8 bytes
+MAX_NAME_BYTES = MAX_KEY_BYTES - len(UPLOAD_PREFIX.encode())
+# The moments a range may name: hour and day arithmetic on them stays inside datetime's years.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
+_EPOCH_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
+MOMENT_FORMS = ("an RFC 3339 date-time such as 2026-12-06T12:00:00Z (no offset means UTC) "
+                "or epoch seconds such as 1765022400")
 
 
 class Strict(BaseModel):
@@ -21,10 +32,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def moment(value: object) -> datetime:
+    """A `since`/`until` value: an RFC 3339 date-time or epoch seconds, 1970 to 9998, UTC."""
+    text = value if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    if text is None:
+        raise ValueError(f"expected {MOMENT_FORMS}")
+    if _EPOCH_SECONDS.fullmatch(text):
+        seconds = Decimal(text)
+        if seconds > int(LATEST.timestamp()):
+            hint = (" (this looks like milliseconds: divide by 1000)"
+                    if seconds / 1000 <= int(LATEST.timestamp()) else "")
+            raise ValueError(f"epoch seconds must be at most {int(LATEST.timestamp())}{hint}")
+        return datetime.fromtimestamp(float(seconds), UTC)
+    parsed = parse_timestamp(text)
+    if parsed is None:
+        raise ValueError(f"expected {MOMENT_FORMS}")
+    parsed = parsed.astimezone(UTC)
+    if not EARLIEST <= parsed <= LATEST:
+        raise ValueError("must be from 1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z")
+    return parsed
 
 
 class Range(Strict):
@@ -33,10 +61,10 @@ class Range(Strict):
     since: datetime | None = None
     until: datetime | None = None
 
-    @field_validator("since", "until")
+    @field_validator("since", "until", mode="before")
     @classmethod
-    def _as_utc(cls, value: datetime | None) -> datetime | None:
-        return _utc(value)
+    def _moment(cls, value: object) -> datetime | None:
+        return None if value is None else moment(value)
 
     @field_validator("until")
     @classmethod
@@ -51,8 +79,9 @@ class JobsQuery(Range):
     """GET /jobs query parameters."""
 
     status: Status | None = None
-    source: Source | None = None
     prefix: str | None = Field(None, min_length=1, max_length=1024)
+    source: Source | None = Field(None, description="upload, or stream (keys under "
+                                  "logs/stream/)")
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(None, min_length=1, max_length=2048)
 
@@ -64,12 +93,19 @@ class StatsQuery(Range):
 class UploadRequest(Strict):
     """POST /uploads body: the file's name (it becomes logs/<name>) and size in bytes."""
 
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    size: int = Field(ge=0)
+    name: str = Field(min_length=1)
+    size: StrictInt = Field(ge=0)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
+        try:
+            length = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode (it holds a lone surrogate)") from None
+        if length > MAX_NAME_BYTES:
+            raise ValueError(f"is {length} bytes in UTF-8; S3 allows {MAX_KEY_BYTES} for the "
+                             f"whole key {UPLOAD_PREFIX}<name>, so at most {MAX_NAME_BYTES}")
         if value.startswith("/") or "\\" in value or any(ord(c) < 32 for c in value):
             raise ValueError("must be a relative name without backslashes or control "
                              "characters")
@@ -182,6 +218,11 @@ class IngestAccepted(BaseModel):
 
     accepted: int
     records: int
+
+
+class DownloadTicket(BaseModel):
+    url: str
+    expires_in_seconds: int
 
 
 class ErrorDetail(BaseModel):

@@ -5,10 +5,15 @@
 - `jobs_by_status`: partition `status`, sort `created_at`. A status filter reads only
   that status's items; the oldest `queued` one gives the age of the queue's backlog.
 
-`prefix` (key prefix), `source` (streamed objects are the keys under `logs/stream/`) and
-expiry are FilterExpressions: they cost the reads of the items
-they skip, so one page makes at most `MAX_QUERIES_PER_PAGE` Query calls and a page can hold
-fewer than `limit` jobs while a `next_cursor` says there is more to read.
+`prefix` (key prefix) and expiry are FilterExpressions: they cost the reads of the items
+they skip, so one page makes one Query per day partition it reaches plus at most
+`MAX_QUERIES_PER_PAGE` that continue inside a partition, and a page can hold fewer than
+`limit` jobs while a `next_cursor` says there is more to read. A page asks for one job more
+than it shows: a full page whose listing ends there has no `next_cursor`.
+
+A cursor is not signed (there is no secret to sign it with that the committed config would
+not reveal); it is checked against the listing it continues instead: same filters, its day
+inside the listing's days, its key the index key of a job created inside the range.
 """
 
 from __future__ import annotations
@@ -83,21 +88,22 @@ class Listing:
     limit: int
     status: str | None = None
     prefix: str | None = None
-    source: Source | None = None
+    source: str | None = None
     # The filters as the caller gave them: a cursor is valid only for the same ones.
     fingerprint: str = ""
 
 
 def listing(now: float, *, limit: int, since: datetime | None = None,
             until: datetime | None = None, status: str | None = None,
-            prefix: str | None = None, source: Source | None = None) -> Listing:
+            prefix: str | None = None, source: str | None = None) -> Listing:
     """A listing over the given range, within the last 8 days (older jobs have expired, and
     no job is created after now): the default range is all of it."""
     latest = datetime.fromtimestamp(now, UTC)
     earliest = latest - DEFAULT_LOOKBACK
     return Listing(since=max(since or earliest, earliest), until=min(until or latest, latest),
                    limit=limit, status=status, prefix=prefix, source=source,
-                   fingerprint=fingerprint(status, prefix, since, until, source))
+                   fingerprint=fingerprint(status, prefix, since, until,
+                                           *([source] if source else [])))
 
 
 @dataclass(frozen=True)
@@ -122,23 +128,52 @@ def decode_cursor(listing: Listing, cursor: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise BadCursor("not a cursor this API issued") from exc
     if not isinstance(data, dict) or set(data) != {"f", "d", "k"}:
         raise BadCursor("not a cursor this API issued")
     if data["f"] != listing.fingerprint:
-        raise BadCursor("issued for other filters: repeat the same status, source, prefix, since "
-                        "and until, or start again without a cursor")
+        raise BadCursor("issued for other filters: repeat the same status, prefix, since and "
+                        "until, or start again without a cursor")
     day, key = data["d"], data["k"]
-    if day is not None and not _is_day(day):
-        raise BadCursor("not a cursor this API issued")
-    if key is not None and not (isinstance(key, dict) and key and all(
-            isinstance(k, str) and isinstance(v, dict) and list(v) == ["S"]
-            and isinstance(v["S"], str) for k, v in key.items())):
-        raise BadCursor("not a cursor this API issued")
     if (day is None) != (listing.status is not None):
         raise BadCursor("issued for other filters")
+    if day is not None and not (_is_day(day) and day in _days(listing)):
+        raise BadCursor("its day is outside the listing's range")
+    if key is not None and not _key_inside(listing, day, key):
+        raise BadCursor("its position is not a job of this listing")
     return Position(day, key)
+
+
+def _days(listing: Listing) -> set[str]:
+    return set(days_back(listing.until, listing.since)) if listing.since <= listing.until \
+        else set()
+
+
+def position_key(listing: Listing, day: str | None, record: dict[str, Any]) -> dict[str, Any]:
+    """The index key of a listed job: where the next page starts after it."""
+    key = {"job_id": {"S": record["job_id"]}, "created_at": {"S": record["created_at"]}}
+    if day is None:
+        key["status"] = {"S": str(listing.status)}
+    else:
+        key[DAY_ATTRIBUTE] = {"S": day}
+    return key
+
+
+def _key_inside(listing: Listing, day: str | None, key: object) -> bool:
+    partition = "status" if day is None else DAY_ATTRIBUTE
+    if not (isinstance(key, dict) and set(key) == {"job_id", "created_at", partition}
+            and all(isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str)
+                    for v in key.values())):
+        return False
+    job_id, created_at = key["job_id"]["S"], key["created_at"]["S"]
+    if len(job_id) != 32 or not all(c in "0123456789abcdef" for c in job_id):
+        return False
+    if key[partition]["S"] != (listing.status if day is None else day):
+        return False
+    if day is not None and day_of(created_at) != day:
+        return False
+    return iso(listing.since.timestamp()) <= created_at <= iso(listing.until.timestamp())
 
 
 def _is_day(text: object) -> bool:
@@ -179,16 +214,25 @@ class JobIndex:
                          for day in days_back(listing.until, listing.since,
                                               start.day if start else None))
         jobs: list[dict[str, Any]] = []
-        calls = 0
+        continuations = 0
         for position in positions:
             key = position.last_key
             while True:
-                if len(jobs) >= listing.limit or calls >= MAX_QUERIES_PER_PAGE:
-                    return jobs, encode_cursor(listing, Position(position.day, key))
+                if key is not None:
+                    if continuations >= MAX_QUERIES_PER_PAGE:
+                        return jobs, encode_cursor(listing, Position(position.day, key))
+                    continuations += 1
+                wanted = listing.limit - len(jobs)
                 response = self.client.query(**self._query(listing, position.day, key, now,
-                                                           listing.limit - len(jobs)))
-                calls += 1
-                jobs.extend(from_item(item) for item in response.get("Items", []))
+                                                           wanted + 1))
+                found = [from_item(item) for item in response.get("Items", [])]
+                if len(found) > wanted:
+                    jobs.extend(found[:wanted])
+                    last = jobs[-1]
+                    day = None if position.day is None else day_of(last["created_at"])
+                    return jobs, encode_cursor(listing, Position(
+                        day, position_key(listing, day, last)))
+                jobs.extend(found)
                 key = response.get("LastEvaluatedKey")
                 if key is None:
                     break
@@ -241,7 +285,7 @@ class JobIndex:
             names["#k"] = "key"
             values[":prefix"] = to_value(listing.prefix)
             filters.append("begins_with(#k, :prefix)")
-        if listing.source is not None:
+        if listing.source:
             names["#k"] = "key"
             values[":stream"] = to_value(STREAM_PREFIX)
             filters.append("begins_with(#k, :stream)" if listing.source == Source.STREAM

@@ -10,11 +10,14 @@ Starts moto's server as the endpoint (AWS_ENDPOINT_URL=http://HOST:PORT sets hos
 port too), provisions the stage, reads the app's S3 and SQS event sources, and runs each
 handler in warm processes fed the way Lambda would feed them. A handler process whose
 memory (RSS) exceeds the function's lambda_memory_size is killed, as Lambda does. With
---api-port, the app's HTTP routes (results API, dashboard) run under `chalice local` on that
-port. Edits to app.py, chalicelib/ or .chalice/config.json reload the handlers. Ctrl-C stops
-everything.
+--api-port, the runtime holds that port and hands the app's HTTP routes (results API,
+dashboard) to `chalice local` behind it. Edits to app.py, chalicelib/ or .chalice/config.json
+reload the handlers and the API; an edit that does not load leaves the previous code running.
+Ctrl-C stops everything, and every process it started dies with it even on SIGKILL (Linux).
 With --endpoint-file (as `make local` runs it), the endpoint URL is written to a file
-that the project's tools read when AWS_ENDPOINT_URL is not set; see docs/local-runtime.md.
+that the project's tools read when AWS_ENDPOINT_URL is not set, once both ports are the
+runtime's; a second runtime refuses to start while the file names a live one; see
+docs/local-runtime.md.
 
 Faults (off by default; kinds in localruntime/faults.py and docs/guarantees.md):
     --fault all=0.05 --fault kill=0.01 --fault-seed 7
@@ -36,7 +39,7 @@ from localruntime.settings import (
     parse_assignment,
     parse_positive,
 )
-from logctl.stage import ENDPOINT_FILE, remove_endpoint_file, write_endpoint_file
+from logctl.stage import ENDPOINT_FILE
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,14 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for note in notes:
         console.info(note)
-    if settings.endpoint_file is None:
-        return runtime.run()
-    write_endpoint_file(settings.endpoint_url, settings.endpoint_file)
-    try:
-        return runtime.run()
-    finally:
-        remove_endpoint_file(settings.endpoint_url, settings.endpoint_file)
-
+    return runtime.run()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,12 +4,35 @@ and, on a terminal, a status line kept at the bottom."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 CLEAR_LINE = "\r\x1b[2K"
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
+
+
+def import_failure(traceback_text: str, project: Path) -> str:
+    """One line from a Python traceback: the exception, and the last place in the project's
+    own files it points at (`app.py, line 80: SyntaxError: invalid syntax`)."""
+    lines = [line for line in traceback_text.splitlines() if line.strip()]
+    if not lines:
+        return "no output"
+    where = None
+    for line in lines:
+        frame = _FRAME.match(line)
+        if frame is None:
+            continue
+        path = Path(frame["path"])
+        if path.is_relative_to(project) and ".venv" not in path.parts:
+            where = f"{path.relative_to(project)}, line {frame['line']}"
+    error = next((line.strip() for line in reversed(lines)
+                  if not line.startswith((" ", "\t")) and not line.startswith("Traceback")),
+                 lines[-1].strip())
+    return f"{where}: {error}" if where else error
 
 
 def utc_now() -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from localruntime.endpoint.presigned import RUNTIME_ACCESS_KEY_ID, RUNTIME_SECRET_ACCESS_KEY
 from localruntime.faults import HANDLER_APP_ID, FaultPlan
 from logctl.stage import Stage, StageError, load_stage
 
@@ -176,11 +177,13 @@ class RuntimeSettings:
         env.update(stage.environment)
         env.update({
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_ACCESS_KEY_ID": RUNTIME_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": RUNTIME_SECRET_ACCESS_KEY,
             "AWS_DEFAULT_REGION": stage.region,
             "AWS_REGION": stage.region,
             "AWS_EC2_METADATA_DISABLED": "true",
+            # botocore's account-id endpoints are hosts moto does not serve (DynamoDB Streams).
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "PYTHONPATH": os.pathsep.join([str(self.project), str(RUNTIME_ROOT), *(
                 os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                 if p)]),

@@ -15,6 +15,7 @@ COMMANDS = {
     "send": ("logctl.send", "stream log events (a file or stdin) into the ingest stream"),
     "results": ("logctl.results", "list result records or show one job"),
     "dlq": ("logctl.dlq", "inspect or redrive the dead-letter queue"),
+    "faults": ("logctl.faults", "show or switch a running local runtime's injected faults"),
     "dashboard": ("logctl.dashboard", "print or serve (aws: signing requests) the dashboard"),
 }
 

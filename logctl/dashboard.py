@@ -32,7 +32,8 @@ DEFAULT_PORT = 8000
 FORWARD_TIMEOUT_SECONDS = 30
 
 
-def deployed_api_url(stage: Stage, project: Path = PROJECT_ROOT) -> str:
+def deployed_rest_api(stage: Stage, project: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The rest_api resource `chalice deploy` recorded in .chalice/deployed/<stage>.json."""
     path = project / ".chalice" / "deployed" / f"{stage.name}.json"
     try:
         resources = json.loads(path.read_text())["resources"]
@@ -41,8 +42,12 @@ def deployed_api_url(stage: Stage, project: Path = PROJECT_ROOT) -> str:
                           "(make deploy-aws) or pass --api-url") from None
     for resource in resources:
         if resource.get("resource_type") == "rest_api":
-            return str(resource["rest_api_url"])
+            return dict(resource)
     raise LogctlError(f"{path} lists no REST API: deploy first (make deploy-aws)")
+
+
+def deployed_api_url(stage: Stage, project: Path = PROJECT_ROOT) -> str:
+    return str(deployed_rest_api(stage, project)["rest_api_url"])
 
 
 class SigningHandler(BaseHTTPRequestHandler):

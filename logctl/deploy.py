@@ -8,8 +8,9 @@
 The stage's policy file is regenerated from its names, the resources Chalice does not
 create are provisioned (hardened, with alarms), then `chalice deploy` (`chalice-local`
 for stage local) creates the functions, their role, the bucket notification and the
-SQS mapping. Post-deploy turns on ReportBatchItemFailures on that mapping; the worker
-loses nothing without it (`--no-post-deploy` leaves the mapping as Chalice made it).
+SQS mapping. Post-deploy turns on ReportBatchItemFailures on that mapping (the worker
+loses nothing without it) and gives API Gateway's own error answers the API's error body
+(logctl.gateway); `--no-post-deploy` leaves both as Chalice made them.
 """
 
 from __future__ import annotations
@@ -17,22 +18,25 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from logctl.cli import run
+from logctl.gateway import set_error_bodies
 from logctl.policy import write_files
 from logctl.provision import (
     Safety,
     add_safety_options,
-    deployed_function_name,
-    enable_batch_item_failures,
+    configure_mappings,
     provision,
     safety_from,
 )
-from logctl.stage import LOCAL_STAGE, PROJECT_ROOT
+from logctl.stage import ENDPOINT_FILE, LOCAL_STAGE, PROJECT_ROOT, Stage, serving_runtime
 from logctl.target import Target, TargetError, resolve
 
 BIN = Path(sys.executable).parent
+REST_API_LINE = "Rest API URL:"
 
 
 class DeployError(Exception):
@@ -40,32 +44,65 @@ class DeployError(Exception):
 
 
 def run_chalice(target: Target, *args: str) -> None:
-    """`chalice ARGS --stage STAGE` in the project (`chalice-local` for stage local)."""
-    tool = "chalice-local" if target.stage.name == LOCAL_STAGE else "chalice"
+    """`chalice ARGS --stage STAGE` in the project (`chalice-local` for stage local).
+
+    For stage local its `Rest API URL` line is left out: that execute-api URL is not served
+    by the local runtime (its --api-port is the API; `deploy` says where).
+    """
+    local = target.stage.name == LOCAL_STAGE
+    tool = "chalice-local" if local else "chalice"
     command = [str(BIN / tool), *args, "--stage", target.stage.name]
     print(f"{args[0]}: {' '.join([tool, *command[1:]])}", flush=True)
     try:
-        status = subprocess.run(command, cwd=target.project, env=target.env,
-                                stdin=subprocess.DEVNULL).returncode
+        process = subprocess.Popen(command, cwd=target.project, env=target.env,
+                                   stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE if local else None,
+                                   stderr=subprocess.STDOUT if local else None, text=True)
     except OSError as exc:
         raise DeployError(f"cannot run {tool}: {exc.strerror or exc}") from exc
+    if process.stdout is not None:
+        with process.stdout:
+            for line in process.stdout:
+                if REST_API_LINE not in line:
+                    print(line, end="", flush=True)
+    status = process.wait()
     if status != 0:
         raise DeployError(f"{tool} {args[0]} failed (exit status {status})")
 
 
+def with_origin(stage: Stage, url: str) -> Stage:
+    """The stage with `url`'s origin among the origins its bucket's CORS rule allows."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if origin in stage.dashboard_origins:
+        return stage
+    origins = ",".join([*stage.dashboard_origins, origin])
+    return replace(stage, environment={**stage.environment, "DASHBOARD_ORIGINS": origins})
+
+
 def deploy(target: Target, safety: Safety, post_deploy: bool = True) -> None:
-    stage = target.stage
+    runtime = serving_runtime(target.stage, target.project / ENDPOINT_FILE.name)
+    stage = (with_origin(target.stage, runtime.api_url)
+             if runtime is not None and runtime.api_url else target.stage)
     for path in write_files(target.project / ".chalice" / "config.json"):
         print(f"deploy: wrote {path} from the stage names", flush=True)
     for action in provision(stage, safety).actions or ["every resource already exists"]:
         print(f"deploy: provision[{stage.name}]: {action}", flush=True)
     run_chalice(target, "deploy")
-    if not post_deploy:
+    if post_deploy:
+        for line in configure_mappings(stage):
+            print(f"deploy: {line}", flush=True)
+        types = set_error_bodies(stage, target.project)
+        print(f"deploy: gateway responses in the error body: "
+              f"{', '.join(types) if types else 'already set'}", flush=True)
+    if stage.name != LOCAL_STAGE:
         return
-    name = deployed_function_name(stage)
-    changed = enable_batch_item_failures(stage, name)
-    print(f"deploy: {name}: ReportBatchItemFailures "
-          f"{'enabled' if changed else 'already enabled'}", flush=True)
+    if runtime is not None and runtime.api_url:
+        print(f"deploy: results API and dashboard: {runtime.api_url} (the local runtime's, "
+              f"pid {runtime.pid})", flush=True)
+    else:
+        print("deploy: the results API and dashboard are served by `make local` on its "
+              "API_PORT (default http://127.0.0.1:8000/)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,10 @@
 
 Deleted: the functions, their role and triggers (`chalice delete`), their log groups,
 the alarms and the SNS topic with its subscriptions, the jobs queue and its dead-letter
-queue, the results and stats tables, the ingest stream (with any events not yet written)
-and the bucket. A bucket that still holds uploads is kept, and
-nothing is deleted, unless --purge (every object version goes). Asks first unless --yes;
+queue, the stream mappings' on-failure queues, the results and stats tables, the ingest
+stream (with any events not yet written) and the bucket. A bucket that still holds uploads is
+kept, and nothing is deleted, unless --purge (every object version goes). Asks first unless
+--yes;
 running it again when nothing is left does nothing.
 """
 
@@ -26,7 +27,16 @@ from botocore.exceptions import ClientError
 from logctl.alarms import alarm_specs, topic_name
 from logctl.cli import LogctlError, run
 from logctl.deploy import DeployError, run_chalice
-from logctl.stage import LOCAL_STAGE, PROJECT_ROOT, Stage, client, session_for
+from logctl.stage import (
+    ENDPOINT_FILE,
+    LOCAL_STAGE,
+    PROJECT_ROOT,
+    Stage,
+    client,
+    serving_runtime,
+    session_for,
+)
+from logctl.streammappings import STREAM_MAPPINGS, on_failure_queue
 from logctl.target import Target, TargetError, resolve
 
 MISSING = {"NoSuchBucket", "404", "NotFound", "ResourceNotFoundException",
@@ -119,7 +129,8 @@ def survey(target: Target) -> Plan:
     cloudwatch, logs = client(stage, "cloudwatch", session), client(stage, "logs", session)
     plan = Plan(stage, target.project / ".chalice" / "deployed" / f"{stage.name}.json",
                 _bucket_objects(s3, stage.bucket))
-    plan.queues += _existing((stage.jobs_queue, stage.dead_letter_queue),
+    failure_queues = tuple(on_failure_queue(stage, f) for f in STREAM_MAPPINGS)
+    plan.queues += _existing((stage.jobs_queue, stage.dead_letter_queue, *failure_queues),
                              lambda name: sqs.get_queue_url(QueueName=name))
     plan.tables += _existing((stage.results_table, stage.stats_table),
                              lambda name: ddb.describe_table(TableName=name))
@@ -222,6 +233,16 @@ def destroy(target: Target, *, yes: bool, purge: bool) -> list[str]:
     return execute(target, plan, purge)
 
 
+def beside_runtime(target: Target) -> str:
+    """What a running local runtime does once its stage is gone."""
+    stage = target.stage
+    runtime = serving_runtime(stage, target.project / ENDPOINT_FILE.name)
+    who = (f"the local runtime at {stage.endpoint_url} (pid {runtime.pid})"
+           if runtime is not None else f"a local runtime at {stage.endpoint_url}, if any,")
+    return (f"{who} keeps running without the stage and waits for it: `make deploy-local` "
+            "brings the stage back and the runtime reconnects; Ctrl-C in its terminal stops it")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logctl.destroy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -244,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         done = destroy(target, yes=args.yes, purge=args.purge)
         for line in done or [f"nothing to delete: stage {args.stage} has no resources left"]:
             print(f"destroy: {line}", flush=True)
+        if done and target.stage.name == LOCAL_STAGE:
+            print(f"destroy: {beside_runtime(target)}", flush=True)
         return 0
 
     return run("destroy", body, (DeployError, TargetError, OSError, ValueError, EOFError))

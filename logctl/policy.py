@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib.jobindex import BY_DAY, BY_STATUS
 from logctl.stage import CONFIG_PATH, Stage, StageError, load_stage, read_config
+from logctl.streammappings import STREAM_MAPPINGS, on_failure_queue
 
 # The calls the handlers make (tests/integration/test_iam_policy.py proves the list covers
 # them, and the SQS event source mapping's own calls), by resource.
@@ -38,6 +39,9 @@ STREAM_READ_ACTIONS = ("kinesis:DescribeStream", "kinesis:DescribeStreamSummary"
                        "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards")
 STREAM_WRITE_ACTIONS = ("kinesis:PutRecords",)
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+# Lambda sends a stream batch it gives up to the mapping's on-failure queue with the
+# function's role.
+ON_FAILURE_ACTIONS = ("sqs:SendMessage",)
 LOG_PREFIX = "logs/"
 
 
@@ -68,6 +72,9 @@ def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
                        f"arn:aws:dynamodb:*:*:table/{stage.stats_table}"),
             _statement("ReadIngestStream", STREAM_READ_ACTIONS, stream),
             _statement("PutEvents", STREAM_WRITE_ACTIONS, stream),
+            _statement("StreamBatchesGivenUp", ON_FAILURE_ACTIONS,
+                       *(f"arn:aws:sqs:*:*:{on_failure_queue(stage, function)}"
+                         for function in STREAM_MAPPINGS)),
             _statement("FunctionLogs", LOG_ACTIONS,
                        f"arn:aws:logs:*:*:log-group:/aws/lambda/{app_name}-{stage.name}-*"),
         ],

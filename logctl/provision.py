@@ -5,7 +5,8 @@ stream, alarms.
     python -m logctl.provision --stage aws --post-deploy  # after `chalice deploy`
 
 `--post-deploy` turns on ReportBatchItemFailures on the worker's SQS event source
-mapping, which Chalice's decorator cannot configure.
+mapping and sets the stream mappings' settings (logctl.streammappings), which Chalice's
+decorators cannot configure.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ from logctl.stage import (
     client,
     load_stage,
     session_for,
+)
+from logctl.streammappings import (
+    ON_FAILURE_RETENTION_SECONDS,
+    STREAM_MAPPINGS,
+    configure_stream_mappings,
+    on_failure_queue,
 )
 
 WORKER_FUNCTION = "worker"
@@ -223,6 +230,10 @@ def provision(stage: Stage, safety: Safety | None = None) -> Provisioned:
     ensure_upload_cors(s3, stage.bucket, stage.dashboard_origins, actions)
     stream_arn = ensure_stream(client(stage, "kinesis", session), stage, safety.stream, actions,
                                0.1 if stage.is_local else 5.0)
+    for function in STREAM_MAPPINGS:
+        ensure_queue(sqs, on_failure_queue(stage, function),
+                     {"MessageRetentionPeriod": str(ON_FAILURE_RETENTION_SECONDS),
+                      **QUEUE_ENCRYPTION}, actions)
     provisioned = Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
                               stage.results_table, stream_arn, actions)
     secure(stage, provisioned, safety, session)
@@ -263,6 +274,14 @@ def add_safety_options(parser: argparse.ArgumentParser) -> None:
                         help="subscribe this address to the alarms (default: ALERT_EMAIL)")
     parser.add_argument("--ingest-shards", type=int, default=None,
                         help="shards of a new ingest stream (default: INGEST_SHARDS, or 1)")
+def configure_mappings(stage: Stage) -> list[str]:
+    """What `chalice deploy` cannot configure: one line per mapping said what was done."""
+    name = deployed_function_name(stage)
+    changed = enable_batch_item_failures(stage, name)
+    lines = [f"{name}: ReportBatchItemFailures "
+             f"{'enabled on ' + ', '.join(changed) if changed else 'already enabled'}"]
+    return lines + configure_stream_mappings(client(stage, "lambda"), client(stage, "sqs"),
+                                             stage)
 
 
 def safety_from(args: argparse.Namespace) -> Safety:
@@ -291,15 +310,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="AWS endpoint (default: AWS_ENDPOINT_URL; 127.0.0.1:4566 for local)")
     add_safety_options(parser)
     parser.add_argument("--post-deploy", action="store_true",
-                        help="configure the deployed worker's event source mapping")
+                        help="configure the deployed functions' event source mappings")
     args = parser.parse_args(argv)
     try:
         stage = load_stage(args.stage, endpoint_url=args.endpoint_url)
         if args.post_deploy:
-            name = deployed_function_name(stage)
-            changed = enable_batch_item_failures(stage, name)
-            print(f"{name}: ReportBatchItemFailures "
-                  f"{'enabled on ' + ', '.join(changed) if changed else 'already enabled'}")
+            for line in configure_mappings(stage):
+                print(line)
             return 0
         result = provision(stage, safety_from(args))
     except StageError as exc:

@@ -125,20 +125,79 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
     )
 
 
-def read_endpoint_file(path: Path | None = None) -> str | None:
+@dataclass(frozen=True)
+class RuntimeRecord:
+    """What a running `make local` writes to ENDPOINT_FILE: its endpoint URL on the first
+    line (all most readers need), then `key=value` lines: its pid, its API's URL, and the
+    token its API's /health answers carry."""
+
+    endpoint_url: str
+    pid: int | None = None
+    api_url: str | None = None
+    token: str | None = None
+
+    def text(self) -> str:
+        fields = {"pid": self.pid, "api": self.api_url, "token": self.token}
+        return "".join([self.endpoint_url + "\n", *(f"{key}={value}\n"
+                                                    for key, value in fields.items()
+                                                    if value is not None)])
+
+    @classmethod
+    def parse(cls, text: str) -> RuntimeRecord | None:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            return None
+        fields = dict(line.partition("=")[::2] for line in lines[1:])
+        pid = fields.get("pid", "")
+        return cls(lines[0], int(pid) if pid.isdigit() else None, fields.get("api") or None,
+                   fields.get("token") or None)
+
+    def alive(self) -> bool:
+        """Whether the process that wrote it still runs (on this machine)."""
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def read_runtime_record(path: Path | None = None) -> RuntimeRecord | None:
     try:
-        return (path or ENDPOINT_FILE).read_text().strip() or None
+        return RuntimeRecord.parse((path or ENDPOINT_FILE).read_text())
     except OSError:
         return None
 
 
-def write_endpoint_file(endpoint_url: str, path: Path) -> None:
-    path.write_text(endpoint_url + "\n")
+def serving_runtime(stage: Stage, path: Path | None = None) -> RuntimeRecord | None:
+    """The running `make local` that serves `stage`'s endpoint, from its endpoint file."""
+    record = read_runtime_record(path)
+    if (stage.name != LOCAL_STAGE or stage.endpoint_url is None or record is None
+            or not record.alive()
+            or record.endpoint_url.rstrip("/") != stage.endpoint_url.rstrip("/")):
+        return None
+    return record
 
 
-def remove_endpoint_file(endpoint_url: str, path: Path) -> None:
-    """Remove the file if it still names `endpoint_url` (another runtime may own it now)."""
-    if read_endpoint_file(path) == endpoint_url:
+def read_endpoint_file(path: Path | None = None) -> str | None:
+    record = read_runtime_record(path)
+    return record.endpoint_url if record is not None else None
+
+
+def write_endpoint_file(record: RuntimeRecord | str, path: Path) -> None:
+    if isinstance(record, str):
+        record = RuntimeRecord(record)
+    path.write_text(record.text())
+
+
+def remove_endpoint_file(record: RuntimeRecord | str, path: Path) -> None:
+    """Remove the file if it is still the one `record` wrote (another runtime may own it)."""
+    if isinstance(record, str):
+        record = RuntimeRecord(record)
+    if read_runtime_record(path) == record:
         path.unlink(missing_ok=True)
 
 

@@ -45,13 +45,15 @@ class StatusBoard(threading.Thread):
     """Redraws the status line once a second; only on a terminal."""
 
     def __init__(self, console: Console, invoker: InvocationCounts, sqs: Any, ddb: Any, *,
-                 stage: Callable[[], Stage], stop: threading.Event) -> None:
+                 stage: Callable[[], Stage], stop: threading.Event,
+                 streams: Callable[[], dict[str, int]] | None = None) -> None:
         super().__init__(daemon=True, name="status")
         self.console = console
         self.invoker = invoker
         self.sqs = sqs
         self.ddb = ddb
         self.stage = stage
+        self.streams = streams
         self._queue_urls: dict[str, str] = {}
         self.stop_event = stop
         self._files: Counter[str] = Counter()
@@ -68,10 +70,13 @@ class StatusBoard(threading.Thread):
             self._queue_urls[name] = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
         dlq = _depth(self.sqs, self._queue_urls[name])
         totals = self.invoker.totals
+        streams = self.streams() if self.streams is not None else {}
+        shards = (f" | stream shards {streams['shards']}, batches {streams['batches']}"
+                  if streams.get("shards") or streams.get("batches") else "")
         return (f"files queued {files['queued']} | processing {files['processing']} | "
                 f"done {files['completed']} | failed {files['failed']} | DLQ {dlq} || "
                 f"invocations {totals['invocations']} ({totals['errors']} failed, "
-                f"{totals['cold_starts']} cold) | in flight {self.invoker.in_flight}")
+                f"{totals['cold_starts']} cold) | in flight {self.invoker.in_flight}{shards}")
 
     def run(self) -> None:
         while not self.stop_event.wait(REFRESH_SECONDS):

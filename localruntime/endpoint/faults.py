@@ -2,7 +2,9 @@
 of the handlers' calls with the errors AWS answers with (see `localruntime.faults`).
 
 A call is the handlers' when its user agent carries `app/localruntime-handler` (the
-runtime sets AWS_SDK_UA_APP_ID for its handler processes). An error answer is given
+runtime sets AWS_SDK_UA_APP_ID for its handler processes); the stream pollers' reads, which
+stand for the Lambda service's own, carry `app/localruntime-poller` and meet the errors
+GetRecords gives. An error answer is given
 before moto sees the request, so nothing is applied. A reset GetObject is served by moto,
 then `localruntime.endpoint.httpserver` sends half of the body and resets the connection.
 """
@@ -16,7 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from localruntime.faults import HANDLER_APP_ID, FaultPlan, log_fault
+from localruntime.endpoint.s3errors import error_body
+from localruntime.faults import HANDLER_APP_ID, POLLER_APP_ID, FaultSwitch, log_fault
 
 RESET_BODY_KEY = "localruntime.fault.reset_body"
 S3_GET_KINDS = ("s3_get_500", "s3_get_slowdown", "s3_get_reset")
@@ -28,9 +31,24 @@ KINDS_BY_OPERATION: dict[tuple[str, str], tuple[str, ...]] = {
     ("sqs", "SendMessage"): ("sqs_send_500",),
     ("sqs", "ChangeMessageVisibility"): ("sqs_visibility_500",),
 }
+STREAM_READ_KINDS = ("stream_read_500", "stream_read_throttle", "stream_iterator_expired")
+# DynamoDB Streams signs as `dynamodb`; DynamoDB itself has no GetRecords.
+POLLER_KINDS_BY_OPERATION: dict[tuple[str, str], tuple[str, ...]] = {
+    ("kinesis", "GetRecords"): STREAM_READ_KINDS,
+    ("dynamodb", "GetRecords"): STREAM_READ_KINDS,
+}
 # Query parameters a GetObject may carry; any other names a sub-resource (?acl, ?tagging...).
 _GET_OBJECT_PARAMETERS = ("versionId", "partNumber", "x-id")
 _DDB_ERROR = "com.amazonaws.dynamodb.v20120810#"
+_STREAM_ERRORS = {
+    # kind: (status, Kinesis error type, DynamoDB Streams error type, message)
+    "stream_read_500": ("500 Internal Server Error", "InternalFailureException",
+                        _DDB_ERROR + "InternalServerError", "Internal service failure."),
+    "stream_read_throttle": ("400 Bad Request", "ProvisionedThroughputExceededException",
+                             _DDB_ERROR + "LimitExceededException", "Rate exceeded for shard."),
+    "stream_iterator_expired": ("400 Bad Request", "ExpiredIteratorException",
+                                _DDB_ERROR + "ExpiredIteratorException", "Iterator expired."),
+}
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -80,10 +98,7 @@ def _target(environ: dict[str, Any]) -> str:
 
 
 def _s3_error(status: str, code: str, message: str) -> tuple[str, str, bytes]:
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-            f"<Message>{message}</Message><RequestId>{uuid.uuid4().hex[:16].upper()}"
-            "</RequestId></Error>").encode()
-    return status, "application/xml", body
+    return status, "application/xml", error_body(code, message)
 
 
 def _json_error(status: str, kind: str, message: str) -> tuple[str, str, bytes]:
@@ -107,6 +122,12 @@ def error_answer(kind: str, environ: dict[str, Any]) -> tuple[str, str, bytes, l
     elif kind == "ddb_500":
         answer = _json_error("500 Internal Server Error", _DDB_ERROR + "InternalServerError",
                              "Internal server error")
+    elif kind in _STREAM_ERRORS:
+        status, kinesis, streams, message = _STREAM_ERRORS[kind]
+        kinesis_call = _service(environ) == "kinesis"
+        answer = _json_error(status, kinesis if kinesis_call else streams, message)
+        if kinesis_call:
+            answer = (answer[0], "application/x-amz-json-1.1", answer[2])
     elif environ.get("HTTP_X_AMZ_TARGET"):
         answer = _json_error("500 Internal Server Error", "com.amazonaws.sqs#InternalError",
                              "We encountered an internal error. Please try again.")
@@ -120,18 +141,27 @@ def error_answer(kind: str, environ: dict[str, Any]) -> tuple[str, str, bytes, l
 
 
 class FaultingApp:
-    """Wraps the endpoint's WSGI application; draws one fault decision per handler call."""
+    """Wraps the endpoint's WSGI application; draws one fault decision per handler call
+    from the plan in force."""
 
-    def __init__(self, application: WsgiApp, plan: FaultPlan) -> None:
+    def __init__(self, application: WsgiApp, faults: FaultSwitch) -> None:
         self.application = application
-        self.dice = plan.dice("endpoint")
+        self.faults = faults
+        self.dice = faults.dice("endpoint")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        if HANDLER_APP_ID not in environ.get("HTTP_USER_AGENT", ""):
+        agent = environ.get("HTTP_USER_AGENT", "")
+        if not self.faults.plan.endpoint_active():
+            return self.application(environ, start_response)
+        if HANDLER_APP_ID in agent:
+            by_operation = KINDS_BY_OPERATION
+        elif POLLER_APP_ID in agent:
+            by_operation = POLLER_KINDS_BY_OPERATION
+        else:
             return self.application(environ, start_response)
         service, name = operation(environ)
-        kinds = KINDS_BY_OPERATION.get((service, name))
+        kinds = by_operation.get((service, name))
         if not kinds:
             return self.application(environ, start_response)
         kind = self.dice.first(kinds)

@@ -11,9 +11,14 @@
 - API Gateway's ImportRestApi and PutRestApi accept Swagger 2.0 (what Chalice generates)
   and a document without `info.description`, as AWS does; moto refuses both (500, 400)
   though it reads only the paths, methods and integrations, which the formats write alike.
-- moto never runs a Lambda function: S3 notifications that target a function and SQS
-  event source mappings are recorded but invoke nothing (moto would invoke through
-  Docker, inside SendMessage). The local runtime runs the handlers itself.
+- moto never runs a Lambda function: S3 notifications that target a function and SQS,
+  DynamoDB stream and Kinesis event source mappings are recorded but invoke nothing (moto
+  would invoke through Docker, inside SendMessage, PutItem or PutRecord). The local
+  runtime runs the handlers itself.
+- DynamoDB stream records say the table's region and event version 1.1, as AWS's do.
+- DynamoDB's TTL deletes expired items (moto never does): some time after an item's TTL
+  attribute has passed, the endpoint deletes it, and the deletion reaches the table's
+  stream as a REMOVE whose `userIdentity` is the TTL service's (`expire_items`).
 
 - Requests are atomic, as AWS calls are: they run in moto one at a time (`atomic`);
   moto's threaded server lets a GetItem read an item an UpdateItem has half written.
@@ -93,6 +98,8 @@ def _fix_s3_event_shape() -> None:
 
 def _fix_lambda_invocations() -> None:
     from moto.awslambda.models import LambdaBackend
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.kinesis.models import kinesis_backends
     from moto.s3 import notifications
     from moto.sqs.models import sqs_backends
 
@@ -110,6 +117,10 @@ def _fix_lambda_invocations() -> None:
         esm = original_create(self, spec)
         for queue in sqs_backends[self.account_id][self.region_name].queues.values():
             queue.lambda_event_source_mappings.pop(esm.function_arn, None)
+        for table in dynamodb_backends[self.account_id][self.region_name].tables.values():
+            table.lambda_event_source_mappings.pop(esm.function_arn, None)
+        for stream in kinesis_backends[self.account_id][self.region_name].streams.values():
+            stream.lambda_event_source_mappings.pop(esm.event_source_arn, None)
         return esm
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping
@@ -126,6 +137,82 @@ def _fix_lambda_invocations() -> None:
         return [m for m in mappings if function_name_of(m.function_arn) == wanted]
 
     LambdaBackend.list_event_source_mappings = list_event_source_mappings
+
+
+def _fix_stream_records() -> None:
+    from moto.dynamodb.models.table import StreamRecord
+
+    original = replaced(StreamRecord, "__init__",
+                        ("self", "table", "stream_type", "event_name", "old", "new", "seq"))
+
+    def init(self: Any, table: Any, stream_type: str, event_name: str, old: Any, new: Any,
+             seq: int) -> None:
+        original(self, table, stream_type, event_name, old, new, seq)
+        self.record["awsRegion"] = table.region_name
+        self.record["eventVersion"] = "1.1"
+
+    StreamRecord.__init__ = init
+
+
+# Who deletes an expired item, as DynamoDB Streams' GetRecords names it.
+TTL_IDENTITY = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+# DynamoDB leaves alone items whose TTL is more than five years in the past.
+TTL_HORIZON_SECONDS = 5 * 365 * 24 * 3600
+TTL_SWEEP_VARIABLE = "LOCALRUNTIME_TTL_SWEEP_SECONDS"
+TTL_SWEEP_SECONDS = 30.0
+
+
+def ttl_expired(value: Any, now: float) -> bool:
+    """Whether a TTL attribute value (a DynamoType) makes its item due for deletion."""
+    if value is None or value.type != "N":
+        return False
+    try:
+        expires = float(value.value)
+    except ValueError:
+        return False
+    return now - TTL_HORIZON_SECONDS <= expires < now
+
+
+def expire_items(now: float) -> int:
+    """Delete every item whose TTL has passed, in every table with TTL on, as DynamoDB's
+    TTL does; each deletion reaches the table's stream marked as the TTL service's."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    deleted = 0
+    for per_account in list(dynamodb_backends.values()):
+        for backend in list(per_account.values()):
+            for table in list(backend.tables.values()):
+                if table.ttl.get("TimeToLiveStatus") != "ENABLED":
+                    continue
+                attribute = table.ttl.get("AttributeName")
+                for item in table.all_items():
+                    if not ttl_expired(item.attrs.get(attribute), now):
+                        continue
+                    shard = table.stream_shard
+                    before = len(shard.items) if shard is not None else 0
+                    table.delete_item(item.hash_key, item.range_key)
+                    deleted += 1
+                    if shard is not None and len(shard.items) > before:
+                        shard.items[-1].record["userIdentity"] = dict(TTL_IDENTITY)
+    return deleted
+
+
+def _expire_items_forever(every: float) -> None:
+    while True:
+        time.sleep(every)
+        with APP_LOCK:
+            expire_items(time.time())
+
+
+def start_ttl_sweeper(environ: dict[str, str]) -> float:
+    """Start deleting expired items every LOCALRUNTIME_TTL_SWEEP_SECONDS (default 30 s)."""
+    text = environ.get(TTL_SWEEP_VARIABLE) or str(TTL_SWEEP_SECONDS)
+    every = float(text)
+    if not every > 0:
+        raise ValueError(f"{TTL_SWEEP_VARIABLE}={text!r}: must be a positive number")
+    threading.Thread(target=_expire_items_forever, args=(every,), daemon=True,
+                     name="ttl").start()
+    return every
 
 
 REQUEST_CONTEXT = {"aws:securetransport": "true"}
@@ -187,6 +274,7 @@ def apply_in_process() -> None:
     _applied_in_process = True
     _fix_bucket_policy_conditions()
     _fix_s3_event_shape()
+    _fix_stream_records()
 
 
 def as_openapi(api_doc: dict[str, Any]) -> dict[str, Any]:
@@ -270,3 +358,4 @@ def apply() -> None:
     _fix_lambda_invocations()
     _fix_bucket_policy_conditions()
     _fix_rest_api_import()
+    _fix_stream_records()

@@ -1,5 +1,7 @@
 """The AWS endpoint: moto's application, adjusted by `localruntime.endpoint.motofixes` (behaviour)
 and `localruntime.endpoint.motospeed` (speed), served by `localruntime.endpoint.httpserver`.
+In front of moto, outermost first: the control route (`control`), S3's presigned-URL rules
+(`presigned`), injected faults (`faults`).
 
     python -m localruntime.endpoint.server [--host 127.0.0.1] [--port 4566]
 """
@@ -15,8 +17,10 @@ from types import FrameType
 from typing import Any
 
 from localruntime.endpoint import motofixes, motoguard, motospeed
+from localruntime.endpoint.control import FaultControl
 from localruntime.endpoint.faults import FaultingApp
-from localruntime.faults import FaultPlan
+from localruntime.endpoint.presigned import PresignedUrls
+from localruntime.faults import FaultPlan, FaultSwitch
 from localruntime.gcpolicy import keep_full_collections_short
 
 
@@ -38,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="exit when stdin (a pipe from the runtime) closes")
     parser.add_argument("--faults", default=None, metavar="JSON",
-                        help="a fault plan (localruntime.faults) for the handlers' calls")
+                        help="the fault plan (localruntime.faults) at start; the control "
+                        "route (localruntime.endpoint.control) changes it")
     args = parser.parse_args(argv)
     if args.exit_with_parent:
         threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
@@ -68,14 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
     application: Any = motofixes.atomic(DomainDispatcherApplication(create_backend_app))
-    plan = FaultPlan.from_json(args.faults) if args.faults else FaultPlan()
-    if plan.endpoint_active():
-        application = FaultingApp(application, plan)
+    faults = FaultSwitch(FaultPlan.from_json(args.faults) if args.faults else None)
+    application = FaultControl(PresignedUrls(FaultingApp(application, faults)), faults)
     try:
         server = HttpServer((args.host, args.port), application)
     except OSError as exc:
         print(f"endpoint: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)
+        return 2
+    try:
+        motofixes.start_ttl_sweeper(dict(os.environ))
+    except ValueError as exc:
+        print(f"endpoint: {exc}", file=sys.stderr)
         return 2
     keep_full_collections_short()
     print(f"endpoint: listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)

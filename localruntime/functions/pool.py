@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultPlan
+from localruntime.children import spawn
+from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultSwitch
 from localruntime.functions.memory import SAMPLE_SECONDS, MemoryExceeded, MemoryWatch
 from localruntime.log import Console
 from localruntime.settings import FunctionSettings
@@ -65,7 +66,7 @@ class HandlerProcess:
         self.console = console
         self.dice = dice
         self._kill_sent = False
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "localruntime.functions.worker", "--function", function.name,
              "--handler", handler, "--timeout", str(function.timeout_seconds),
              "--memory", str(function.memory_mb)],
@@ -214,10 +215,10 @@ class FunctionPool:
 
     def __init__(self, function: FunctionSettings, handler: str, project: Path,
                  env: dict[str, str], console: Console, generation: int, *,
-                 faults: FaultPlan | None = None, enforce_memory: bool = True) -> None:
+                 faults: FaultSwitch | None = None, enforce_memory: bool = True) -> None:
         self.function = function
         self.dice = (faults.dice(f"kill:{function.name}:{generation}")
-                     if faults is not None and faults.rate("kill") > 0 else None)
+                     if faults is not None else None)
         self.enforce_memory = enforce_memory
         self.handler = handler
         self.project = project
@@ -229,6 +230,7 @@ class FunctionPool:
         self._members: set[HandlerProcess] = set()
         self._retired = False
         self._init_failures = 0
+        self.init_error: str | None = None
         for _ in range(function.concurrency):
             self._spawn()
 
@@ -253,7 +255,8 @@ class FunctionPool:
                 process.ensure_ready()
                 times.append(process.init_ms or 0.0)
                 taken.append((process, False))
-            except InvocationFailed:
+            except InvocationFailed as exc:
+                self.init_error = str(exc)
                 taken.append((process, True))
         for process, failed in taken:
             self.release(process, init_failed=failed)

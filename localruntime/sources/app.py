@@ -16,11 +16,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from localruntime.children import spawn
+from localruntime.log import import_failure
+
 DISCOVERY_TIMEOUT_SECONDS = 60
 
 
 class DiscoveryError(Exception):
-    """The app could not be imported, or declares nothing the runtime can run."""
+    """The app could not be imported, or declares nothing the runtime can run; `summary`
+    says so in one line."""
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,37 @@ class SqsSource:
     kind = "sqs"
 
 
-Source = S3Source | SqsSource
+@dataclass(frozen=True)
+class DynamoDBStreamSource:
+    """`@app.on_dynamodb_record`: `stream_arn` is None when the app read no ARN (its table
+    has no stream yet)."""
+
+    function: str
+    handler: str
+    stream_arn: str | None
+    batch_size: int
+    batching_window_seconds: int
+    starting_position: str
+
+    kind = "dynamodb"
+
+
+@dataclass(frozen=True)
+class KinesisSource:
+    function: str
+    handler: str
+    stream: str
+    batch_size: int
+    batching_window_seconds: int
+    starting_position: str
+
+    kind = "kinesis"
+
+
+StreamSource = DynamoDBStreamSource | KinesisSource
+Source = S3Source | SqsSource | DynamoDBStreamSource | KinesisSource
+_KINDS: dict[str, type[Source]] = {
+    kind.kind: kind for kind in (S3Source, SqsSource, DynamoDBStreamSource, KinesisSource)}
 
 
 @dataclass(frozen=True)
@@ -60,7 +98,12 @@ class AppDescription:
 
 def describe(app: Any) -> dict[str, Any]:
     """The event sources of a Chalice app, as plain data."""
-    from chalice.app import S3EventConfig, SQSEventConfig
+    from chalice.app import (
+        DynamoDBEventConfig,
+        KinesisEventConfig,
+        S3EventConfig,
+        SQSEventConfig,
+    )
 
     sources: list[dict[str, Any]] = []
     unsupported: list[str] = []
@@ -75,6 +118,18 @@ def describe(app: Any) -> dict[str, Any]:
                 queue_arn=source.queue_arn, batch_size=source.batch_size,
                 batching_window_seconds=source.maximum_batching_window_in_seconds,
                 maximum_concurrency=source.maximum_concurrency))})
+        elif isinstance(source, DynamoDBEventConfig):
+            sources.append({"kind": "dynamodb", **asdict(DynamoDBStreamSource(
+                function=source.name, handler=source.handler_string,
+                stream_arn=source.stream_arn or None, batch_size=source.batch_size,
+                batching_window_seconds=source.maximum_batching_window_in_seconds,
+                starting_position=source.starting_position))})
+        elif isinstance(source, KinesisEventConfig):
+            sources.append({"kind": "kinesis", **asdict(KinesisSource(
+                function=source.name, handler=source.handler_string, stream=source.stream,
+                batch_size=source.batch_size,
+                batching_window_seconds=source.maximum_batching_window_in_seconds,
+                starting_position=source.starting_position))})
         else:
             unsupported.append(f"{source.name} ({type(source).__name__})")
     return {"app_name": app.app_name, "sources": sources, "unsupported": unsupported}
@@ -86,31 +141,33 @@ def parse(data: dict[str, Any]) -> AppDescription:
         fields = {k: v for k, v in item.items() if k != "kind"}
         if item["kind"] == "s3":
             fields["events"] = tuple(fields["events"])
-            sources.append(S3Source(**fields))
-        else:
-            sources.append(SqsSource(**fields))
+        sources.append(_KINDS[item["kind"]](**fields))
     return AppDescription(data["app_name"], tuple(sources), tuple(data["unsupported"]))
 
 
 def discover(project: Path, env: dict[str, str]) -> AppDescription:
     """Import `app.py` from `project` in a child process and read its event sources."""
+    process = spawn([sys.executable, "-m", "localruntime.sources.app"], cwd=project, env=env,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "localruntime.sources.app"], cwd=project, env=env,
-            capture_output=True, text=True, timeout=DISCOVERY_TIMEOUT_SECONDS,
-            stdin=subprocess.DEVNULL)
+        stdout, stderr = process.communicate(timeout=DISCOVERY_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
         raise DiscoveryError(f"importing {project / 'app.py'} took longer than "
                              f"{DISCOVERY_TIMEOUT_SECONDS} s") from None
-    if done.returncode != 0:
-        detail = done.stderr.strip() or f"exit status {done.returncode}"
-        raise DiscoveryError(f"cannot import {project / 'app.py'}:\n{detail}")
+    if process.returncode != 0:
+        detail = stderr.strip() or f"exit status {process.returncode}"
+        raise DiscoveryError(f"cannot import {project / 'app.py'}:\n{detail}",
+                             summary=import_failure(detail, project))
     try:
-        description = parse(json.loads(done.stdout.strip().splitlines()[-1]))
+        description = parse(json.loads(stdout.strip().splitlines()[-1]))
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise DiscoveryError(f"unexpected event source listing: {exc}") from exc
     if not description.sources:
-        raise DiscoveryError(f"{project / 'app.py'} declares no S3 or SQS event handler")
+        raise DiscoveryError(f"{project / 'app.py'} declares no S3, SQS, DynamoDB stream or "
+                             "Kinesis event handler")
     return description
 
 

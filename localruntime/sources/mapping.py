@@ -1,4 +1,5 @@
-"""What the deployed SQS event source mapping says about partial batch responses.
+"""What the deployed event source mappings say: for SQS, about partial batch responses;
+for streams, every setting Lambda reads (`StreamMappingReader`).
 
 Lambda reads a returned `batchItemFailures` only when the mapping has
 `FunctionResponseTypes: ["ReportBatchItemFailures"]`; otherwise any normal return deletes
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from localruntime.log import Console
+from localruntime.sources.streams import StreamOptions
 
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 REFRESH_SECONDS = 2.0
@@ -73,6 +75,80 @@ class MappingReader:
             uuids = ", ".join(m["UUID"] for m in mappings)
             self._say(f"{self.function_name}: event source mapping {uuids}: "
                       f"{REPORT_BATCH_ITEM_FAILURES} {setting}")
+
+    def _say(self, message: str) -> None:
+        if message != self._described:
+            self._described = message
+            self.console.info(message)
+
+
+def stream_options(mapping: dict[str, Any] | None, declared: StreamOptions) -> StreamOptions:
+    """A stream mapping's settings as Lambda reads them; `declared` (the decorator's batch
+    size and window, Lambda's defaults for the rest) where there is no mapping."""
+    if mapping is None:
+        return declared
+    on_failure = ((mapping.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+        "Destination")
+    return StreamOptions(
+        batch_size=int(mapping.get("BatchSize") or declared.batch_size),
+        batching_window_seconds=float(mapping.get("MaximumBatchingWindowInSeconds")
+                                      or 0),
+        bisect=bool(mapping.get("BisectBatchOnFunctionError")),
+        maximum_retry_attempts=int(mapping.get("MaximumRetryAttempts", -1)),
+        maximum_record_age_seconds=int(mapping.get("MaximumRecordAgeInSeconds", -1)),
+        on_failure=on_failure or None,
+        report_item_failures=REPORT_BATCH_ITEM_FAILURES in (
+            mapping.get("FunctionResponseTypes") or []),
+    )
+
+
+class StreamMappingReader:
+    """The function's mapping on one stream, looked up at most every `refresh` seconds;
+    `source_arn` gives the stream's ARN (it may not exist yet)."""
+
+    def __init__(self, lambda_client: Any, function_name: str,
+                 source_arn: Callable[[], str], declared: StreamOptions, console: Console,
+                 refresh: float = REFRESH_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.lambda_client = lambda_client
+        self.function_name = function_name
+        self.source_arn = source_arn
+        self.declared = declared
+        self.console = console
+        self.refresh = refresh
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._described: str | None = None
+        self._options = declared
+
+    def options(self) -> StreamOptions:
+        with self._lock:
+            now = self.clock()
+            if self._checked_at is None or now - self._checked_at >= self.refresh:
+                self._checked_at = now
+                self._read()
+            return self._options
+
+    def _read(self) -> None:
+        try:
+            mappings = self.lambda_client.list_event_source_mappings(
+                FunctionName=self.function_name,
+                EventSourceArn=self.source_arn())["EventSourceMappings"]
+        except Exception as exc:  # noqa: BLE001 - keep the last known settings
+            self._say(f"cannot read the event source mapping of {self.function_name} "
+                      f"({type(exc).__name__}: {exc}); keeping the last known settings")
+            return
+        self._options = stream_options(mappings[0] if mappings else None, self.declared)
+        o = self._options
+        where = (f"event source mapping {mappings[0]['UUID']}" if mappings else
+                 "no event source mapping in the endpoint, as `chalice deploy` creates it")
+        self._say(f"{self.function_name}: {where}: batch {o.batch_size}, window "
+                  f"{o.batching_window_seconds:g} s, bisect {'on' if o.bisect else 'off'}, "
+                  f"retries {o.maximum_retry_attempts}, max age "
+                  f"{o.maximum_record_age_seconds} s, on-failure "
+                  f"{o.on_failure or 'none'}, {REPORT_BATCH_ITEM_FAILURES} "
+                  f"{'on' if o.report_item_failures else 'off'}")
 
     def _say(self, message: str) -> None:
         if message != self._described:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localruntime.faults import NOTIFICATION_DELAY_MAX_SECONDS, FaultPlan
+from localruntime.faults import NOTIFICATION_DELAY_MAX_SECONDS, FaultSwitch
 from localruntime.log import Console
 from localruntime.sources.events import s3_event
 
@@ -25,17 +25,13 @@ def _keys(body: str) -> list[str]:
 
 
 class NotificationFaults:
-    def __init__(self, plan: FaultPlan, function: str, sqs: Any, queue_url: str,
+    def __init__(self, faults: FaultSwitch, function: str, sqs: Any, queue_url: str,
                  console: Console) -> None:
-        self.dice = plan.dice(f"notifications:{function}")
+        self.dice = faults.dice(f"notifications:{function}")
         self.function = function
         self.sqs = sqs
         self.queue_url = queue_url
         self.console = console
-
-    @staticmethod
-    def wanted(plan: FaultPlan) -> bool:
-        return plan.rate("s3_delay") > 0 or plan.rate("s3_duplicate") > 0
 
     def _send_later(self, kind: str, message: dict[str, Any], low: float) -> None:
         delay = int(self.dice.uniform(low, NOTIFICATION_DELAY_MAX_SECONDS))

@@ -54,6 +54,8 @@ class Poller(ABC):
         self.shutdown = shutdown
         self._stopping = threading.Event()
         self._last_error: str | None = None
+        self._error_lock = threading.Lock()
+        self._error_at = 0.0
         self._threads = [
             threading.Thread(target=self._lane, daemon=True, name=f"{function}-lane-{i}")
             for i in range(lanes)]
@@ -75,20 +77,32 @@ class Poller(ABC):
 
     def _lane(self) -> None:
         while not self._stopping.is_set() and not self.shutdown.is_set():
+            started = time.monotonic()
             try:
                 messages = self.next_batch()
-                self._last_error = None
+                self._recovered(started)
                 if messages and not self.shutdown.is_set():
                     self.dispatch(messages)
             except Exception as exc:  # noqa: BLE001 - a lane reports and keeps polling
                 if self.shutdown.is_set():
                     return
                 error = f"{type(exc).__name__}: {exc}"
-                if error != self._last_error:  # a queue that is gone is reported once
+                with self._error_lock:  # a queue that is gone is reported once, by one lane
+                    first = error != self._last_error
                     self._last_error = error
+                    self._error_at = time.monotonic()
+                if first:
                     self.console.info(f"{self.function}: polling {self.queue.url} failed: "
                                       f"{error} (retrying every {ERROR_PAUSE_SECONDS:g} s)")
                 self.shutdown.wait(ERROR_PAUSE_SECONDS)
+
+    def _recovered(self, started: float) -> None:
+        """A receive that began after the last failure worked: say so, once."""
+        with self._error_lock:
+            if self._last_error is None or started < self._error_at:
+                return
+            self._last_error = None
+        self.console.info(f"{self.function}: polling {self.queue.url} works again")
 
     def next_batch(self) -> list[dict[str, Any]]:
         return self._receive(RECEIVE_MAX, LONG_POLL_SECONDS)

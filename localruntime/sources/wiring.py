@@ -77,6 +77,13 @@ def connect_s3_source(s3: Any, sqs: Any, source: S3Source, timeout_seconds: floa
     return queue
 
 
+def s3_source_connected(s3: Any, source: S3Source) -> bool:
+    """Whether the bucket still notifies the source's queue (raises if there is no bucket)."""
+    config = _current_notifications(s3, source.bucket)
+    ours = notification_id(source.function)
+    return any(c.get("Id") == ours for c in config.get("QueueConfigurations", []))
+
+
 def disconnect_s3_source(s3: Any, source: S3Source) -> None:
     config = _current_notifications(s3, source.bucket)
     ours = notification_id(source.function)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from logctl.stage import read_runtime_record
 from tests.e2e.conftest import Runtime, running
 
 HANG_GUARD_SECONDS = 300
@@ -47,7 +48,9 @@ def test_the_endpoint_file_names_the_running_runtime_and_goes_with_it(tmp_path: 
     endpoint_file = tmp_path / "endpoint"
     with running(tmp_path, "--no-reload", "--endpoint-file", str(endpoint_file)) as runtime:
         written = endpoint_file.read_text()
-        endpoint = runtime.endpoint
+        record = read_runtime_record(endpoint_file)
+        endpoint, pid = runtime.endpoint, runtime.process.pid
 
-    assert written == endpoint + "\n"
+    assert written.splitlines()[0] == endpoint  # the first line is all most readers need
+    assert record is not None and record.endpoint_url == endpoint and record.pid == pid
     assert not endpoint_file.exists()

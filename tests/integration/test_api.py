@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 import time
 from typing import Any
@@ -275,8 +276,11 @@ def test_the_dashboard_is_one_self_contained_page(app_module) -> None:
     page = response.body.decode()
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
-    assert "<script src" not in page and "<link" not in page and "https://" not in page
-    assert len(response.body) < 20_000
+    assert "<script src" not in page and "https://" not in page
+    links = re.findall(r"<link[^>]*>", page)
+    assert links == ['<link rel="icon" href="favicon.ico" type="image/svg+xml">']
+    assert len(response.body) < 40_000
+    assert page.count("http://") == page.count("http://www.w3.org/2000/svg") == 1
 
 
 def test_on_aws_every_route_needs_iam_auth_and_sends_no_cors(stage, monkeypatch) -> None:
@@ -288,8 +292,9 @@ def test_on_aws_every_route_needs_iam_auth_and_sends_no_cors(stage, monkeypatch)
                   for method, entry in methods.items()]
     finally:
         sys.modules.pop("app", None)
-    assert {path for path, _, _ in routes} == {"/", "/jobs", "/jobs/{job_id}", "/stats",
-                                               "/health", "/uploads", "/ingest"}
+    assert {path for path, _, _ in routes} == {
+        "/", "/favicon.ico", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/download", "/stats",
+        "/health", "/uploads", "/ingest"}
     for path, method, entry in routes:
         assert isinstance(entry.authorizer, IAMAuthorizer), (path, method)
         assert not entry.cors, (path, method)

@@ -3,9 +3,6 @@ tagged as the handlers' are hit, and each fault is one JSON line in the endpoint
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +11,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ResponseStreamingError
 
-from localruntime.background import PROJECT_ROOT, clean_environment, free_port
 from localruntime.faults import HANDLER_APP_ID, FaultPlan, count_faults
+from tests.integration.endpointprocess import running_endpoint
 
 PLAN = FaultPlan({"s3_get_reset": 1.0, "ddb_throughput": 1.0, "sqs_send_500": 1.0,
                   "sqs_visibility_500": 1.0}, seed=1)
@@ -23,22 +20,9 @@ PLAN = FaultPlan({"s3_get_reset": 1.0, "ddb_throughput": 1.0, "sqs_send_500": 1.
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     log = tmp_path_factory.mktemp("endpoint") / "endpoint.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "localruntime.endpoint.server", "--port", str(port),
-             "--faults", PLAN.to_json()], cwd=PROJECT_ROOT, env=clean_environment(),
-            stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while b"listening" not in log.read_bytes():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the endpoint did not start"
-        time.sleep(0.1)
-    yield url, log
-    process.terminate()
-    process.wait(10)
+    with running_endpoint(log, "--faults", PLAN.to_json()) as url:
+        yield url, log
 
 
 def client(service: str, url: str, *, handler: bool) -> object:

@@ -119,11 +119,77 @@ def _sets_sorted(value: Any) -> Any:
     return value
 
 
-def _outcomes_with(off: str) -> list[Any]:
+def kinesis_outcomes() -> list[Any]:
+    """Kinesis calls over shards that grow, split and merge, with what moto answers (arrival
+    times left out: they differ run to run), and a shard's reads at fixed arrival times."""
+    import boto3
+    from moto import mock_aws
+    from moto.kinesis.models import Record, Shard
+
+    found: list[Any] = []
+    with mock_aws():
+        kinesis = boto3.client("kinesis", region_name="us-east-1")
+        kinesis.create_stream(StreamName="s", ShardCount=2)
+        for start in range(0, 60, 20):
+            found.append(_attempt(kinesis.put_records, StreamName="s", Records=[
+                {"Data": f"{i}".encode(), "PartitionKey": f"k{i}"}
+                for i in range(start, start + 20)]))
+        found.append(_attempt(kinesis.put_record, StreamName="s", Data=b"one",
+                              PartitionKey="k1"))
+
+        def read(shard: str, kind: str, limit: int | None, **where: Any) -> Any:
+            iterator = _attempt(kinesis.get_shard_iterator, StreamName="s", ShardId=shard,
+                                ShardIteratorType=kind, **where)
+            if "ShardIterator" not in iterator:
+                return iterator
+            answer = _attempt(kinesis.get_records, ShardIterator=iterator["ShardIterator"],
+                              **({"Limit": limit} if limit else {}))
+            for record in answer.get("Records", []):
+                record.pop("ApproximateArrivalTimestamp")
+            answer.pop("MillisBehindLatest", None)
+            return answer
+
+        for shard in ("shardId-000000000000", "shardId-000000000001"):
+            found += [read(shard, "TRIM_HORIZON", None), read(shard, "TRIM_HORIZON", 7),
+                      read(shard, "LATEST", None),
+                      read(shard, "AT_SEQUENCE_NUMBER", 5, StartingSequenceNumber="3"),
+                      read(shard, "AFTER_SEQUENCE_NUMBER", 1000, StartingSequenceNumber="10"),
+                      read(shard, "AFTER_SEQUENCE_NUMBER", 3, StartingSequenceNumber="999")]
+        found.append(_attempt(kinesis.split_shard, StreamName="s",
+                              ShardToSplit="shardId-000000000000",
+                              NewStartingHashKey=str(2 ** 126)))
+        found.append(_attempt(kinesis.merge_shards, StreamName="s",
+                              ShardToMerge="shardId-000000000002",
+                              AdjacentShardToMerge="shardId-000000000003"))
+        shards = _attempt(kinesis.list_shards, StreamName="s")
+        found.append(shards)
+        for shard in shards.get("Shards", []):
+            found += [read(shard["ShardId"], "TRIM_HORIZON", None),
+                      read(shard["ShardId"], "LATEST", 2)]
+
+    shard = Shard(0, 0, 2 ** 128)
+    for n in range(1, 31):
+        shard.records[n] = Record("k", "eA==", n, "")
+        shard.records[n].created_at = 1000.0 + n * 0.25
+    found.append([shard.get_max_sequence_number(), shard.get_min_sequence_number()])
+    for last in ("0", "1", "14", "29", "30", "45"):
+        for limit in (None, 1, 4, 100):
+            records, next_last, behind = shard.get_records(last, limit)
+            found.append([[r.sequence_number for r in records], next_last, behind])
+    gappy = Shard(1, 0, 2 ** 128)
+    for n in (2, 3, 7):
+        gappy.records[n] = Record("k", "eA==", n, "")
+        gappy.records[n].created_at = 1000.0 + n
+    records, next_last, behind = gappy.get_records("2", 5)
+    found.append([[r.sequence_number for r in records], next_last, behind])
+    return json.loads(json.dumps(found, default=repr))
+
+
+def _outcomes_with(off: str, which: str = "outcomes") -> list[Any]:
     code = ("import json, os; from localruntime.endpoint import motofixes, motospeed; "
             "motospeed.apply(motospeed.switched_off(os.environ['OFF'])); motofixes.apply(); "
-            "from tests.integration.test_localruntime_motospeed import outcomes; "
-            "print(json.dumps(outcomes()))")
+            f"from tests.integration.test_localruntime_motospeed import {which}; "
+            f"print(json.dumps({which}()))")
     env = {**os.environ, "OFF": off, "AWS_ACCESS_KEY_ID": "test",
            "AWS_SECRET_ACCESS_KEY": "test", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
@@ -143,6 +209,16 @@ def test_dynamodb_answers_the_same_with_and_without_the_speed_ups() -> None:
     projected = next(o["Item"] for o in plain if "Item" in o and "n1" in o["Item"])
     assert projected["n1"] == {"N": "1"} and projected["n2"] == {"N": "1E+3"}
     assert _outcomes_with("") == plain
+
+
+def test_kinesis_answers_the_same_with_and_without_the_speed_ups() -> None:
+    plain = _outcomes_with("all", "kinesis_outcomes")
+    reads = [o for o in plain if isinstance(o, dict) and "Records" in o and
+             "NextShardIterator" in o]
+    assert any(len(o["Records"]) == 7 for o in reads)
+    assert plain[-1] == [[3, 7], 7, 0]  # a shard with a gap in its numbers
+    assert plain[-15] == [[15, 16, 17, 18], 18, 3000]  # after 14, limit 4
+    assert _outcomes_with("", "kinesis_outcomes") == plain
 
 
 def test_speed_ups_are_switched_off_by_name_or_all() -> None:

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ("logctl.provision", "logctl.generate", "logctl.upload", "logctl.results",
-           "logctl.dlq", "chalicelib.summarize", "analysis", "analysis.compact",
+           "logctl.dlq", "logctl.faults", "chalicelib.summarize", "analysis", "analysis.compact",
            "loadtest.protocol", "loadtest.runtime", "localruntime")
 
 

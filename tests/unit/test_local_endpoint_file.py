@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,8 +12,11 @@ import pytest
 from logctl import stage as stage_module
 from logctl.stage import (
     LOCAL_ENDPOINT,
+    RuntimeRecord,
     load_stage,
+    read_runtime_record,
     remove_endpoint_file,
+    serving_runtime,
     session_for,
     write_endpoint_file,
 )
@@ -72,3 +78,42 @@ def test_the_tools_bring_stand_in_credentials_and_a_region_for_the_local_stage(
     credentials = session.get_credentials()
     assert credentials is not None and credentials.access_key == "test"
     assert session.region_name == "us-east-1"
+
+
+def test_the_record_keeps_the_url_first_for_every_reader(endpoint_file: Path) -> None:
+    record = RuntimeRecord("http://127.0.0.1:5123", pid=os.getpid(),
+                           api_url="http://127.0.0.1:8100/", token="abc")
+    write_endpoint_file(record, endpoint_file)
+
+    assert endpoint_file.read_text().splitlines()[0] == "http://127.0.0.1:5123"
+    assert read_runtime_record(endpoint_file) == record
+    assert load_stage("local", config=CONFIG).endpoint_url == "http://127.0.0.1:5123"
+
+
+def test_a_record_names_a_live_runtime_only_while_its_process_runs(endpoint_file: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    gone = RuntimeRecord("http://127.0.0.1:5123", pid=int(done.stdout))
+    assert RuntimeRecord("http://127.0.0.1:5123", pid=os.getpid()).alive()
+    assert not gone.alive()
+    assert not RuntimeRecord("http://127.0.0.1:5123").alive()  # written before pids were
+
+
+def test_the_tools_find_the_runtime_serving_their_endpoint(endpoint_file: Path) -> None:
+    write_endpoint_file(RuntimeRecord("http://127.0.0.1:5123", pid=os.getpid(),
+                                      api_url="http://127.0.0.1:8100/"), endpoint_file)
+    here = load_stage("local", config=CONFIG, endpoint_url="http://127.0.0.1:5123")
+    elsewhere = load_stage("local", config=CONFIG, endpoint_url="http://127.0.0.1:7")
+
+    found = serving_runtime(here, endpoint_file)
+    assert found is not None and found.api_url == "http://127.0.0.1:8100/"
+    assert serving_runtime(elsewhere, endpoint_file) is None
+
+
+def test_a_runtime_leaves_a_file_another_runtime_rewrote(endpoint_file: Path) -> None:
+    mine = RuntimeRecord("http://127.0.0.1:5123", pid=os.getpid(), token="mine")
+    write_endpoint_file(RuntimeRecord("http://127.0.0.1:5123", pid=os.getpid(),
+                                      token="theirs"), endpoint_file)
+
+    remove_endpoint_file(mine, endpoint_file)
+    assert read_runtime_record(endpoint_file) is not None

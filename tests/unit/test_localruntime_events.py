@@ -166,8 +166,28 @@ def test_event_sources_are_read_from_the_app_object() -> None:
     def tick(event: object) -> None:
         return None
 
+    arn = "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026-01-01T00:00:00.000"
+
+    @app.on_dynamodb_record(stream_arn=arn, batch_size=50, starting_position="TRIM_HORIZON",
+                            maximum_batching_window_in_seconds=3)
+    def rollups(event: object) -> None:
+        return None
+
+    @app.on_kinesis_record(stream="events", batch_size=500)
+    def streamed(event: object) -> None:
+        return None
+
+    @app.on_dynamodb_record(stream_arn="")
+    def unresolved(event: object) -> None:
+        return None
+
     description = parse(json.loads(json.dumps(describe(app))))
-    s3, sqs = description.sources
+    s3, sqs, ddb, kinesis, empty = description.sources
+    assert (ddb.kind, ddb.function, ddb.stream_arn, ddb.batch_size, ddb.starting_position,
+            ddb.batching_window_seconds) == ("dynamodb", "rollups", arn, 50, "TRIM_HORIZON", 3)
+    assert (kinesis.kind, kinesis.stream, kinesis.batch_size, kinesis.starting_position,
+            kinesis.batching_window_seconds) == ("kinesis", "events", 500, "LATEST", 0)
+    assert empty.stream_arn is None
     assert (s3.function, s3.bucket, s3.events, s3.prefix, s3.suffix) == (
         "ingest", "b", ("s3:ObjectCreated:*",), "in/", ".gz")
     assert (sqs.function, sqs.queue, sqs.batch_size, sqs.batching_window_seconds) == (

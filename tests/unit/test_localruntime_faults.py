@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from localruntime.endpoint.faults import FaultingApp, error_answer, operation
-from localruntime.faults import ENDPOINT_KINDS, KINDS, FaultPlan, FaultSpecError, count_faults
+from localruntime.faults import (
+    ENDPOINT_KINDS,
+    KINDS,
+    POLLER_APP_ID,
+    FaultPlan,
+    FaultSpecError,
+    FaultSwitch,
+    count_faults,
+)
 from localruntime.log import Console
 from localruntime.sources.notificationfaults import NotificationFaults
 
@@ -50,6 +58,33 @@ def test_the_same_seed_and_role_give_the_same_draws() -> None:
     assert draws("a") != draws("b")
     assert any(draws("a")) and not all(draws("a"))
     assert FaultPlan.from_json(plan.to_json()) == plan
+
+
+def test_a_switch_changes_the_rates_its_dice_draw_with_and_keeps_their_stream() -> None:
+    switch = FaultSwitch(FaultPlan({"kill": 1.0}, seed=2))
+    dice = switch.dice("kill:worker:1")
+    assert dice.roll("kill")
+    assert switch.set(switch.plan.cleared()) == 2
+    assert not any(dice.roll("kill") for _ in range(100))
+    switch.set(switch.plan.updated(["kill=1", "s3_get_500=0.5"]))
+    assert dice.roll("kill") and switch.plan.rate("s3_get_500") == 0.5
+    assert switch.plan.seed == 2 and switch.version == 3
+    assert switch.plan.describe() == "s3_get_500=0.5, kill=1"
+    assert switch.plan.cleared().describe() == "none"
+
+
+def test_updated_keeps_the_other_kinds_and_names_its_option_in_errors() -> None:
+    plan = FaultPlan({"kill": 0.5, "s3_delay": 0.1}).updated(["kill=0", "all=0.2", "kill=1"])
+    assert plan.rate("kill") == 1.0 and plan.rate("s3_delay") == 0.2
+    with pytest.raises(FaultSpecError, match=r"^set: unknown kind 'explode'"):
+        plan.updated(["explode=1"])
+
+
+def test_waiting_for_a_change_returns_at_once_when_the_version_is_already_another() -> None:
+    switch = FaultSwitch()
+    assert switch.wait_for_change(after=1, timeout=0) == (1, FaultPlan())
+    switch.set(FaultPlan({"kill": 1.0}))
+    assert switch.wait_for_change(after=1, timeout=60) == (2, FaultPlan({"kill": 1.0}))
 
 
 def test_count_faults_reads_both_line_styles() -> None:
@@ -99,7 +134,7 @@ def test_only_the_handlers_calls_meet_faults(capsys: pytest.CaptureFixture[str])
         start_response("200 OK", [])
         return [b"ok"]
 
-    app = FaultingApp(moto, FaultPlan({"ddb_500": 1.0}))
+    app = FaultingApp(moto, FaultSwitch(FaultPlan({"ddb_500": 1.0})))
     statuses = []
     start = lambda status, headers: statuses.append(status)  # noqa: E731
     assert app(environ("dynamodb", target="DynamoDB_20120810.PutItem", agent="aws-cli/2"),
@@ -129,7 +164,8 @@ S3_BODY = json.dumps({"Records": [{"eventName": "ObjectCreated:Put",
 def test_a_notification_is_sent_again_later_and_logged(kind: str) -> None:
     console = Console(io.StringIO(), status_line=False)
     sqs = FakeSqs()
-    faults = NotificationFaults(FaultPlan({kind: 1.0}), "trigger", sqs, "url", console)
+    faults = NotificationFaults(FaultSwitch(FaultPlan({kind: 1.0})), "trigger", sqs, "url",
+                                console)
     delayed = faults.delayed({"Body": S3_BODY})
     if kind == "s3_duplicate":
         assert not delayed
@@ -144,3 +180,39 @@ def test_a_notification_is_sent_again_later_and_logged(kind: str) -> None:
 def test_every_kind_is_documented() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "guarantees.md").read_text()
     assert all(f"| `{kind}` |" in page for kind in KINDS)
+
+
+@pytest.mark.parametrize(("kind", "service", "status", "code"), [
+    ("stream_read_500", "kinesis", "500", b'"InternalFailureException"'),
+    ("stream_read_500", "dynamodb", "500", b"#InternalServerError"),
+    ("stream_read_throttle", "kinesis", "400", b'"ProvisionedThroughputExceededException"'),
+    ("stream_read_throttle", "dynamodb", "400", b"#LimitExceededException"),
+    ("stream_iterator_expired", "kinesis", "400", b'"ExpiredIteratorException"'),
+    ("stream_iterator_expired", "dynamodb", "400", b"#ExpiredIteratorException"),
+])
+def test_stream_read_errors_are_the_ones_aws_gives(kind: str, service: str, status: str,
+                                                   code: bytes) -> None:
+    line, _, body, _ = error_answer(kind, environ(service))
+    assert line.startswith(status) and code in body
+
+
+def test_only_the_stream_pollers_reads_meet_stream_faults() -> None:
+    calls = []
+
+    def moto(env: dict, start_response) -> list[bytes]:
+        calls.append(env)
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    app = FaultingApp(moto, FaultSwitch(FaultPlan({"stream_read_500": 1.0, "ddb_500": 1.0})))
+    statuses: list[str] = []
+    start = lambda status, headers: statuses.append(status)  # noqa: E731
+    poller = f"Botocore/1.4 app/{POLLER_APP_ID}"
+    target = "Kinesis_20131202.GetRecords"
+    assert app(environ("kinesis", target=target), start) == [b"ok"]
+    assert app(environ("dynamodb", target="DynamoDB_20120810.PutItem", agent=poller),
+               start) == [b"ok"]
+    app(environ("kinesis", target=target, agent=poller), start)
+    app(environ("dynamodb", target="DynamoDBStreams_20120810.GetRecords", agent=poller),
+        start)
+    assert len(calls) == 2 and statuses[-2:] == ["500 Internal Server Error"] * 2

@@ -188,3 +188,55 @@ def test_a_queue_that_is_gone_is_reported_once_not_every_second(
     # THEN five failed polls make one line
     lines = [line for line in out.getvalue().splitlines() if "polling" in line]
     assert len(lines) == 1 and "QueueDoesNotExist" in lines[0]
+
+
+def wait_for(condition: Any, guard_seconds: float = 60) -> bool:
+    """Poll `condition`; False after the hang guard."""
+    pause = threading.Event()
+    for _ in range(int(guard_seconds / 0.05)):
+        if condition():
+            return True
+        pause.wait(0.05)
+    return False
+
+
+class VanishingSqs(FakeSqs):
+    """A queue deleted under the pollers (destroy-local), then created again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gone = threading.Event()
+        self.gone.set()
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        if self.gone.is_set():
+            with self._lock:
+                self.failures += 1
+            raise RuntimeError("QueueDoesNotExist: The specified queue does not exist.")
+        return super().receive_message(**kwargs)
+
+
+def test_a_queue_that_goes_and_comes_back_is_reported_once_each_way() -> None:
+    # GIVEN three lanes polling a queue that is gone
+    sqs = VanishingSqs()
+    stream = io.StringIO()
+    invoker = FakeInvoker(lambda event: (True, None))
+    invoker.console = Console(stream, status_line=False)
+    shutdown = threading.Event()
+    poller = SqsPoller("worker", sqs, QUEUE, "us-east-1", lanes=3, invoker=invoker,
+                       console=invoker.console, shutdown=shutdown, batch_size=10,
+                       batching_window_seconds=0, reports_item_failures=lambda: False)
+    poller.start()
+    try:
+        # WHEN every lane has failed at least twice, and then the queue is back
+        assert wait_for(lambda: sqs.failures >= 6)
+        sqs.gone.clear()
+        assert wait_for(lambda: "works again" in stream.getvalue())
+    finally:
+        shutdown.set()
+    # THEN one line said it failed, and one that it works again
+    lines = stream.getvalue().splitlines()
+    assert len([line for line in lines if "failed: RuntimeError: QueueDoesNotExist" in line]) == 1
+    assert len([line for line in lines if "works again" in line]) == 1
