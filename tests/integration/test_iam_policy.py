@@ -224,8 +224,8 @@ def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
     stage_name, stage, calls, _ = recorded_calls
     policy = load_policy(stage_name)
     granted = {a for s in policy["Statement"] for a in s["Action"]}
-    used = {action for action, _ in calls} | set(ESM_ACTIONS) | set(KINESIS_ESM_ACTIONS)
-            | set(DYNAMODB_ESM_ACTIONS)
+    used = ({action for action, _ in calls} | set(ESM_ACTIONS) | set(KINESIS_ESM_ACTIONS)
+            | set(DYNAMODB_ESM_ACTIONS))
     logs = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
     assert granted - used - logs == set()
     for statement in policy["Statement"]:
