@@ -27,8 +27,8 @@ from moto import mock_aws
 from chalicelib.pipeline import BatchFailed
 from logctl.provision import provision
 from logctl.stage import PROJECT_ROOT, load_stage
-from tests.integration.streams import StreamReader
 from tests.integration.kinesis_events import lambda_event, shard_records
+from tests.integration.streams import StreamReader
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
