@@ -105,6 +105,7 @@ redrive: install ## move dead-letter messages back to the jobs queue on STAGE
 
 # ---- load test and performance report ------------------------------------------------
 USERS ?= 8
+STREAM_USERS ?= 0
 DURATION ?= 60s
 PACE ?= 0.375
 SIZES ?= 1000
@@ -119,9 +120,11 @@ WITH_RUNTIME = $(PYTHON) -m loadtest.runtime --runtime-args "$(RUNTIME_ARGS)"
 RAW_NOTE = @echo "$@: the raw run is in results/raw/ (not in git); \`make report\` shows it, \`make keep-results\` keeps it in results/"
 .PHONY: loadtest concurrency-sweep run-tests-local run-tests-aws report keep-results full-analysis
 
-loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000 (the protocol the report's headline needs)
-	$(WITH_RUNTIME) --kind load -- $(LOCUST) -f loadtest/upload.py --pace $(PACE) \
-		$(LOCUST_COMMON) -u $(USERS) -r $(USERS) -t $(DURATION)
+loadtest: install ## Locust vs a local runtime: USERS=8 each starting a file every PACE=0.375 s (0: back to back), DURATION=60s SIZES=1000 (the protocol the report's headline needs); STREAM_USERS=2 adds users streaming events
+	$(WITH_RUNTIME) --kind load -- $(LOCUST) --pace $(PACE) $(LOCUST_COMMON) \
+		$(if $(filter-out 0,$(STREAM_USERS)),-f loadtest/mixed.py --stream-users $(STREAM_USERS),-f loadtest/upload.py) \
+		-u $(shell expr $(USERS) + $(STREAM_USERS)) -r $(shell expr $(USERS) + $(STREAM_USERS)) \
+		-t $(DURATION)
 	$(RAW_NOTE)
 
 concurrency-sweep: install ## throughput vs users: STEPS=1,2,4,8,16,32 STEP_SECONDS=20 SIZES=1000
@@ -181,13 +184,16 @@ PORT ?=
 API_PORT ?=
 ALERT_EMAIL ?=
 RAW_LOG_DAYS ?=
+INGEST_SHARDS ?=
 YES ?=
 PURGE ?=
 SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
-	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS))
+	$(if $(RAW_LOG_DAYS),--raw-log-days $(RAW_LOG_DAYS)) \
+	$(if $(INGEST_SHARDS),--ingest-shards $(INGEST_SHARDS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local clean-state test-restart dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local \
-	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-kinesis bench-restore
+	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-kinesis bench-restore \
+	bench-ingest bench-ingest-batches
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(or $(API_PORT),8000) $(RUNTIME_ARGS) \
@@ -217,7 +223,7 @@ policy: install ## rewrite .chalice/policy-<stage>.json from the stage names in 
 deploy-local: install ## provision, chalice-local deploy, post-deploy: into a running `make local`
 	$(PYTHON) -m logctl.deploy --stage local $(if $(PORT),--port $(PORT)) $(SAFETY_ARGS)
 
-deploy-aws: install ## policy, provision, chalice deploy --stage aws, post-deploy (ALERT_EMAIL=, RAW_LOG_DAYS=30)
+deploy-aws: install ## policy, provision, chalice deploy --stage aws, post-deploy (ALERT_EMAIL=, RAW_LOG_DAYS=30, INGEST_SHARDS=1)
 	$(PYTHON) -m logctl.deploy --stage aws $(SAFETY_ARGS)
 
 destroy-local: install ## delete stage local from a running `make local` (YES=1 no question, PURGE=1 uploads too)
@@ -234,6 +240,12 @@ bench-api: install ## results API latency through chalice local, 2,000 jobs in t
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py
+
+bench-ingest: install ## streamed events through the local runtime: EVENTS=200000 SHARDS=2; events/s and event-to-result P50/P99
+	$(PYTHON) bench/bench_ingest.py --events $(or $(EVENTS),200000) --shards $(or $(SHARDS),2)
+
+bench-ingest-batches: install ## what the ingest handler's batch size costs per event (in process, moto)
+	$(PYTHON) bench/bench_ingest.py --batch-sizes $(or $(BATCH_SIZES),100,1000,2500,5000,10000)
 
 bench-signatures: install ## CPU per request of the endpoint's presigned-URL check, and of checking header signatures
 	$(PYTHON) bench/bench_signatures.py

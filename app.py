@@ -1,4 +1,5 @@
-"""The log pipeline: S3 upload -> trigger -> SQS -> worker -> DynamoDB, and its results API.
+"""The log pipeline: S3 upload -> trigger -> SQS -> worker -> DynamoDB, and its results API;
+events come in through Kinesis (ingest -> objects under logs/stream/) or POST /ingest.
 
 Handlers only translate Lambda events and HTTP requests into calls on `chalicelib`.
 """
@@ -10,28 +11,35 @@ import boto3
 from botocore.config import Config
 from chalice import Chalice, IAMAuthorizer, Response
 
-from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue
+from chalicelib.adapters import ResultsStore, S3Source, SqsJobQueue, StreamObjects
 from chalicelib.api import ApiResponse, ApiSettings, ResultsApi, chalice_error
+from chalicelib.ingest import NDJSON, EventProducer, Ingest, IngestApi, IngestSettings
 from chalicelib.pipeline import Settings, Trigger, Worker
 from chalicelib.rollups import DynamoRollupItems, RollupsHandler, results_stream_arn
 from chalicelib.telemetry import Telemetry
 
 # Logs go through Powertools' Logger (chalicelib.telemetry), whose logger has the app's name.
 app = Chalice(app_name="log-pipeline", configure_logs=False)
+# POST /ingest's body reaches the handler as the bytes sent (base64 through API Gateway).
+app.api.binary_types.append(NDJSON)
 
 settings = Settings.from_env(os.environ)
 telemetry = Telemetry.from_env(os.environ)
 api_settings = ApiSettings.from_env(os.environ)
+ingest_settings = IngestSettings.from_env(os.environ)
 _config = Config(retries={"max_attempts": 4, "mode": "standard"}, tcp_keepalive=True)
 s3 = boto3.client("s3", config=_config.merge(Config(signature_version="s3v4")))
 sqs = boto3.client("sqs", config=_config)
 dynamodb = boto3.client("dynamodb", config=_config)
+kinesis = boto3.client("kinesis", config=_config)
 
 results = ResultsStore(dynamodb, settings.results_table)
 queue = SqsJobQueue(sqs, settings.jobs_queue)
 trigger_logic = Trigger(settings, results, queue, telemetry=telemetry)
 worker_logic = Worker(settings, results, S3Source(s3), queue, telemetry=telemetry)
 rollups_logic = RollupsHandler(DynamoRollupItems(dynamodb, api_settings.stats_table))
+ingest_logic = Ingest(StreamObjects(s3, settings.bucket), telemetry=telemetry)
+ingest_api = IngestApi(EventProducer(kinesis, ingest_settings.stream))
 api = ResultsApi(settings, api_settings, dynamodb=dynamodb, sqs=sqs, s3=s3)
 # API_AUTH=iam (stage aws, the default): every route needs a SigV4-signed request.
 auth = IAMAuthorizer() if api_settings.auth == "iam" else None
@@ -46,6 +54,15 @@ def trigger(event):
                     maximum_batching_window_in_seconds=0)
 def worker(event):
     return worker_logic.handle(event.to_dict(), remaining_ms=_remaining_ms(event))
+
+
+# Each object is a job with a fixed cost: 10,000 records a batch (Lambda's most) cost 1/72 of
+# 100 per event; a 1 s window adds at most 1 s to an event's latency, and Lambda reads a shard
+# about once a second anyway (docs/performance.md, "Streamed events").
+@app.on_kinesis_record(stream=ingest_settings.stream, starting_position="TRIM_HORIZON",
+                       batch_size=10000, maximum_batching_window_in_seconds=1)
+def ingest(event):
+    return ingest_logic.handle(event.to_dict())
 
 
 @app.middleware("http")
@@ -110,6 +127,13 @@ def health():
 @app.route("/uploads", methods=["POST"], authorizer=auth, content_types=["application/json"])
 def create_upload():
     return _respond(api.create_upload(app.current_request.raw_body))
+
+
+# Every type reaches the handler, which answers a wrong one with 400 in the API's error body.
+@app.route("/ingest", methods=["POST"], authorizer=auth, content_types=["*/*"])
+def post_ingest():
+    request = app.current_request
+    return _respond(ingest_api.post(request.headers.get("content-type"), request.raw_body))
 
 
 def _respond(response: ApiResponse) -> Response:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -263,3 +264,53 @@ class ObjectStream:
     def close(self) -> None:
         self.body.close()
 
+
+
+class StreamObjects:
+    """Streamed-event objects under `logs/stream/`, each written at most once.
+
+    A write is a PutObject with `If-None-Match: *`: S3 answers 412 when the key exists (in
+    a versioned bucket too), and 409 ConditionalRequestConflict when a write of the same key
+    is in flight, which is tried again.
+    """
+
+    LAST_SEQUENCE = "last-sequence"
+
+    def __init__(self, client: Any, bucket: str, *, conflict_attempts: int = 5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.conflict_attempts = conflict_attempts
+        self.sleep = sleep
+
+    def keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix):
+            keys += [obj["Key"] for obj in page.get("Contents", [])]
+        return keys
+
+    def last_sequence(self, key: str) -> str:
+        metadata = self.client.head_object(Bucket=self.bucket, Key=key).get("Metadata", {})
+        if self.LAST_SEQUENCE not in metadata:
+            raise RuntimeError(f"s3://{self.bucket}/{key} has no {self.LAST_SEQUENCE} metadata: "
+                               "only the ingest handler may write under logs/stream/")
+        return str(metadata[self.LAST_SEQUENCE])
+
+    def create(self, key: str, body: bytes, last_sequence: str) -> bool:
+        """Write the object unless the key exists; False when it does."""
+        for attempt in range(self.conflict_attempts):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
+                    ContentType="application/gzip",
+                    Metadata={self.LAST_SEQUENCE: last_sequence})
+                return True
+            except self.client.exceptions.ClientError as exc:
+                code = _error_code(exc)
+                if code in ("PreconditionFailed", "412"):
+                    return False
+                if code != "ConditionalRequestConflict" or attempt + 1 == self.conflict_attempts:
+                    raise
+                self.sleep(0.05 * 2 ** attempt)
+        raise AssertionError("unreachable")

@@ -48,6 +48,7 @@ from chalicelib.apimodels import (
 )
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.eventtime import ENDPOINTS_PER_HOUR
+from chalicelib.core.jobs import source_of
 from chalicelib.core.results import epoch
 from chalicelib.core.rollup import (
     ACCURACY,
@@ -345,7 +346,9 @@ def attachment(key: str) -> str:
 
 
 def _summary_fields(record: dict[str, Any]) -> dict[str, Any]:
-    return {name: record.get(name) for name in JobSummary.model_fields}
+    """A listing row; the source follows from the key (the indexes do not hold it)."""
+    return {**{name: record.get(name) for name in JobSummary.model_fields},
+            "source": source_of(record["key"])}
 
 
 def _files(figures: HourFigures) -> FileCounts:

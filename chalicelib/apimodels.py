@@ -128,6 +128,7 @@ class JobSummary(BaseModel):
 
     job_id: str
     key: str
+    source: Source
     status: Status
     created_at: str
     completed_at: str | None = None
@@ -260,6 +261,13 @@ class UploadTicket(BaseModel):
     job_id: str | None = Field(
         None, description="null: the job id comes from the stored object's ETag or version")
     jobs_url: str
+
+
+class IngestAccepted(BaseModel):
+    """POST /ingest: the non-blank lines put on the stream, in how many Kinesis records."""
+
+    accepted: int
+    records: int
 
 
 class DownloadTicket(BaseModel):

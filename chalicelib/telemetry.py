@@ -11,6 +11,9 @@ turns them into metrics, so no PutMetricData call (or permission) is needed. Nam
                                          ProcessingTime and
                                          UploadToResultLag (ms); the file's job_id rides
                                          along as metadata
+    ingest, one line per Kinesis batch   StreamRecordsRead, StreamObjectsWritten,
+                                         StreamDuplicatesSkipped (records already in an
+                                         object: a batch delivered again)
 
 Logs are JSON lines from Powertools' Logger: `message` names the event (job_queued,
 job_done, job_error, ...) and `job_id` (or `message_id`) says which job.
@@ -67,6 +70,15 @@ class Telemetry:
         metrics = self._metrics()
         for outcome, name in JOB_COUNTS.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(outcome, 0))
+        metrics.flush_metrics()
+
+    def stream_batch(self, records: int, objects: int, duplicates: int) -> None:
+        """The ingest handler's outcome for one Kinesis batch."""
+        metrics = self._metrics()
+        metrics.add_metric(name="StreamRecordsRead", unit=MetricUnit.Count, value=records)
+        metrics.add_metric(name="StreamObjectsWritten", unit=MetricUnit.Count, value=objects)
+        metrics.add_metric(name="StreamDuplicatesSkipped", unit=MetricUnit.Count,
+                           value=duplicates)
         metrics.flush_metrics()
 
     def file_finished(self, record: Mapping[str, Any]) -> None:

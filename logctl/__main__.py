@@ -12,6 +12,7 @@ COMMANDS = {
     "destroy": ("logctl.destroy", "delete a stage: chalice delete and what provision made"),
     "generate": ("logctl.generate", "write a synthetic NDJSON log file"),
     "upload": ("logctl.upload", "upload log files and optionally wait for results"),
+    "send": ("logctl.send", "stream log events (a file or stdin) into the ingest stream"),
     "results": ("logctl.results", "list result records or show one job"),
     "dlq": ("logctl.dlq", "inspect or redrive the dead-letter queue"),
     "faults": ("logctl.faults", "show or switch a running local runtime's injected faults"),

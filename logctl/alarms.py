@@ -14,6 +14,10 @@
                            five-minute periods (metric math over the worker's EMF counts:
                            ErrorRecords / (Lines - MalformedLines)): did errors rise after
                            the deploy
+    ingest errors          errors in 2 of the last 3 five-minute periods (a failed batch is
+                           retried, and holds its shard back until it succeeds)
+    ingest iterator age    the ingest handler has lagged more than 15 minutes behind the
+                           stream for 15 minutes (records expire after 24 hours)
 
 An e-mail address (ALERT_EMAIL, or --alert-email) is subscribed to the topic; AWS then
 sends a confirmation mail that must be accepted before alarms arrive.
@@ -33,6 +37,8 @@ LOG_ERROR_RATE_LIMIT = 0.10
 WORKER = "worker"
 TRIGGER = "trigger"
 ROLLUPS = "rollups"
+INGEST = "ingest"
+INGEST_ITERATOR_AGE_LIMIT_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ def dlq_alarm_name(stage: Stage) -> str:
 def alarm_specs(stage: Stage) -> list[AlarmSpec]:
     worker, trigger = stage.function_name(WORKER), stage.function_name(TRIGGER)
     rollups = stage.function_name(ROLLUPS)
+    ingest = stage.function_name(INGEST)
     return [
         AlarmSpec(dlq_alarm_name(stage),
                   "Jobs failed every retry and wait in the dead-letter queue "
@@ -94,6 +101,16 @@ def alarm_specs(stage: Stage) -> list[AlarmSpec]:
                   LOG_ERROR_RATE_LIMIT, evaluation_periods=3, datapoints_to_alarm=2,
                   expression="IF(Lines - MalformedLines > 0, "
                              "ErrorRecords / (Lines - MalformedLines), 0)"),
+        AlarmSpec(f"{ingest}-errors",
+                  "The ingest handler keeps failing: its shard's events wait in the stream.",
+                  "AWS/Lambda", "Errors", ("FunctionName", ingest), "Sum", 300, 0,
+                  evaluation_periods=3, datapoints_to_alarm=2),
+        AlarmSpec(f"{ingest}-iterator-age",
+                  f"The ingest handler lags more than {INGEST_ITERATOR_AGE_LIMIT_SECONDS // 60} "
+                  "minutes behind the stream; records older than 24 h are dropped by Kinesis.",
+                  "AWS/Lambda", "IteratorAge", ("FunctionName", ingest), "Maximum", 300,
+                  INGEST_ITERATOR_AGE_LIMIT_SECONDS * 1000, evaluation_periods=3,
+                  datapoints_to_alarm=3),
     ]
 
 

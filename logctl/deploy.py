@@ -31,6 +31,7 @@ from logctl.gateway import set_error_bodies
 from logctl.policy import write_files
 from logctl.provision import (
     Safety,
+    add_safety_options,
     configure_mappings,
     provision,
     safety_from,
@@ -121,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--endpoint-url http://127.0.0.1:PORT)")
     parser.add_argument("--project", type=Path, default=PROJECT_ROOT,
                         help="directory with app.py and .chalice/ (default: this project)")
-    parser.add_argument("--raw-log-days", type=int, default=None,
-                        help="days before raw uploads expire (default: RAW_LOG_DAYS, or 30)")
-    parser.add_argument("--alert-email", default=None,
-                        help="subscribe this address to the alarms (default: ALERT_EMAIL)")
+    add_safety_options(parser)
     parser.add_argument("--no-post-deploy", action="store_true",
                         help="leave the SQS mapping as `chalice deploy` creates it")
     args = parser.parse_args(argv)

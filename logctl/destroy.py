@@ -5,9 +5,10 @@
 
 Deleted: the functions, their role and triggers (`chalice delete`), their log groups,
 the alarms and the SNS topic with its subscriptions, the jobs queue and its dead-letter
-queue, the stream mappings' on-failure queues, the results and stats tables and the
-bucket. A bucket that still holds uploads is kept, and nothing is deleted, unless --purge
-(every object version goes). Asks first unless --yes;
+queue, the stream mappings' on-failure queues, the results and stats tables, the ingest
+stream (with any events not yet written) and the bucket. A bucket that still holds uploads is
+kept, and nothing is deleted, unless --purge (every object version goes). Asks first unless
+--yes;
 running it again when nothing is left does nothing.
 """
 
@@ -40,7 +41,7 @@ from logctl.target import Target, TargetError, resolve
 
 MISSING = {"NoSuchBucket", "404", "NotFound", "ResourceNotFoundException",
            "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NotFoundException"}
-FUNCTIONS = ("trigger", "worker")
+FUNCTIONS = ("trigger", "worker", "ingest")
 
 
 class DestroyRefused(LogctlError):
@@ -77,6 +78,7 @@ class Plan:
     bucket_objects: int | None
     queues: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)
     topic_arn: str | None = None
     alarms: list[str] = field(default_factory=list)
     log_groups: list[str] = field(default_factory=list)
@@ -93,13 +95,15 @@ class Plan:
         found = []
         if self.deployed:
             found.append(f"the Chalice deployment ({self.deployed_state.name}: functions, "
-                         "role, bucket notification, SQS mapping)")
+                         "role, bucket notification, SQS and Kinesis mappings)")
         found += [f"log group {name}" for name in self.log_groups]
         found += [f"alarm {name}" for name in self.alarms]
         if self.topic_arn:
             found.append(f"SNS topic {self.topic_arn} and its subscriptions")
         found += [f"queue {name}" for name in self.queues]
         found += [f"table {name}" for name in self.tables]
+        found += [f"Kinesis stream {name} (events not yet written to the bucket are lost)"
+                  for name in self.streams]
         if self.bucket_objects is not None:
             found.append(f"bucket {self.stage.bucket} ({self.bucket_objects} object versions)")
         return found
@@ -130,6 +134,9 @@ def survey(target: Target) -> Plan:
                              lambda name: sqs.get_queue_url(QueueName=name))
     plan.tables += _existing((stage.results_table, stage.stats_table),
                              lambda name: ddb.describe_table(TableName=name))
+    kinesis = client(stage, "kinesis", session)
+    plan.streams += _existing((stage.ingest_stream,),
+                              lambda name: kinesis.describe_stream_summary(StreamName=name))
     wanted = topic_name(stage)
     for page in sns.get_paginator("list_topics").paginate():
         for topic in page.get("Topics", []):
@@ -185,6 +192,12 @@ def execute(target: Target, plan: Plan, purge: bool) -> list[str]:
         ddb.get_waiter("table_not_exists").wait(TableName=name,
                                                 WaiterConfig={"Delay": 2, "MaxAttempts": 60})
         done.append(f"deleted table {name}")
+    kinesis = client(stage, "kinesis", session)
+    for name in plan.streams:
+        kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        kinesis.get_waiter("stream_not_exists").wait(
+            StreamName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+        done.append(f"deleted Kinesis stream {name}")
     if plan.bucket_objects is not None:
         s3 = client(stage, "s3", session)
         if plan.bucket_objects and purge:

@@ -23,8 +23,10 @@ from logctl.streammappings import STREAM_MAPPINGS, on_failure_queue
 # The calls the handlers make (tests/integration/test_iam_policy.py proves the list covers
 # them, and the SQS event source mapping's own calls), by resource.
 OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
-UPLOAD_ACTIONS = ("s3:PutObject",)  # the API presigns upload URLs (POST /uploads)
-# Without ListBucket, S3 answers a GetObject of a missing key with 403 AccessDenied, not 404.
+# The API presigns upload URLs (POST /uploads); ingest writes objects under logs/stream/.
+UPLOAD_ACTIONS = ("s3:PutObject",)
+# Without ListBucket, S3 answers a GetObject of a missing key with 403 AccessDenied, not 404;
+# ingest lists an hour's objects of a shard to find which records are written already.
 BUCKET_ACTIONS = ("s3:ListBucket",)
 QUEUE_ACTIONS = ("sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage",
                  "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
@@ -33,8 +35,12 @@ TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
 STATS_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
 # What Lambda's poller does with the function's role on the results table's stream (rollups).
-STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
-                  "dynamodb:ListStreams")
+RESULTS_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords",
+                          "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+# Lambda's Kinesis poller reads the stream with the function's role; POST /ingest puts.
+INGEST_READ_ACTIONS = ("kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                       "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards")
+INGEST_WRITE_ACTIONS = ("kinesis:PutRecords",)
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 # Lambda sends a stream batch it gives up to the mapping's on-failure queue with the
 # function's role.
@@ -49,6 +55,7 @@ def _statement(sid: str, actions: tuple[str, ...], *resources: str) -> dict[str,
 def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
     """Least privilege for the stage's handlers: named resources, no wildcard actions."""
     table = f"arn:aws:dynamodb:*:*:table/{stage.results_table}"
+    stream = f"arn:aws:kinesis:*:*:stream/{stage.ingest_stream}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -56,7 +63,7 @@ def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
                        f"arn:aws:s3:::{stage.bucket}/{LOG_PREFIX}*"),
             _statement("MissingObjectsReadAsNotFound", BUCKET_ACTIONS,
                        f"arn:aws:s3:::{stage.bucket}"),
-            _statement("PresignUploads", UPLOAD_ACTIONS,
+            _statement("PresignUploadsWriteStreamedObjects", UPLOAD_ACTIONS,
                        f"arn:aws:s3:::{stage.bucket}/{LOG_PREFIX}*"),
             _statement("JobsQueue", QUEUE_ACTIONS, f"arn:aws:sqs:*:*:{stage.jobs_queue}"),
             _statement("DeadLetterQueueDepth", DEAD_LETTER_ACTIONS,
@@ -64,9 +71,11 @@ def policy_for(stage: Stage, app_name: str) -> dict[str, Any]:
             _statement("ResultsTable", TABLE_ACTIONS, table),
             _statement("ListJobs", INDEX_ACTIONS,
                        *(f"{table}/index/{name}" for name in (BY_DAY, BY_STATUS))),
-            _statement("ResultsStream", STREAM_ACTIONS, f"{table}/stream/*"),
+            _statement("ResultsStream", RESULTS_STREAM_ACTIONS, f"{table}/stream/*"),
             _statement("Rollups", STATS_ACTIONS,
                        f"arn:aws:dynamodb:*:*:table/{stage.stats_table}"),
+            _statement("ReadIngestStream", INGEST_READ_ACTIONS, stream),
+            _statement("PutEvents", INGEST_WRITE_ACTIONS, stream),
             _statement("StreamBatchesGivenUp", ON_FAILURE_ACTIONS,
                        *(f"arn:aws:sqs:*:*:{on_failure_queue(stage, function)}"
                          for function in STREAM_MAPPINGS)),

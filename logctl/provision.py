@@ -1,4 +1,5 @@
-"""Create, idempotently, the resources Chalice does not: bucket, queues, table, alarms.
+"""Create, idempotently, the resources Chalice does not: bucket, queues, tables, the ingest
+stream, alarms.
 
     python -m logctl.provision --stage local            # before the app runs or deploys
     python -m logctl.provision --stage aws --post-deploy  # after `chalice deploy`
@@ -32,6 +33,7 @@ from logctl.hardening import (
     enable_point_in_time_recovery,
     harden_bucket,
 )
+from logctl.ingest_stream import StreamSettings, check_retention, ensure_stream
 from logctl.stage import (
     VISIBILITY_FACTOR,
     Stage,
@@ -60,6 +62,7 @@ class Provisioned:
     dead_letter_queue_url: str
     dead_letter_queue_arn: str
     results_table: str
+    ingest_stream_arn: str
     results_stream_arn: str = ""
     actions: list[str] = field(default_factory=list)
 
@@ -198,10 +201,11 @@ def ensure_upload_cors(s3: Any, bucket: str, origins: list[str], actions: list[s
 
 @dataclass(frozen=True)
 class Safety:
-    """What hardening and alarms need beyond the stage's names."""
+    """What provisioning needs beyond the stage's names: hardening, alarms, stream shards."""
 
     hardening: Hardening = field(default_factory=Hardening)
     alert_email: str | None = None
+    stream: StreamSettings = field(default_factory=StreamSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Safety:
@@ -210,7 +214,8 @@ class Safety:
             hardening = Hardening(int(days))
         except ValueError as exc:
             raise StageError(f"RAW_LOG_DAYS={days!r}: {exc}") from None
-        return cls(hardening, environ.get("ALERT_EMAIL") or None)
+        return cls(hardening, environ.get("ALERT_EMAIL") or None,
+                   StreamSettings.from_env(environ))
 
 
 def secure(stage: Stage, provisioned: Provisioned, safety: Safety,
@@ -226,6 +231,8 @@ def secure(stage: Stage, provisioned: Provisioned, safety: Safety,
 
 def provision(stage: StageLike, safety: Safety | None = None) -> Provisioned:
     stage = as_stage(stage)
+    safety = safety or Safety.from_env(os.environ)
+    check_retention(safety.hardening.raw_log_days)
     session = session_for(stage)
     s3 = client(stage, "s3", session)
     sqs = client(stage, "sqs", session)
@@ -251,16 +258,19 @@ def provision(stage: StageLike, safety: Safety | None = None) -> Provisioned:
     )
     ensure_table(ddb, stage.results_table, actions)
     ensure_job_indexes(ddb, stage.results_table, actions, 0.1 if stage.is_local else 5.0)
-    stream_arn = ensure_results_stream(ddb, stage.results_table, actions)
+    results_stream_arn = ensure_results_stream(ddb, stage.results_table, actions)
     ensure_stats_table(ddb, stage.stats_table, actions)
     ensure_upload_cors(s3, stage.bucket, stage.dashboard_origins, actions)
+    ingest_stream_arn = ensure_stream(client(stage, "kinesis", session), stage, safety.stream,
+                                      actions, 0.1 if stage.is_local else 5.0)
     for function in STREAM_MAPPINGS:
         ensure_queue(sqs, on_failure_queue(stage, function),
                      {"MessageRetentionPeriod": str(ON_FAILURE_RETENTION_SECONDS),
                       **QUEUE_ENCRYPTION}, actions)
     provisioned = Provisioned(stage.bucket, jobs_url, jobs_arn, dlq_url, dlq_arn,
-                              stage.results_table, stream_arn, actions)
-    secure(stage, provisioned, safety or Safety(), session)
+                              stage.results_table, ingest_stream_arn, results_stream_arn,
+                              actions)
+    secure(stage, provisioned, safety, session)
     return provisioned
 
 
@@ -289,6 +299,15 @@ def deployed_function_name(stage: Stage) -> str:
     return stage.function_name(WORKER_FUNCTION)
 
 
+def add_safety_options(parser: argparse.ArgumentParser) -> None:
+    """--raw-log-days, --alert-email and --ingest-shards (provision and deploy)."""
+    parser.add_argument("--raw-log-days", type=int, default=None,
+                        help="days before raw uploads expire (default: RAW_LOG_DAYS, or "
+                             f"{DEFAULT_RAW_LOG_DAYS}; at least 2)")
+    parser.add_argument("--alert-email", default=None,
+                        help="subscribe this address to the alarms (default: ALERT_EMAIL)")
+    parser.add_argument("--ingest-shards", type=int, default=None,
+                        help="shards of a new ingest stream (default: INGEST_SHARDS, or 1)")
 def configure_mappings(stage: Stage) -> list[str]:
     """What `chalice deploy` cannot configure: one line per mapping said what was done."""
     name = deployed_function_name(stage)
@@ -300,7 +319,7 @@ def configure_mappings(stage: Stage) -> list[str]:
 
 
 def safety_from(args: argparse.Namespace) -> Safety:
-    """--raw-log-days and --alert-email, else RAW_LOG_DAYS and ALERT_EMAIL."""
+    """The options of add_safety_options, else RAW_LOG_DAYS, ALERT_EMAIL, INGEST_SHARDS."""
     safety = Safety.from_env(os.environ)
     if args.raw_log_days is not None:
         try:
@@ -309,6 +328,11 @@ def safety_from(args: argparse.Namespace) -> Safety:
             raise StageError(f"--raw-log-days: {exc}") from None
     if args.alert_email:
         safety = dataclasses.replace(safety, alert_email=args.alert_email)
+    if args.ingest_shards is not None:
+        try:
+            safety = dataclasses.replace(safety, stream=StreamSettings(args.ingest_shards))
+        except ValueError as exc:
+            raise StageError(f"--ingest-shards: {exc}") from None
     return safety
 
 
@@ -318,11 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="local", help="stage in .chalice/config.json")
     parser.add_argument("--endpoint-url", default=None,
                         help="AWS endpoint (default: AWS_ENDPOINT_URL; 127.0.0.1:4566 for local)")
-    parser.add_argument("--raw-log-days", type=int, default=None,
-                        help="days before raw uploads expire (default: RAW_LOG_DAYS, or "
-                             f"{DEFAULT_RAW_LOG_DAYS})")
-    parser.add_argument("--alert-email", default=None,
-                        help="subscribe this address to the alarms (default: ALERT_EMAIL)")
+    add_safety_options(parser)
     parser.add_argument("--post-deploy", action="store_true",
                         help="configure the deployed functions' event source mappings")
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ class Stage:
     dead_letter_queue: str
     results_table: str
     stats_table: str
+    ingest_stream: str
     environment: dict[str, str]
     functions: dict[str, dict[str, Any]]
     region: str
@@ -105,7 +106,8 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         raise StageError(f"stage {name!r} is not in .chalice/config.json (have: {sorted(stages)})")
     stage_cfg = stages[name]
     env = {**config.get("environment_variables", {}), **stage_cfg.get("environment_variables", {})}
-    required = ("LOG_BUCKET", "JOBS_QUEUE", "DEAD_LETTER_QUEUE", "RESULTS_TABLE", "STATS_TABLE")
+    required = ("LOG_BUCKET", "JOBS_QUEUE", "DEAD_LETTER_QUEUE", "RESULTS_TABLE", "STATS_TABLE",
+                "INGEST_STREAM")
     missing = [k for k in required if not env.get(k)]
     if missing:
         raise StageError(f"stage {name!r} lacks environment variables: {', '.join(missing)}")
@@ -123,6 +125,7 @@ def load_stage(name: str, *, endpoint_url: str | None = None,
         dead_letter_queue=env["DEAD_LETTER_QUEUE"],
         results_table=env["RESULTS_TABLE"],
         stats_table=env["STATS_TABLE"],
+        ingest_stream=env["INGEST_STREAM"],
         environment=env,
         functions=functions,
         region=region,

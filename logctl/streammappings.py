@@ -34,9 +34,11 @@ class StreamMappingSettings:
 STREAM_MAPPINGS: dict[str, StreamMappingSettings] = {
     # A skipped change is a count lost for good: never give up; bisect isolates a bad one.
     "rollups": StreamMappingSettings(bisect=True, maximum_retry_attempts=-1),
-    # Objects are written conditionally, so a retried batch is harmless; a batch still
-    # failing after 10 retries goes to the on-failure queue with where it was in the stream.
-    "ingest": StreamMappingSettings(bisect=True, maximum_retry_attempts=10,
+    # Objects are written conditionally, so a retried batch is harmless, and a skipped one is
+    # events never counted: never give up (the iterator-age alarm says when a shard is stuck).
+    # The handler fails only when S3 does, for the whole batch: bisecting would not help. It
+    # answers {"batchItemFailures": []} when it succeeds, so partial responses may be on.
+    "ingest": StreamMappingSettings(bisect=False, maximum_retry_attempts=-1,
                                     report_batch_item_failures=True),
 }
 

@@ -1,4 +1,5 @@
-"""In-memory twins of the results store, the job queue and the object source.
+"""In-memory twins of the results store, the job queue, the object source and the
+streamed-event objects.
 
 They keep the contracts of `chalicelib.adapters` (conditional writes, kept fields,
 messages with receive counts and visibility), so Trigger and Worker logic runs in unit
@@ -295,3 +296,31 @@ class MemoryRollupItems(Faults):
         series = f"{kind}#{day}"
         return [copy.deepcopy(item) for (s, _), item in sorted(self.items.items())
                 if s == series]
+
+
+class MemoryStreamObjects(Faults):
+    """Streamed-event objects: key -> (gzip body, last sequence), written only when absent.
+
+    `before_create` runs at the start of each create, so a test can slip in another
+    writer's object between the handler's listing and its write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.before_create: list[Any] = []
+
+    def keys(self, prefix: str) -> list[str]:
+        self.maybe_fail("keys")
+        return sorted(key for key in self.objects if key.startswith(prefix))
+
+    def last_sequence(self, key: str) -> str:
+        return self.objects[key][1]
+
+    def create(self, key: str, body: bytes, last_sequence: str) -> bool:
+        while self.before_create:
+            self.before_create.pop(0)(self)
+        self.maybe_fail("create")
+        if key in self.objects:
+            return False
+        self.objects[key] = (body, last_sequence)
+        return True

@@ -149,6 +149,8 @@ def stage_resources(runtime: Runtime, stage: Stage) -> list[str]:
               if url.rsplit("/", 1)[-1] in (stage.jobs_queue, stage.dead_letter_queue)]
     found += [f"table {t}" for t in runtime.client("dynamodb").list_tables()["TableNames"]
               if t in (stage.results_table, stage.stats_table)]
+    found += [f"stream {s}" for s in runtime.client("kinesis").list_streams()["StreamNames"]
+              if s == stage.ingest_stream]
     found += [f"function {f['FunctionName']}" for f in
               runtime.client("lambda").list_functions()["Functions"]
               if f["FunctionName"].startswith(prefix)]

@@ -65,7 +65,7 @@ def test_deploy_and_redeploy_succeed_and_files_are_processed_once(runtime: Runti
     stage = runtime.stage()
     functions = {f["FunctionName"] for f in runtime.client("lambda").list_functions()["Functions"]}
     assert functions == {"log-pipeline-local-trigger", "log-pipeline-local-worker",
-                         "log-pipeline-local"}
+                         "log-pipeline-local-ingest", "log-pipeline-local"}
     apis = runtime.client("apigateway").get_rest_apis()["items"]
     assert [api["name"] for api in apis] == ["log-pipeline"]
     resources = runtime.client("apigateway").get_resources(restApiId=apis[0]["id"])["items"]
@@ -74,6 +74,11 @@ def test_deploy_and_redeploy_succeed_and_files_are_processed_once(runtime: Runti
     mappings = runtime.client("lambda").list_event_source_mappings(
         FunctionName="log-pipeline-local-worker")["EventSourceMappings"]
     assert [m["FunctionResponseTypes"] for m in mappings] == [["ReportBatchItemFailures"]]
+    [stream_mapping] = runtime.client("lambda").list_event_source_mappings(
+        FunctionName="log-pipeline-local-ingest")["EventSourceMappings"]
+    assert stream_mapping["EventSourceArn"].endswith(f":stream/{stage.ingest_stream}")
+    assert (stream_mapping["StartingPosition"], stream_mapping["BatchSize"]) == (
+        "TRIM_HORIZON", 10000)
     notifications = runtime.client("s3").get_bucket_notification_configuration(
         Bucket=stage.bucket)
     assert len(notifications["LambdaFunctionConfigurations"]) == 1

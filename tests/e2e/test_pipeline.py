@@ -29,8 +29,8 @@ pytestmark = pytest.mark.e2e
 
 TRIGGER_QUEUE = "__runtime-trigger-s3"
 METADATA_FIELDS = {"job_id", "bucket", "key", "status", "failure_reason", "file_size_bytes",
-                   "etag", "version_id", "uploaded_at", "created_at", "created_day", "started_at",
-                   "completed_at", "expires_at", "processing_time_ms", "attempts"}
+                   "etag", "version_id", "source", "uploaded_at", "created_at", "created_day",
+                   "started_at", "completed_at", "expires_at", "processing_time_ms", "attempts"}
 
 
 @pytest.fixture(scope="module")

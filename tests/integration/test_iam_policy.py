@@ -3,7 +3,8 @@
 The handlers and every API route run through the scenarios that reach every code path
 (presigning an upload counts as the PutObject it authorises), with every botocore call
 recorded; each call becomes an IAM action on a resource ARN, and the stage's policy
-must allow it. Lambda's SQS poller uses the function's role too, so its calls are added.
+must allow it. Lambda's SQS and Kinesis pollers use the function's role too, so their calls
+are added.
 """
 
 from __future__ import annotations
@@ -26,15 +27,20 @@ from moto import mock_aws
 from chalicelib.pipeline import BatchFailed
 from logctl.provision import provision
 from logctl.stage import PROJECT_ROOT, load_stage
+from tests.integration.kinesis_events import lambda_event, shard_records
 from tests.integration.streams import StreamReader
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ESM_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+# What Lambda's Kinesis poller calls (the Lambda developer guide, "Process Kinesis Data
+# Streams records with Lambda"; SubscribeToShard only for enhanced fan-out, not used here).
+KINESIS_ESM_ACTIONS = ("kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                       "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards")
 DOWNLOAD_CALLS: list[tuple[str, str]] = []  # what GET /jobs/{id}/download asks of AWS
 # Lambda's poller of the results table's stream (the rollups mapping), with the same role.
-STREAM_ESM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords",
-                      "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+DYNAMODB_ESM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords",
+                        "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 
 
 def load_policy(stage: str) -> dict[str, Any]:
@@ -60,9 +66,14 @@ def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
 
 def to_permission(service: str, operation: str, params: dict[str, Any]) -> tuple[str, str]:
     if service == "s3":
-        action = "s3:GetObjectVersion" if operation == "GetObject" and params.get(
-            "VersionId") else f"s3:{operation}"
+        if operation == "ListObjectsV2":
+            return "s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}"
+        action = "s3:GetObjectVersion" if operation in ("GetObject", "HeadObject") and params.get(
+            "VersionId") else f"s3:{operation.replace('HeadObject', 'GetObject')}"
         return action, f"arn:aws:s3:::{params['Bucket']}/{params.get('Key', '')}"
+    if service == "kinesis":
+        return (f"kinesis:{operation}",
+                f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{params['StreamName']}")
     if service == "sqs":  # a batch call needs the permission of its single form
         name = params.get("QueueName") or params["QueueUrl"].rsplit("/", 1)[-1]
         return (f"sqs:{operation.removesuffix('Batch')}",
@@ -98,7 +109,7 @@ def recorded_calls(request, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         provision(stage)
         sys.modules.pop("app", None)
         app_module = importlib.import_module("app")
-        for client in (app_module.s3, app_module.sqs, app_module.dynamodb):
+        for client in (app_module.s3, app_module.sqs, app_module.dynamodb, app_module.kinesis):
             client.meta.events.register("before-parameter-build", record)
         _drive_every_path(app_module, stage)
         sys.modules.pop("app", None)
@@ -137,6 +148,7 @@ def _drive_every_path(app_module: Any, stage: Any) -> None:
         client.lambda_.invoke("rollups", {"Records": records})
         client.lambda_.invoke("rollups", {"Records": records})  # a retried batch: skipped
         _call_every_route(client)
+        _ingest_events(client, stage, line)
 
 
 def _call_every_route(client: Client) -> None:
@@ -148,6 +160,22 @@ def _call_every_route(client: Client) -> None:
     upload = client.http.post("/uploads", headers={"Content-Type": "application/json"},
                               body=json.dumps({"name": "new.ndjson", "size": 10}))
     assert upload.status_code == 200
+
+
+def _ingest_events(client: Client, stage: Any, line: bytes) -> None:
+    """POST /ingest puts records; the ingest handler writes them, then skips them when the
+    batch comes again (listing, and reading the existing object's last sequence)."""
+    response = client.http.post("/ingest", headers={"Content-Type": "application/x-ndjson"},
+                                body=line + b"\n" + line + b"\n")
+    assert response.status_code == 202, response.body
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    arn = kinesis.describe_stream_summary(
+        StreamName=stage.ingest_stream)["StreamDescriptionSummary"]["StreamARN"]
+    for shard_id, records in shard_records(kinesis, stage.ingest_stream).items():
+        if records:
+            event = lambda_event(arn, shard_id, records)
+            client.lambda_.invoke("ingest", event)
+            client.lambda_.invoke("ingest", event)
 
 
 class _Unreachable:
@@ -177,14 +205,17 @@ def test_policy_covers_every_call_the_handlers_make(recorded_calls) -> None:
     stage_name, stage, calls, _ = recorded_calls
     policy = load_policy(stage_name)
     jobs_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{stage.jobs_queue}"
-    stream_arn = (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}/stream/"
-                  "2026-12-06T00:00:00.000")
-    needed = set(calls) | {(action, jobs_arn) for action in ESM_ACTIONS} | {
-        (action, stream_arn) for action in STREAM_ESM_ACTIONS}
+    results_stream = (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}/stream/"
+                      "2026-12-06T00:00:00.000")
+    ingest_stream = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{stage.ingest_stream}"
+    needed = (set(calls) | {(action, jobs_arn) for action in ESM_ACTIONS}
+              | {(action, results_stream) for action in DYNAMODB_ESM_ACTIONS}
+              | {(action, ingest_stream) for action in KINESIS_ESM_ACTIONS})
     operations = {action for action, _ in calls}
-    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "sqs:SendMessage",
-            "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "dynamodb:PutItem",
-            "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"} <= operations
+    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
+            "sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+            "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query",
+            "kinesis:PutRecords"} <= operations
     missing = sorted(p for p in needed if not allowed(policy, *p))
     assert missing == []
 
@@ -193,10 +224,10 @@ def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
     stage_name, stage, calls, _ = recorded_calls
     policy = load_policy(stage_name)
     granted = {a for s in policy["Statement"] for a in s["Action"]}
-    used = {action for action, _ in calls} | set(ESM_ACTIONS) | set(STREAM_ESM_ACTIONS)
+    used = ({action for action, _ in calls} | set(ESM_ACTIONS) | set(KINESIS_ESM_ACTIONS)
+            | set(DYNAMODB_ESM_ACTIONS))
     logs = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
-    # ListBucket is never called: it makes a missing object read as 404 rather than 403.
-    assert granted - used - logs - {"s3:ListBucket"} == set()
+    assert granted - used - logs == set()
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
         assert all("*" not in action for action in statement["Action"])
@@ -209,6 +240,10 @@ def test_policy_grants_nothing_broader_than_needed(recorded_calls) -> None:
     assert not allowed(policy, "s3:PutObject", f"arn:aws:s3:::{stage.bucket}/other/x.ndjson")
     assert not allowed(policy, "dynamodb:GetRecords",
                        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.stats_table}/stream/x")
+    assert not allowed(policy, "kinesis:PutRecords",
+                       f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/another-stream")
+    assert not allowed(policy, "kinesis:DeleteStream",
+                       f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{stage.ingest_stream}")
     for operation in ("Scan", "Query"):
         assert not allowed(policy, f"dynamodb:{operation}",
                            f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{stage.results_table}")

@@ -68,6 +68,8 @@ def test_provisioned_stage_is_hardened_and_alarms_notify_a_person(aws_env) -> No
         topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
         subscriptions = sns.list_subscriptions()["Subscriptions"]
         alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+        stream = boto3.client("kinesis", region_name="us-east-1").describe_stream_summary(
+            StreamName=stage.ingest_stream)["StreamDescriptionSummary"]
     # THEN the bucket is closed to the public, encrypted, TLS-only, versioned
     assert all(block["PublicAccessBlockConfiguration"].values())
     assert len(block["PublicAccessBlockConfiguration"]) == 4
@@ -90,6 +92,11 @@ def test_provisioned_stage_is_hardened_and_alarms_notify_a_person(aws_env) -> No
     assert [q.get("SqsManagedSseEnabled") for q in queues] == ["true", "true"]
     assert backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"][
         "PointInTimeRecoveryStatus"] == "ENABLED"
+    # AND the ingest stream is encrypted and keeps records for less time than raw logs live
+    assert first.ingest_stream_arn == stream["StreamARN"]
+    assert (stream["EncryptionType"], stream["KeyId"]) == ("KMS", "alias/aws/kinesis")
+    assert stream["RetentionPeriodHours"] == 24 < 7 * 24
+    assert stream["OpenShardCount"] == 1
     # AND one topic, the address subscribed once, and every alarm notifies the topic
     [topic] = [t for t in topics if t.endswith(":log-pipeline-aws-alerts")]
     assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions
@@ -104,6 +111,8 @@ def test_provisioned_stage_is_hardened_and_alarms_notify_a_person(aws_env) -> No
                                              stage.jobs_queue),
         "log-pipeline-aws-rollups-errors": ("Errors", "log-pipeline-aws-rollups"),
         "log-pipeline-aws-rollups-iterator-age": ("IteratorAge", "log-pipeline-aws-rollups"),
+        "log-pipeline-aws-ingest-errors": ("Errors", "log-pipeline-aws-ingest"),
+        "log-pipeline-aws-ingest-iterator-age": ("IteratorAge", "log-pipeline-aws-ingest"),
     }
     rate = alarms.pop("log-pipeline-aws-log-error-rate")
     assert set(alarms) == set(expected)
@@ -118,12 +127,24 @@ def test_provisioned_stage_is_hardened_and_alarms_notify_a_person(aws_env) -> No
         assert alarm["AlarmActions"] == [topic], name
         assert (alarm["MetricName"], alarm["Dimensions"][0]["Value"]) == (metric, dimension)
     assert alarms["log-pipeline-aws-jobs-oldest-age"]["Threshold"] == 1800
+    assert alarms["log-pipeline-aws-ingest-iterator-age"]["Threshold"] == 900_000  # ms
+
+
+def test_raw_logs_must_outlive_the_streams_records(aws_env) -> None:
+    stage = dataclasses.replace(load_stage("aws"), endpoint_url=None)
+    with mock_aws():
+        with pytest.raises(StageError, match="at least 2 days"):
+            provision(stage, Safety(Hardening(raw_log_days=1)))
+        assert boto3.client("s3").list_buckets()["Buckets"] == []
 
 
 def test_bad_retention_is_refused() -> None:
     with pytest.raises(StageError, match="RAW_LOG_DAYS"):
         Safety.from_env({"RAW_LOG_DAYS": "0"})
     assert Safety.from_env({}).hardening.raw_log_days == 30
+    with pytest.raises(StageError, match="INGEST_SHARDS"):
+        Safety.from_env({"INGEST_SHARDS": "0"})
+    assert Safety.from_env({"INGEST_SHARDS": "3"}).stream.shards == 3
 
 
 def test_the_tls_only_policy_denies_plain_requests_only() -> None:

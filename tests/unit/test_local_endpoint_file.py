@@ -26,7 +26,7 @@ from logctl.stage import (
 
 CONFIG = {"stages": {name: {"environment_variables": {
     "LOG_BUCKET": "b", "JOBS_QUEUE": "q", "DEAD_LETTER_QUEUE": "d", "RESULTS_TABLE": "t",
-    "STATS_TABLE": "s"}}
+    "STATS_TABLE": "s", "INGEST_STREAM": "i"}}
     for name in ("local", "aws")}}
 
 

@@ -45,7 +45,7 @@ def test_an_error_outside_the_project_is_the_exception_alone() -> None:
 
 CONFIG = {"stages": {"local": {"environment_variables": {
     "LOG_BUCKET": "b", "JOBS_QUEUE": "q", "DEAD_LETTER_QUEUE": "d", "RESULTS_TABLE": "t",
-    "STATS_TABLE": "s", "DASHBOARD_ORIGINS": "http://127.0.0.1:8000"}}}}
+    "STATS_TABLE": "s", "INGEST_STREAM": "i", "DASHBOARD_ORIGINS": "http://127.0.0.1:8000"}}}}
 
 
 def test_deploy_keeps_the_running_apis_origin_beside_the_stages() -> None:

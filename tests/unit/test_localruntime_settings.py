@@ -15,7 +15,7 @@ CONFIG = {
     "stages": {"local": {
         "environment_variables": {
             "LOG_BUCKET": "b", "JOBS_QUEUE": "q", "DEAD_LETTER_QUEUE": "d", "RESULTS_TABLE": "t",
-            "STATS_TABLE": "s",
+            "STATS_TABLE": "s", "INGEST_STREAM": "i",
             "WORKER_TIMEOUT_SECONDS": "60", "RETRY_BASE_SECONDS": "1"},
         "lambda_functions": {"worker": {"lambda_timeout": 60, "reserved_concurrency": 4}},
     }},

@@ -58,6 +58,15 @@ def test_trigger_counts_every_outcome(capsys: pytest.CaptureFixture[str]) -> Non
     assert metric_values(line) == {"JobsQueued": 2, "JobsRejected": 0, "JobsDuplicate": 1}
 
 
+def test_ingest_counts_records_objects_and_duplicates_of_a_batch(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    Telemetry("aws").stream_batch(records=500, objects=2, duplicates=120)
+    [line] = emf_lines(capsys.readouterr().out)
+    assert metric_values(line) == {"StreamRecordsRead": 500, "StreamObjectsWritten": 2,
+                                   "StreamDuplicatesSkipped": 120}
+    assert line["stage"] == "aws"
+
+
 def test_log_lines_are_json_with_the_event_and_job_id() -> None:
     stream = io.StringIO()
     logger = Logger(service="log-pipeline-test", stream=stream)
