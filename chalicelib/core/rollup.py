@@ -230,15 +230,10 @@ def days_of(since: datetime, until: datetime) -> list[str]:
 
 
 def whole_hours(since: datetime, until: datetime) -> tuple[datetime, datetime]:
-    """The hours [since, until) touches, as [start, end): since goes back to the start of
-    its hour, until forward to the end of its hour unless it is one already (so 00:00 to
-    00:00 the next day is 24 hours); at least the hour of `since`."""
+    """The range widened to whole UTC hours: until is the end of its hour."""
     start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    until = until.astimezone(UTC)
-    end = until.replace(minute=0, second=0, microsecond=0)
-    if end < until:
-        end += timedelta(hours=1)
-    return start, max(end, start + timedelta(hours=1))
+    end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return start, end
 
 
 def hour_list(start: datetime, end: datetime) -> list[str]:

@@ -35,5 +35,6 @@ def test_every_builder_writes_only_fields_of_the_record_type() -> None:
 def test_the_listing_row_the_index_projection_and_the_probe_name_record_fields() -> None:
     for names in (SUMMARY_ATTRIBUTES, tuple(JobSummary.model_fields), PROBED_FIELDS):
         assert set(names) <= set(RECORD_FIELDS), set(names) - set(RECORD_FIELDS)
-    assert set(JobSummary.model_fields) - {"job_id", "status", "created_at"} <= set(
+    # The keys of the indexes, and `source`, which the listing derives from the key.
+    assert set(JobSummary.model_fields) - {"job_id", "status", "created_at", "source"} <= set(
         SUMMARY_ATTRIBUTES)
