@@ -65,7 +65,8 @@ def test_deploy_and_redeploy_succeed_and_files_are_processed_once(runtime: Runti
     stage = runtime.stage()
     functions = {f["FunctionName"] for f in runtime.client("lambda").list_functions()["Functions"]}
     assert functions == {"log-pipeline-local-trigger", "log-pipeline-local-worker",
-                         "log-pipeline-local-ingest", "log-pipeline-local"}
+                         "log-pipeline-local-ingest", "log-pipeline-local-rollups",
+                         "log-pipeline-local"}
     apis = runtime.client("apigateway").get_rest_apis()["items"]
     assert [api["name"] for api in apis] == ["log-pipeline"]
     resources = runtime.client("apigateway").get_resources(restApiId=apis[0]["id"])["items"]
