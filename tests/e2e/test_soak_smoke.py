@@ -17,7 +17,8 @@ pytestmark = pytest.mark.e2e
 # Every endpoint fault often enough to meet the pipeline; no kills (a killed batch waits
 # out a 120 s visibility timeout, too long for a smoke test: the full soak has them).
 FAULTS = ("s3_get_500=0.2,s3_get_slowdown=0.2,s3_get_reset=0.2,ddb_throughput=0.2,"
-          "ddb_500=0.2,sqs_send_500=0.2,sqs_visibility_500=0.3,s3_duplicate=0.2,s3_delay=0.1")
+          "ddb_500=0.2,sqs_send_500=0.2,sqs_visibility_500=0.3,s3_duplicate=0.2,s3_delay=0.1,"
+          "stream_read_500=0.2,stream_read_throttle=0.2,stream_iterator_expired=0.1")
 
 
 def test_a_small_soak_loses_duplicates_and_strands_nothing(tmp_path: Path) -> None:
