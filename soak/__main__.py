@@ -49,8 +49,8 @@ from soak.reconcile import (
 )
 
 # Handler calls fail this often at the endpoint (the SDK's retries absorb most), and the
-# stream pollers' reads as often; a few
-# invocations are killed; notifications come twice or late.
+# stream pollers' reads as often; a few invocations are killed; notifications come twice
+# or late.
 DEFAULT_FAULTS = ("s3_get_500=0.1,s3_get_slowdown=0.1,s3_get_reset=0.05,ddb_throughput=0.15,"
                   "ddb_500=0.1,sqs_send_500=0.2,sqs_visibility_500=0.2,kill=0.02,"
                   "s3_duplicate=0.05,s3_delay=0.05,stream_read_500=0.1,stream_read_throttle=0.1,"
