@@ -57,10 +57,12 @@ DEFAULT_FAULTS = ("s3_get_500=0.1,s3_get_slowdown=0.1,s3_get_reset=0.05,ddb_thro
                   "stream_iterator_expired=0.05")
 WORKER_TIMEOUT_SECONDS = 20
 REFERENCE_PROCESSES = 2
-# Once the queues are empty: how long the streamed events' objects and the rollups (both
-# behind a stream poller, with its faults) may take to catch up.
+# Once the queues are empty: how long the streamed events' objects may take to be recorded,
+# and how long the rollups may come no closer to the records (under DynamoDB faults the
+# rollups handler retries batches of up to 100 changes, each of many conditional writes)
+# before the soak reconciles anyway; at most --drain-timeout in all.
 STREAM_WAIT_SECONDS = 180.0
-ROLLUP_WAIT_SECONDS = 120.0
+ROLLUP_STALL_SECONDS = 120.0
 
 
 def runtime_args(plan: FaultPlan) -> list[str]:
@@ -202,7 +204,7 @@ def soak(runtime: BackgroundRuntime, plan: workload.Plan, args: argparse.Namespa
         stderr("soak: waiting for the rollups to take the final records")
         rollup_differences = settle_rollups(
             expected_hours, lambda: read_rollups(dynamodb, stage.stats_table, days),
-            ROLLUP_WAIT_SECONDS)
+            stall=ROLLUP_STALL_SECONDS, timeout=args.drain_timeout)
         dlq = drain_messages(sqs, stage.dead_letter_queue)
         failed_events = sum(queue_depth(sqs, s3_queue_name("trigger") + "-failed").values())
         log_lines = runtime.log().splitlines()

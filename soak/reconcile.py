@@ -334,16 +334,31 @@ def rollup_differences(expected: Figures, found: Figures) -> list[str]:
     return out
 
 
-def settle_rollups(expected: Figures, read: Callable[[], Figures], timeout: float, *,
-                   pause: float = 3.0, sleep: Callable[[float], None] = time.sleep,
+def gap(expected: Figures, found: Figures) -> int:
+    """The sum of every figure's absolute difference: 0 when the rollups equal `expected`."""
+    return sum(abs(expected.get(key, Counter())[name] - found.get(key, Counter())[name])
+               for key in expected.keys() | found.keys()
+               for name in expected.get(key, Counter()).keys() | found.get(key, Counter()).keys())
+
+
+def settle_rollups(expected: Figures, read: Callable[[], Figures], *, stall: float,
+                   timeout: float, pause: float = 3.0,
+                   sleep: Callable[[float], None] = time.sleep,
                    clock: Callable[[], float] = time.monotonic) -> list[str]:
     """Read the rollups until they equal `expected` (the rollups handler runs after the
-    records are final) or `timeout` seconds passed; the differences of the last read."""
-    deadline = clock() + timeout
+    records are final, and under faults it catches up slowly), until they came no closer
+    for `stall` seconds, or until `timeout` seconds passed; the differences of the last
+    read."""
+    started = clock()
+    closest, closer_at = None, started
     while True:
-        differences_now = rollup_differences(expected, read())
-        if not differences_now or clock() >= deadline:
-            return differences_now
+        found = read()
+        now = clock()
+        distance = gap(expected, found)
+        if closest is None or distance < closest:
+            closest, closer_at = distance, now
+        if not distance or now - closer_at >= stall or now - started >= timeout:
+            return rollup_differences(expected, found)
         sleep(pause)
 
 

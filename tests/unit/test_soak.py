@@ -11,6 +11,7 @@ from soak.drive import Version
 from soak.reconcile import (
     expected_rollups,
     final_writes,
+    gap,
     reconcile,
     reconcile_rollups,
     reconcile_stream,
@@ -244,16 +245,24 @@ def test_every_differing_figure_is_named_and_fails_the_run() -> None:
     assert report.rollup_differences == 3 and not report.ok
 
 
-def test_the_rollups_are_read_again_until_they_catch_up_or_time_runs_out() -> None:
+def test_the_rollups_are_read_again_while_they_come_closer_within_the_time_given() -> None:
     expected = expected_rollups(FINAL)
-    reads = iter([{}, rollup_figures(ROLLUPS[:2]), rollup_figures(ROLLUPS)])
+    partial = rollup_figures(ROLLUPS[:2])
+    reads = iter([{}, partial, partial, partial, rollup_figures(ROLLUPS)])
     now = [0.0]
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    assert settle_rollups(expected, lambda: next(reads), 60, sleep=sleep,
-                          clock=lambda: now[0]) == []
-    assert now[0] == 6.0
-    late = settle_rollups(expected, lambda: {}, 10, sleep=sleep, clock=lambda: now[0])
-    assert len(late) == len(rollup_differences(expected, {})) > 0
+    def settle(read, stall: float = 10, timeout: float = 60) -> list[str]:
+        return settle_rollups(expected, read, stall=stall, timeout=timeout, sleep=sleep,
+                              clock=lambda: now[0])
+
+    assert settle(lambda: next(reads)) == [] and now[0] == 12.0
+    now[0] = 0.0
+    stalled = settle(lambda: partial)
+    assert stalled == rollup_differences(expected, partial) and now[0] == 12.0
+    now[0] = 0.0
+    closer = iter(rollup_figures(ROLLUPS[:n]) for n in (0, 1, 2, 3) for _ in range(3))
+    assert len(settle(lambda: next(closer), stall=10, timeout=20)) > 0 and now[0] == 21.0
+    assert gap(expected, rollup_figures(ROLLUPS)) == 0 < gap(expected, partial)
