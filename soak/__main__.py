@@ -4,7 +4,8 @@ wait until every queue is empty, reconcile, print one table.
     python -m soak [--files 1000] [--seed 1] [--scale full|small] [--fault KIND=RATE ...]
                    [--drain-timeout 900] [--out DIR] [--json PATH]
 
-Exit status 0 when nothing is lost, duplicated, wrong or stuck; 1 otherwise; 2 when the
+Exit status 0 when nothing is lost, duplicated, wrong or stuck, every line put into the
+ingest stream is counted once, and the rollups equal the records; 1 otherwise; 2 when the
 run could not be carried out. The runtime's log (every fault and invocation) is kept in
 DIR (default .soak/<time>/).
 """
@@ -26,21 +27,42 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.adapters import from_item
+from chalicelib.rollups import DynamoRollupItems, RollupReader
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError
 from localruntime.faults import KINDS, FaultPlan, FaultSpecError, count_faults
 from localruntime.sources.wiring import s3_queue_name
 from logctl.stage import load_stage
 from soak import workload
 from soak.drive import Driver, drain_messages, queue_depth, stderr
-from soak.reconcile import expected_statistics, final_writes, reconcile, table
+from soak.reconcile import (
+    Figures,
+    expected_rollups,
+    expected_statistics,
+    final_writes,
+    reconcile,
+    reconcile_rollups,
+    reconcile_stream,
+    rollup_figures,
+    settle_rollups,
+    stream_lines_recorded,
+    table,
+)
 
-# Handler calls fail this often at the endpoint (the SDK's retries absorb most); a few
-# invocations are killed; notifications come twice or late.
+# Handler calls fail this often at the endpoint (the SDK's retries absorb most), and the
+# stream pollers' reads as often; a few invocations are killed; notifications come twice
+# or late.
 DEFAULT_FAULTS = ("s3_get_500=0.1,s3_get_slowdown=0.1,s3_get_reset=0.05,ddb_throughput=0.15,"
                   "ddb_500=0.1,sqs_send_500=0.2,sqs_visibility_500=0.2,kill=0.02,"
-                  "s3_duplicate=0.05,s3_delay=0.05")
+                  "s3_duplicate=0.05,s3_delay=0.05,stream_read_500=0.1,stream_read_throttle=0.1,"
+                  "stream_iterator_expired=0.05")
 WORKER_TIMEOUT_SECONDS = 20
 REFERENCE_PROCESSES = 2
+# Once the queues are empty: how long the streamed events' objects may take to be recorded,
+# and how long the rollups may come no closer to the records (under DynamoDB faults the
+# rollups handler retries batches of up to 100 changes, each of many conditional writes)
+# before the soak reconciles anyway; at most --drain-timeout in all.
+STREAM_WAIT_SECONDS = 180.0
+ROLLUP_STALL_SECONDS = 120.0
 
 
 def runtime_args(plan: FaultPlan) -> list[str]:
@@ -69,6 +91,26 @@ def scan_records(dynamodb: Any, table_name: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return records
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def read_rollups(dynamodb: Any, table_name: str, days: list[str]) -> Figures:
+    return rollup_figures(RollupReader(DynamoRollupItems(dynamodb, table_name)).hours(days))
+
+
+def wait_for_stream(driver: Driver, dynamodb: Any, table_name: str, timeout: float
+                    ) -> list[dict[str, Any]]:
+    """The records once the streamed objects' records count every line put and none is
+    still running, or after `timeout` seconds; the queues are empty at each check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = scan_records(dynamodb, table_name)
+        lines, pending = stream_lines_recorded(records)
+        if (lines >= driver.stream_lines and not pending) or time.monotonic() >= deadline:
+            return records
+        stderr(f"soak: {lines:,} of {driver.stream_lines:,} streamed lines recorded, "
+               f"{pending} streamed object(s) not completed; waiting")
+        time.sleep(3.0)
+        driver.wait_quiet(max(0.0, deadline - time.monotonic()))
 
 
 def peak_worker_rss(log_lines: list[str]) -> int:
@@ -125,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime.stop()
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     title = (f"soak: {args.files:,} regular files + {len(workload.hostile_steps(scale, 0))} "
-             f"hostile ({args.scale}), seed {args.seed}, {minutes} min {seconds} s; "
+             f"hostile ({args.scale}) + {plan.count('stream')} batches of streamed events, "
+             f"seed {args.seed}, {minutes} min {seconds} s; "
              f"log {out / 'runtime.log'}")
     print(table(report, title=title))
     for problem in report.problems[:50]:
@@ -141,7 +184,8 @@ def soak(runtime: BackgroundRuntime, plan: workload.Plan, args: argparse.Namespa
          faults: FaultPlan) -> Any:
     stage = load_stage("local", endpoint_url=runtime.endpoint)
     s3, sqs = _client("s3", runtime.endpoint), _client("sqs", runtime.endpoint)
-    driver = Driver(stage, s3, sqs, stderr)
+    dynamodb = _client("dynamodb", runtime.endpoint)
+    driver = Driver(stage, s3, sqs, stderr, kinesis=_client("kinesis", runtime.endpoint))
     stderr(f"soak: {len(plan.steps)} steps against {runtime.endpoint}")
     driver.run(plan, args.seed)
     stderr(f"soak: {driver.uploads} uploads done; computing the reference of each file "
@@ -153,7 +197,14 @@ def soak(runtime: BackgroundRuntime, plan: workload.Plan, args: argparse.Namespa
         if not driver.wait_quiet(args.drain_timeout):
             stderr(f"soak: the queues were not empty after {args.drain_timeout:g} s; "
                    "reconciling anyway")
-        records = scan_records(_client("dynamodb", runtime.endpoint), stage.results_table)
+        records = wait_for_stream(driver, dynamodb, stage.results_table, STREAM_WAIT_SECONDS)
+        expected_hours = expected_rollups(records)
+        days = sorted({hour[:10] for hour, _ in expected_hours}
+                      | {datetime.now(UTC).date().isoformat()})
+        stderr("soak: waiting for the rollups to take the final records")
+        rollup_differences = settle_rollups(
+            expected_hours, lambda: read_rollups(dynamodb, stage.stats_table, days),
+            stall=ROLLUP_STALL_SECONDS, timeout=args.drain_timeout)
         dlq = drain_messages(sqs, stage.dead_letter_queue)
         failed_events = sum(queue_depth(sqs, s3_queue_name("trigger") + "-failed").values())
         log_lines = runtime.log().splitlines()
@@ -162,6 +213,9 @@ def soak(runtime: BackgroundRuntime, plan: workload.Plan, args: argparse.Namespa
     report = reconcile(driver.versions, records, uploads=driver.uploads,
                        garbage_sent=driver.garbage_sent, dlq_bodies=dlq,
                        final_writes=final_writes(log_lines), expected=expected.__getitem__)
+    reconcile_stream(report, records, lines_put=driver.stream_lines,
+                     lines_unsent=driver.stream_unsent)
+    reconcile_rollups(report, expected_hours, rollup_differences)
     report.faults = {kind: count for kind, count in count_faults(log_lines).items()}
     report.trigger_failed_events = failed_events
     report.peak_worker_rss_mb = peak_worker_rss(log_lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import sys
 import threading
@@ -11,7 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.ingest import EventProducer
 from localruntime.sources.wiring import s3_queue_name
+from logctl.cli import LogctlError
+from logctl.send import send
 from logctl.stage import Stage
 from soak.workload import FileSpec, Plan, Step
 
@@ -45,7 +49,8 @@ class Version:
 
 
 class Driver:
-    def __init__(self, stage: Stage, s3: Any, sqs: Any, log: Callable[[str], None]) -> None:
+    def __init__(self, stage: Stage, s3: Any, sqs: Any, log: Callable[[str], None],
+                 kinesis: Any = None) -> None:
         self.stage = stage
         self.s3 = s3
         self.sqs = sqs
@@ -53,6 +58,11 @@ class Driver:
         self.versions: list[Version] = []
         self.garbage_sent = 0
         self.uploads = 0
+        # Lines the ingest stream accepted, and lines it refused after the producer's retries.
+        self.stream_lines = 0
+        self.stream_unsent = 0
+        self._producer = (EventProducer(kinesis, stage.ingest_stream)
+                          if kinesis is not None else None)
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
         self._errors: list[str] = []
@@ -102,7 +112,23 @@ class Driver:
         uploaded = self._put(step.key, step.spec2.content())
         self._version(step, step.key, uploaded, step.spec2, "overwrite", frozenset())
 
+    def _stream(self, spec: FileSpec) -> None:
+        if self._producer is None:
+            raise RuntimeError("the plan puts events into the ingest stream: the driver "
+                               "needs a Kinesis client")
+        try:
+            sent, unsent = send(io.BytesIO(spec.content()), self._producer)
+        except LogctlError as exc:
+            raise RuntimeError(f"putting events into the ingest stream: {exc}") from exc
+        with self._lock:
+            self.stream_lines += sent.lines
+            self.stream_unsent += sum(record.lines for record in unsent.failed)
+
     def run_step(self, step: Step, rng: random.Random) -> None:
+        if step.action == "stream":
+            assert step.spec is not None
+            self._stream(step.spec)
+            return
         if step.action == "garbage":
             self.sqs.send_message(QueueUrl=self._jobs_url, MessageBody=step.body)
             with self._lock:

@@ -16,19 +16,34 @@ A job whose every attempt failed ends `failed` with `retries_exhausted` and its 
 the dead-letter queue: that is the pipeline's promise kept, so it is counted (as
 "retries exhausted") and not as wrong. The dead-letter queue is expected to hold exactly
 the messages sent that are not jobs; any job found there is listed beside them.
+
+Streamed events: the records of the objects under `logs/stream/` must count, in their
+`line_count`, exactly the lines put into the ingest stream (every object completed): fewer
+is lines lost, more is lines doubled.
+
+Rollups: for every hour and source, the stats table's hour items must equal what the final
+records add up to, by the rules of docs/spec.md "Rollups" applied here to the records
+themselves: files received, completed, failed and malformed lines on the upload hour; valid
+records, levels and status codes on each event hour of a completed record's `event_hours`;
+out-of-range records on the upload hour.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.core.eventtime import decode, hour_of_iso, hour_text
+from chalicelib.core.jobs import Source, source_of
 from chalicelib.core.records import MAX_LINE_BYTES
 from chalicelib.core.reference import summarize_bytes
-from chalicelib.core.results import RETRIES_EXHAUSTED
+from chalicelib.core.results import RETRIES_EXHAUSTED, upload_time
+from chalicelib.core.rollup import SOURCES, Target, stats_by_hour
 from chalicelib.core.schema import FINAL_STATUSES, STATISTICS_FIELDS
 from soak.drive import Version
 from soak.workload import FileSpec
@@ -54,12 +69,21 @@ class Report:
     exhausted: int = 0
     trigger_failed_events: int = 0
     peak_worker_rss_mb: int = 0
+    stream_lines_put: int = 0
+    stream_lines_unsent: int = 0
+    stream_objects: int = 0
+    stream_lines_recorded: int = 0
+    stream_lost: int = 0
+    stream_doubled: int = 0
+    rollup_hours: int = 0
+    rollup_differences: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.wrong or self.stuck)
+        return not (self.lost or self.duplicated or self.wrong or self.stuck
+                    or self.stream_lost or self.stream_doubled or self.rollup_differences)
 
     def problem(self, kind: str, text: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
@@ -164,6 +188,8 @@ def reconcile(versions: list[Version], records: list[dict[str, Any]], *,
             continue
         _check(report, version, found[0], dlq_ids, final_writes, expected, label)
     for (key, version), extra in by_version.items():
+        if is_streamed(key):
+            continue  # the ingest handler's objects: reconcile_stream
         report.problem("wrong", f"{key!r} ({version}): {len(extra)} record(s) for an "
                        "object version the soak did not create")
     return report
@@ -199,6 +225,149 @@ def _check(report: Report, version: Version, record: dict[str, Any], dlq_ids: se
                        "reference")
 
 
+# ---- streamed events -------------------------------------------------------------------
+
+def is_streamed(key: str) -> bool:
+    return source_of(key) is Source.STREAM
+
+
+def stream_lines_recorded(records: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """Lines counted by the completed records of streamed objects, and how many records of
+    streamed objects are not completed (yet)."""
+    lines = pending = 0
+    for record in records:
+        if not is_streamed(str(record.get("key", ""))):
+            continue
+        if record.get("status") == "completed":
+            lines += int(record.get("line_count") or 0)
+        else:
+            pending += 1
+    return lines, pending
+
+
+def reconcile_stream(report: Report, records: Iterable[Mapping[str, Any]], *,
+                     lines_put: int, lines_unsent: int = 0) -> None:
+    """The lines put into the ingest stream against the lines of the streamed objects'
+    records: every object completed, the lines counted exactly once."""
+    streamed = [r for r in records if is_streamed(str(r.get("key", "")))]
+    report.stream_lines_put, report.stream_lines_unsent = lines_put, lines_unsent
+    report.stream_objects = len({r.get("key") for r in streamed})
+    recorded, _ = stream_lines_recorded(streamed)
+    report.stream_lines_recorded = recorded
+    for record in streamed:
+        if record.get("status") != "completed":
+            report.problems.append(
+                f"stream_lost: {record.get('key')!r} is {record.get('status')}, its lines "
+                f"are not counted ({str(record.get('failure_reason') or '')[:200]!r})")
+    report.stream_lost = max(0, lines_put - recorded)
+    report.stream_doubled = max(0, recorded - lines_put)
+    if report.stream_lost or report.stream_doubled:
+        report.problems.append(f"stream: {lines_put:,} lines put, {recorded:,} counted by "
+                               f"the records of {report.stream_objects:,} objects")
+
+
+# ---- rollups ----------------------------------------------------------------------------
+
+HourKey = tuple[str, str]  # (YYYY-MM-DDTHH, source)
+Figures = dict[HourKey, Counter[str]]
+
+
+def expected_rollups(records: Iterable[Mapping[str, Any]]) -> Figures:
+    """The hour figures the final records add up to (module docstring)."""
+    figures: Figures = {}
+
+    def at(hour: str, source: str) -> Counter[str]:
+        return figures.setdefault((hour, source), Counter())
+
+    for record in records:
+        if not record.get("created_at"):
+            continue
+        source = str(record.get("source") or source_of(str(record.get("key", ""))).value)
+        files = at(hour_text(hour_of_iso(upload_time(record))), source)  # type: ignore[arg-type]
+        files["received"] += 1
+        status = record.get("status")
+        if status not in ("completed", "failed"):
+            continue
+        files[str(status)] += 1
+        files["malformed"] += int(record.get("malformed_count") or 0)
+        if status != "completed" or not record.get("event_hours"):
+            continue
+        event_hours = decode(bytes(record["event_hours"]))
+        files["out_of_range"] += event_hours.out_of_range
+        for hour in event_hours.hours:
+            counts = at(hour.hour, source)
+            counts["records"] += hour.records
+            for level, n in hour.levels.items():
+                counts[f"level {level}"] += n
+            for code, n in hour.status_codes.items():
+                counts[f"status {code}"] += n
+    return {key: +counts for key, counts in figures.items()}
+
+
+def rollup_figures(items: Iterable[Mapping[str, Any]]) -> Figures:
+    """The figures of the stats table's hour items, read as GET /stats reads them."""
+    items = list(items)
+    hours = sorted({Target(str(i["series"]), str(i["hour"])).hour_text for i in items})
+    figures: Figures = {}
+    for source in SOURCES:
+        for hour, read in stats_by_hour(items, hours, source).items():
+            counts: Counter[str] = Counter(
+                received=read.received, completed=read.completed, failed=read.failed,
+                malformed=read.malformed, out_of_range=read.out_of_range,
+                records=read.records)
+            counts.update({f"level {k}": v for k, v in read.levels.items()})
+            counts.update({f"status {k}": v for k, v in read.status_codes.items()})
+            if +counts:
+                figures[(hour, source)] = +counts
+    return figures
+
+
+def rollup_differences(expected: Figures, found: Figures) -> list[str]:
+    """Every figure that differs, as `hour source: name: rollups N, records M`."""
+    out = []
+    for key in sorted(expected.keys() | found.keys()):
+        want, have = expected.get(key, Counter()), found.get(key, Counter())
+        for name in sorted(want.keys() | have.keys()):
+            if want[name] != have[name]:
+                out.append(f"{key[0]} {key[1]}: {name}: rollups {have[name]}, "
+                           f"records {want[name]}")
+    return out
+
+
+def gap(expected: Figures, found: Figures) -> int:
+    """The sum of every figure's absolute difference: 0 when the rollups equal `expected`."""
+    return sum(abs(expected.get(key, Counter())[name] - found.get(key, Counter())[name])
+               for key in expected.keys() | found.keys()
+               for name in expected.get(key, Counter()).keys() | found.get(key, Counter()).keys())
+
+
+def settle_rollups(expected: Figures, read: Callable[[], Figures], *, stall: float,
+                   timeout: float, pause: float = 3.0,
+                   sleep: Callable[[float], None] = time.sleep,
+                   clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """Read the rollups until they equal `expected` (the rollups handler runs after the
+    records are final, and under faults it catches up slowly), until they came no closer
+    for `stall` seconds, or until `timeout` seconds passed; the differences of the last
+    read."""
+    started = clock()
+    closest, closer_at = None, started
+    while True:
+        found = read()
+        now = clock()
+        distance = gap(expected, found)
+        if closest is None or distance < closest:
+            closest, closer_at = distance, now
+        if not distance or now - closer_at >= stall or now - started >= timeout:
+            return rollup_differences(expected, found)
+        sleep(pause)
+
+
+def reconcile_rollups(report: Report, expected: Figures, differences_found: list[str]) -> None:
+    report.rollup_hours = len({hour for hour, _ in expected})
+    report.rollup_differences = len(differences_found)
+    report.problems += [f"rollups: {text}" for text in differences_found]
+
+
 def table(report: Report, *, title: str) -> str:
     rows: list[tuple[str, str]] = [
         ("files uploaded (PUTs)", f"{report.files:,}"),
@@ -216,6 +385,14 @@ def table(report: Report, *, title: str) -> str:
         ("DLQ expected / found", f"{report.dlq_expected} / {report.dlq_found}"
          + (f" ({report.dlq_jobs} job(s))" if report.dlq_jobs else "")),
         ("jobs failed with retries_exhausted (in the DLQ)", str(report.exhausted)),
+        ("stream: lines put (refused by Kinesis)",
+         f"{report.stream_lines_put:,} ({report.stream_lines_unsent:,})"),
+        ("stream: lines in records (objects)",
+         f"{report.stream_lines_recorded:,} ({report.stream_objects:,})"),
+        ("stream: lines lost", str(report.stream_lost)),
+        ("stream: lines doubled", str(report.stream_doubled)),
+        ("rollups: hours with figures", str(report.rollup_hours)),
+        ("rollups: figures differing from the records", str(report.rollup_differences)),
         ("S3 events that failed every trigger attempt", str(report.trigger_failed_events)),
         ("peak worker RSS", f"{report.peak_worker_rss_mb} MB"),
     ]

@@ -1,7 +1,8 @@
 """The soak's workload: what to upload, and what each upload must end as.
 
 Everything is derived from a seed: a `Plan` lists `Step`s (upload, re-upload, overwrite,
-delete, a key outside `logs/`, a message that is not a job), and every file's bytes are
+delete, a key outside `logs/`, a message that is not a job, events put into the ingest
+stream), and every file's bytes are
 generated again from its `FileSpec` when the reconciliation needs them, so nothing large
 is kept in memory or on disk.
 """
@@ -180,7 +181,8 @@ class Step:
     `action`: upload (`key` gets `spec`), duplicate (upload twice), overwrite (upload
     `spec`, then `spec2` to the same key at once, while the first job runs), delete
     (upload, then delete at once), reupload (upload, delete, upload the same bytes again
-    once the first job ended), or garbage (send `body` to the jobs queue).
+    once the first job ended), garbage (send `body` to the jobs queue), or stream (put the
+    lines of `spec` into the stage's ingest stream).
     `allowed_failures`: failure codes this upload may end with; a completed record must
     equal the reference. `record`: whether a record must exist at all.
     """
@@ -298,15 +300,31 @@ def regular_steps(files: int, seed: int) -> Iterator[Step]:
             yield Step("upload", key, spec)
 
 
+# Events put into the ingest stream: one batch of about STREAM_BATCH_BYTES of lines (1 %
+# malformed) per STREAM_FILES_PER_BATCH regular files, at least two.
+STREAM_BATCH_BYTES = 60_000
+STREAM_FILES_PER_BATCH = 50
+
+
+def stream_steps(files: int, seed: int) -> list[Step]:
+    batches = max(2, files // STREAM_FILES_PER_BATCH)
+    return [Step("stream", spec=FileSpec("regular", seed * 7_000_003 + i, STREAM_BATCH_BYTES,
+                                         malformed_rate=0.01))
+            for i in range(batches)]
+
+
 GARBAGE_BODIES = ("not a job", '{"job_id": 1}', "", '{"bucket": "b", "key": "k"}')
 
 
 def plan(files: int, seed: int, scale: Scale) -> Plan:
-    """`files` regular uploads (with their mix of actions), the hostile files, and messages
-    that are not jobs (which must end in the dead-letter queue)."""
+    """`files` regular uploads (with their mix of actions), the hostile files, messages
+    that are not jobs (which must end in the dead-letter queue), and batches of events put
+    into the ingest stream, spread over the run."""
     steps = hostile_steps(scale, seed)
     steps += list(regular_steps(files, seed))
     rng = random.Random(seed + 7)
     for body in GARBAGE_BODIES:
         steps.insert(rng.randrange(len(steps) + 1), Step("garbage", body=body or " "))
+    for step in stream_steps(files, seed):
+        steps.insert(rng.randrange(len(steps) + 1), step)
     return Plan(steps)

@@ -555,7 +555,11 @@ class ShardPoller(threading.Thread):
             options = self.options()
             if not pending and not self._ended:
                 want = min(self.reader.max_read, options.batch_size - len(batch))
-                pending = self._fetch(want)
+                try:
+                    pending = self._fetch(want)
+                except Exception:
+                    self._carry = batch  # read past already: a failed read must not drop them
+                    raise
             while pending and len(batch) < options.batch_size:
                 record = pending[0]
                 if batch and size + record.size > MAX_PAYLOAD_BYTES:

@@ -494,3 +494,26 @@ def test_stopping_abandons_a_failing_batch_unsettled() -> None:
     running.stop()
     assert running.join(5)
     assert running.checkpoints == {}
+
+
+def test_a_read_failing_within_the_batching_window_keeps_the_records_gathered() -> None:
+    stream = FakeStream()
+    stream.add_shard("s0")
+    stream.put("s0", 3)
+    read, failures = stream.read, iter([False, True, True])
+
+    def flaky(shard_id: str, iterator: str, limit: int) -> Read:
+        if next(failures, False):
+            raise RuntimeError("InternalFailure")
+        return read(shard_id, iterator, limit)
+
+    stream.read = flaky  # type: ignore[method-assign]
+    invoker = FakeInvoker(always(True))
+    running = poller(stream, invoker, StreamOptions(batch_size=10,
+                                                    batching_window_seconds=0.5))
+    running.start()
+    try:
+        wait_for(lambda: len(delivered(invoker)) == 3, "the records read before the failure")
+    finally:
+        running.stop()
+    assert delivered(invoker) == ["1", "2", "3"]

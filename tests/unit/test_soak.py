@@ -6,8 +6,21 @@ from __future__ import annotations
 import dataclasses
 import gzip
 
+from chalicelib.core.eventtime import EventHours, HourPartial, encode
 from soak.drive import Version
-from soak.reconcile import final_writes, reconcile, table
+from soak.reconcile import (
+    expected_rollups,
+    final_writes,
+    gap,
+    reconcile,
+    reconcile_rollups,
+    reconcile_stream,
+    rollup_differences,
+    rollup_figures,
+    settle_rollups,
+    stream_lines_recorded,
+    table,
+)
 from soak.workload import SMALL, FileSpec, Step, hostile_steps, plan
 
 SPEC = FileSpec("regular", 1, 3000)
@@ -132,3 +145,124 @@ def test_in_a_versioned_bucket_the_same_bytes_twice_are_two_versions_each_with_a
     assert (report.versions, report.duplicated, report.lost, report.wrong) == (2, 0, 0, 0)
     lost = run(versions, [record(job_id="j1", version_id="a")])
     assert lost.lost == 1
+
+
+# ---- streamed events and rollups -----------------------------------------------------------
+
+def streamed(name: str, status: str = "completed", lines: int = 10, **fields) -> dict:
+    return record(f"logs/stream/2026/12/06/09/shard-{name}.ndjson.gz", name, status,
+                  f"s-{name}", line_count=lines, **fields)
+
+
+def test_a_plan_spreads_batches_of_streamed_events_over_the_run() -> None:
+    steps = plan(300, 3, SMALL).steps
+    batches = [i for i, s in enumerate(steps) if s.action == "stream"]
+    assert len(batches) == 6 and batches[-1] - batches[0] > len(steps) // 3
+    assert all(steps[i].spec.content().count(b"\n") > 100 for i in batches)
+
+
+def test_streamed_objects_are_not_versions_the_soak_created_but_their_lines_are_counted() -> None:
+    records = [record(), streamed("a", lines=40), streamed("b", lines=60)]
+    report = run([version()], records)
+    reconcile_stream(report, records, lines_put=100)
+    assert report.ok and report.problems == []
+    assert (report.stream_objects, report.stream_lines_recorded) == (2, 100)
+
+
+def test_streamed_lines_lost_doubled_or_in_a_failed_object_fail_the_run() -> None:
+    lost = run([], [])
+    reconcile_stream(lost, [streamed("a", lines=40)], lines_put=100)
+    assert (lost.stream_lost, lost.stream_doubled, lost.ok) == (60, 0, False)
+    doubled = run([], [])
+    reconcile_stream(doubled, [streamed("a", lines=60), streamed("b", lines=60)], lines_put=60)
+    assert (doubled.stream_lost, doubled.stream_doubled, doubled.ok) == (0, 60, False)
+    failed = run([], [])
+    reconcile_stream(failed, [streamed("a", lines=60), streamed("b", "failed", lines=0,
+                                                                failure_reason="x: y")],
+                     lines_put=60)
+    assert failed.ok is True and any("is failed" in p for p in failed.problems)
+    pending = stream_lines_recorded([streamed("a", lines=5), streamed("b", "processing")])
+    assert pending == (5, 1)
+
+
+def hours_blob(*hours: tuple[str, int, dict, dict], out_of_range: int = 0) -> bytes:
+    return encode(EventHours(hours=[
+        HourPartial(hour=h, records=n, levels=levels, status_codes=codes, rt_sum=0.0, bins={},
+                    endpoints=[]) for h, n, levels, codes in hours], out_of_range=out_of_range))
+
+
+FINAL = [
+    record(created_at="2026-12-06T09:10:00Z", uploaded_at="2026-12-06T09:05:00Z",
+           malformed_count=2, source="upload",
+           event_hours=hours_blob(("2026-12-06T08", 3, {"info": 2, "error": 1},
+                                   {"200": 2, "500": 1}),
+                                  ("2026-12-06T09", 1, {"warn": 1}, {"404": 1}),
+                                  out_of_range=4)),
+    record("logs/b.ndjson", "e2", "failed", "j2", created_at="2026-12-06T10:00:00Z",
+           malformed_count=1),
+    record("logs/c.ndjson", "e3", "queued", "j3", created_at="2026-12-06T10:30:00Z"),
+    streamed("s", created_at="2026-12-06T09:59:00Z", malformed_count=0,
+             event_hours=hours_blob(("2026-12-06T09", 5, {"info": 5}, {"200": 5}))),
+]
+
+
+def hour_item(day: str, hh: str, source: str, **counters: int) -> dict:
+    return {"series": f"hours#{day}", "hour": f"{hh}#{source}", "m_j1": "0001.0", **counters}
+
+
+ROLLUPS = [
+    hour_item("2026-12-06", "08", "upload", records=3, level_info=2, level_error=1,
+              sc_200=2, sc_500=1, rt_sum=30, b_100=3),
+    hour_item("2026-12-06", "09", "upload", files_received=1, files_completed=1, malformed=2,
+              out_of_range=4, records=1, level_warn=1, sc_404=1),
+    hour_item("2026-12-06", "10", "upload", files_received=2, files_failed=1, malformed=1),
+    hour_item("2026-12-06", "09", "stream", files_received=1, files_completed=1, records=5,
+              level_info=5, sc_200=5),
+]
+
+
+def test_the_rollups_of_the_final_records_match_figure_by_figure() -> None:
+    expected = expected_rollups(FINAL)
+    assert expected[("2026-12-06T10", "upload")] == {"received": 2, "failed": 1, "malformed": 1}
+    assert expected[("2026-12-06T08", "upload")]["status 500"] == 1
+    assert rollup_differences(expected, rollup_figures(ROLLUPS)) == []
+    report = run([], [])
+    reconcile_rollups(report, expected, [])
+    assert report.ok and report.rollup_hours == 3
+
+
+def test_every_differing_figure_is_named_and_fails_the_run() -> None:
+    off = [dict(item) for item in ROLLUPS]
+    off[0]["level_error"] = 2  # a record counted twice
+    off[3]["files_received"] = 0  # a file missed
+    off.append(hour_item("2026-12-06", "11", "upload", files_received=1))  # a phantom
+    found = rollup_differences(expected_rollups(FINAL), rollup_figures(off))
+    assert found == ["2026-12-06T08 upload: level error: rollups 2, records 1",
+                     "2026-12-06T09 stream: received: rollups 0, records 1",
+                     "2026-12-06T11 upload: received: rollups 1, records 0"]
+    report = run([], [])
+    reconcile_rollups(report, expected_rollups(FINAL), found)
+    assert report.rollup_differences == 3 and not report.ok
+
+
+def test_the_rollups_are_read_again_while_they_come_closer_within_the_time_given() -> None:
+    expected = expected_rollups(FINAL)
+    partial = rollup_figures(ROLLUPS[:2])
+    reads = iter([{}, partial, partial, partial, rollup_figures(ROLLUPS)])
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def settle(read, stall: float = 10, timeout: float = 60) -> list[str]:
+        return settle_rollups(expected, read, stall=stall, timeout=timeout, sleep=sleep,
+                              clock=lambda: now[0])
+
+    assert settle(lambda: next(reads)) == [] and now[0] == 12.0
+    now[0] = 0.0
+    stalled = settle(lambda: partial)
+    assert stalled == rollup_differences(expected, partial) and now[0] == 12.0
+    now[0] = 0.0
+    closer = iter(rollup_figures(ROLLUPS[:n]) for n in (0, 1, 2, 3) for _ in range(3))
+    assert len(settle(lambda: next(closer), stall=10, timeout=20)) > 0 and now[0] == 21.0
+    assert gap(expected, rollup_figures(ROLLUPS)) == 0 < gap(expected, partial)
