@@ -313,13 +313,16 @@ class Runtime:
             stage, environment={**stage.environment, RESULTS_STREAM_VARIABLE: arn})
 
     def _watch_results_stream(self) -> None:
-        """Reload when the results table's stream changes (the table created anew, or its
-        stream turned on or off), as a deploy would resolve the new ARN."""
+        """Reload when the results table has a new stream (the table created anew, or its
+        stream turned on again), as a deploy would resolve the new ARN. A stream that is gone
+        (the stage destroyed) reloads nothing: a reload would provision the stage again,
+        and a destroyed stage stays destroyed until it is deployed."""
         seen = self.stage.environment.get(RESULTS_STREAM_VARIABLE)
         while not self.shutdown.wait(STREAM_ARN_CHECK_SECONDS):
             now = self.results_stream_arn(self.stage)
-            if now != seen and now != self.stage.environment.get(RESULTS_STREAM_VARIABLE):
-                self.reload([f"the stream of {self.stage.results_table} ({now or 'none'})"])
+            if (now is not None and now != seen
+                    and now != self.stage.environment.get(RESULTS_STREAM_VARIABLE)):
+                self.reload([f"the stream of {self.stage.results_table} ({now})"])
             seen = now
 
     def _apply(self, description: AppDescription) -> None:
