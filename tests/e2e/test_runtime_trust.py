@@ -239,6 +239,9 @@ def test_a_morning_of_editing_refuses_no_connection(tmp_path: Path, project: Pat
             assert "make deploy-local` brings the stage back" in destroyed.stdout
             wait_until(lambda: editor.count("stage local was deleted") == 1, 60,
                        "the runtime to notice its stage is gone")
+            # AND the worker's poller says so (its long poll may still be running: wait for it)
+            wait_until(lambda: editor.count("failed: SqsCallError: QueueDoesNotExist") >= 1, 60,
+                       "the worker's poller to report its queue gone")
             # WHEN deploy-local brings the stage back
             deployed = logctl("deploy", project, runtime.endpoint)
             assert deployed.returncode == 0, deployed.stderr
