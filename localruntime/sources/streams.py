@@ -44,6 +44,7 @@ from botocore.exceptions import ClientError
 
 from localruntime.functions.invoker import Invoker, Outcome
 from localruntime.log import Console
+from localruntime.sources.events import batch_item_failures
 
 # A Lambda invocation's payload (synchronous) is at most 6 MB.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -303,28 +304,6 @@ class DynamoDBReader:
                             int(change.get("SizeBytes", 0)) + RECORD_OVERHEAD_BYTES)
 
 
-def stream_item_failures(result: Any, sequences: list[str]) -> list[str] | None:
-    """Sequence numbers a partial batch response reports as failed.
-
-    None: the response is unusable (an identifier that is empty, not a string or not in
-    the batch), which Lambda treats as a failure of the whole batch; an empty list: every
-    record succeeded (no `batchItemFailures`, null, or empty).
-    """
-    if not isinstance(result, dict) or result.get("batchItemFailures") is None:
-        return []
-    failures = result["batchItemFailures"]
-    if not isinstance(failures, list):
-        return None
-    known = set(sequences)
-    failed: list[str] = []
-    for item in failures:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or identifier not in known:
-            return None
-        failed.append(identifier)
-    return failed
-
-
 class Destination(Protocol):
     def send(self, body: str) -> None: ...
 
@@ -426,7 +405,7 @@ class BatchSettler:
 
     def _invoke(self, shard_id: str, piece: _Piece, options: StreamOptions) -> Outcome:
         sequences = [r.sequence for r in piece.records]
-        judge = ((lambda result: stream_item_failures(result, sequences))
+        judge = ((lambda result: batch_item_failures(result, sequences))
                  if options.report_item_failures else None)
         return self.invoker.invoke(
             self.function, {"Records": [r.event for r in piece.records]},

@@ -14,6 +14,7 @@ import pytest
 
 from localruntime.functions.invoker import Invoker, Outcome
 from localruntime.log import Console
+from localruntime.sources.events import batch_item_failures
 from localruntime.sources.mapping import stream_options
 from localruntime.sources.streams import (
     BatchSettler,
@@ -23,7 +24,6 @@ from localruntime.sources.streams import (
     StreamOptions,
     StreamPoller,
     StreamRecord,
-    stream_item_failures,
 )
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/events"
@@ -265,7 +265,7 @@ def test_an_unusable_partial_response_fails_the_whole_batch(result: Any) -> None
 @pytest.mark.parametrize("result", [None, {}, {"batchItemFailures": []},
                                     {"batchItemFailures": None}])
 def test_success_responses(result: Any) -> None:
-    assert stream_item_failures(result, ["1"]) == []
+    assert batch_item_failures(result, ["1"]) == []
 
 
 def test_records_older_than_the_maximum_age_are_given_up() -> None:
