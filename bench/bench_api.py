@@ -4,9 +4,10 @@
 
 Starts `python -m localruntime --api-port ...` on free ports, stores --jobs job records
 (spread over the last 3 days, a quarter of them failed) the way the handlers store them,
-and 30 days of hourly rollup items (--days): per hour one hour item (files, records, levels,
-5 status codes, 300 latency bins) and 10 endpoint items (150 bins each), then times each
-route --requests times through `chalice local` and prints P50 / P95 in milliseconds.
+and 30 days of rollups (--days) as the rollups handler stores them: per hour files, records,
+levels, 5 status codes and a 300-bin latency sketch (one item a day), and 10 endpoints with
+150 bins each (one item an hour); then times each route --requests times through
+`chalice local` and prints P50 / P95 in milliseconds.
 The runtime is stopped at the end.
 """
 
@@ -20,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from chalicelib.adapters import ResultsStore, to_item
+from chalicelib.adapters import ResultsStore
 from chalicelib.core.errors import JobRejected
 from chalicelib.core.jobs import Job
 from chalicelib.core.results import (
@@ -30,15 +31,14 @@ from chalicelib.core.results import (
     queued_record,
 )
 from chalicelib.core.rollup import (
-    BIN_PREFIX,
-    CODE_PREFIX,
-    LEVEL_PREFIX,
-    NAME,
-    endpoint_target,
+    Write,
+    day_target,
+    endpoints_target,
     expires_at,
-    hours_target,
+    position,
 )
 from chalicelib.core.schema import empty_statistics
+from chalicelib.rollups import DynamoRollupItems
 from localruntime.background import BackgroundRuntime, BackgroundRuntimeError, free_port
 from logctl.stage import client, load_stage
 from measure.stats import percentile
@@ -74,32 +74,31 @@ def seed(endpoint: str, jobs: int) -> str:
 
 
 def seed_rollups(endpoint: str, days: int) -> int:
-    """Hourly rollup items for the last `days` days, written whole; returns how many."""
+    """Rollups for every hour of the last `days` days, one write an hour and kind; returns
+    how many items hold them."""
     stage = load_stage("local", endpoint_url=endpoint)
-    ddb = client(stage, "dynamodb")
+    items = DynamoRollupItems(client(stage, "dynamodb"), stage.stats_table)
     start = int(time.time() // 3600) - days * 24
-    items = 0
-    for hour_number in range(start, start + days * 24 + 1):
+    targets = set()
+    for number, hour_number in enumerate(range(start, start + days * 24 + 1)):
         hour = time.strftime("%Y-%m-%dT%H", time.gmtime(hour_number * 3600))
-        target = hours_target(hour, "upload")
-        counters = {"files_received": 40, "files_completed": 38, "files_failed": 2,
-                    "malformed": 120, "records": 38_000, "rt_sum": 2_400_000.5,
-                    **{LEVEL_PREFIX + level: n for level, n in
-                       (("info", 33_000), ("warn", 2_000), ("error", 2_000), ("debug", 1_000))},
-                    **{CODE_PREFIX + code: 7_600 for code in ("200", "201", "404", "500", "503")},
-                    **{f"{BIN_PREFIX}{key}": 120 for key in range(100, 400)}}
-        ddb.put_item(TableName=stage.stats_table, Item=to_item({
-            "series": target.series, "hour": target.hour, "expires_at": expires_at(target),
-            **counters}))
-        for n in range(ENDPOINTS_PER_HOUR):
-            name = f"/api/endpoint/{n}"
-            target = endpoint_target(hour, "upload", name)
-            ddb.put_item(TableName=stage.stats_table, Item=to_item({
-                "series": target.series, "hour": target.hour, "expires_at": expires_at(target),
-                NAME: name, "requests": 3_800 - n, "errors": 200,
-                **{f"{BIN_PREFIX}{key}": 25 for key in range(200 + n, 350 + n)}}))
-        items += 1 + ENDPOINTS_PER_HOUR
-    return items
+        figures = {
+            "files_received": 40, "files_completed": 38, "files_failed": 2, "malformed": 120,
+            "records": 38_000, "rt_sum": 2_400_000.5,
+            "levels": {"info": 33_000, "warn": 2_000, "error": 2_000, "debug": 1_000},
+            "codes": dict.fromkeys(("200", "201", "404", "500", "503"), 7_600),
+            "bins": {str(key): 120 for key in range(100, 400)}}
+        endpoints = {f"/api/endpoint/{n}": {
+            "requests": 3_800 - n, "errors": 200,
+            "bins": {str(key): 25 for key in range(200 + n, 350 + n)}}
+            for n in range(ENDPOINTS_PER_HOUR)}
+        for target, delta in ((day_target(hour, "upload"), {hour[11:13]: figures}),
+                              (endpoints_target(hour, "upload"), {"named": endpoints})):
+            items.apply(Write(target, f"{number:032x}", position(str(number + 1)), delta,
+                              expires_at(target)))
+            items.forget(target, f"{number:032x}", position(str(number + 1)))
+            targets.add(target)
+    return len(targets)
 
 
 def time_route(url: str, requests: int) -> list[float]:

@@ -47,13 +47,12 @@ from chalicelib.apimodels import (
     dump,
 )
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.core.eventtime import ENDPOINTS_PER_HOUR
 from chalicelib.core.jobs import source_of
 from chalicelib.core.results import epoch
 from chalicelib.core.rollup import (
     ACCURACY,
+    ENDPOINTS_KEPT,
     HourFigures,
-    days_of,
     endpoints_in,
     hour_list,
     p95,
@@ -220,8 +219,7 @@ class ResultsApi:
             return query
         start, end = whole_hours(query.since, query.until)  # type: ignore[arg-type]
         hours = hour_list(start, end)
-        figures = stats_by_hour(self.rollups.hours(days_of(start, end - timedelta(hours=1))),
-                                hours, query.source)
+        figures = stats_by_hour(self.rollups.hours(start, end), hours, query.source)
         totals = HourFigures()
         for hour in figures.values():
             totals.merge(hour)
@@ -242,13 +240,13 @@ class ResultsApi:
             return query
         start, end = whole_hours(query.since, query.until)  # type: ignore[arg-type]
         named, other = endpoints_in(
-            self.rollups.endpoints(days_of(start, end - timedelta(hours=1))),
+            self.rollups.endpoints(start, end),
             hour_list(start, end), query.source)
         ranked = sorted(named, key=lambda e: (-named[e].requests, e))
         limit = query.limit  # type: ignore[attr-defined]
         rest = ranked[limit:]
         return ok(Endpoints(
-            since=start, until=end, source=query.source, per_hour_bound=ENDPOINTS_PER_HOUR,
+            since=start, until=end, source=query.source, per_hour_bound=ENDPOINTS_KEPT,
             exact=other.requests == 0,
             endpoints=[EndpointRow(endpoint=e, requests=named[e].requests,
                                    errors=named[e].errors,

@@ -230,9 +230,11 @@ class Endpoints(BaseModel):
     source: str | None
     endpoints: list[EndpointRow]
     other: OtherEndpoints
-    per_hour_bound: int
+    per_hour_bound: int = Field(description="named endpoints kept per hour; past it the least "
+                                            "busy go to `other`")
     exact: bool = Field(description="false when some file kept only its busiest endpoints "
-                                    "of an hour: the rest are in `other`")
+                                    "of an hour, or an hour kept only `per_hour_bound`: the "
+                                    "rest are in `other`")
 
 
 class JobsQueueDepth(BaseModel):

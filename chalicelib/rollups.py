@@ -9,34 +9,44 @@ a record came from):
 
 1. the job's ledger item says which of its stream records are fully applied: one already
    applied is skipped;
-2. every write of a change is conditional on the item's marker for the job being lower than
-   the write's position (sequence number and chunk) and sets it: a failed condition means
-   the write was applied before;
+2. each item of a change is read, and written back with the delta added and the item's
+   marker for the job set to the change's sequence number, unless the marker already is
+   there or later (then the write was applied before); the write is conditional on the
+   item's version being the one read, so concurrent writers never lose each other's
+   deltas (a failed condition: read again);
 3. once all are applied the ledger takes the sequence number, and the markers are removed
-   (conditionally), so an item keeps markers only of changes in flight.
+   (conditionally, bumping the version), so an item keeps markers only of changes in
+   flight.
+
+One item holds a whole document (chalicelib.core.rollup), so a read-modify-write is the only
+way to add to it: no expression grows with the number of codes or bins, and an item costs
+write units by its compressed size (docs/operations.md, "Costs").
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from chalicelib.adapters import from_item, from_value, to_value
+from chalicelib.adapters import from_value, to_value
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.rollup import (
     ENDPOINTS,
     HOURS,
-    NAME,
     SEQUENCE_DIGITS,
     Contribution,
+    RollupItem,
     Target,
     Write,
     contribution,
     difference,
+    fold,
     marker,
+    pack,
+    unpack,
     writes,
 )
 
@@ -48,7 +58,13 @@ UNRESOLVED_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/unresolve
 DEPLOYING_COMMANDS = ("deploy", "package")
 LEDGER = "ledger"
 LEDGER_TTL_SECONDS = 8 * 24 * 3600  # past the stream's 24 h and the records' 7 days
-_LAST_CHUNK = ".9999"
+DOCUMENT = "figures"
+VERSION = "v"
+MAX_ATTEMPTS = 10  # reads and conditional writes of one item before the batch is retried
+
+
+class RollupContention(Exception):
+    """An item changed between every read and write of MAX_ATTEMPTS tries."""
 
 
 class RollupItems(Protocol):
@@ -58,7 +74,7 @@ class RollupItems(Protocol):
     def forget(self, target: Target, job_id: str, upto: str) -> None: ...
     def ledger(self, job_id: str) -> str | None: ...
     def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None: ...
-    def day_items(self, kind: str, day: str) -> list[dict[str, Any]]: ...
+    def items_between(self, kind: str, first: str, last: str) -> list[RollupItem]: ...
 
 
 def results_stream_arn(environ: Mapping[str, str], argv: list[str]) -> str:
@@ -92,37 +108,39 @@ class DynamoRollupItems:
 
     def apply(self, write: Write) -> bool:
         """Apply one write; False if the item shows it was applied already."""
-        names = {"#m": marker(write.job_id)}
-        values: dict[str, Any] = {":p": {"S": write.position},
-                                  ":x": to_value(write.expires_at)}
-        sets = ["#m = :p", "expires_at = if_not_exists(expires_at, :x)"]
-        if write.name is not None:
-            names["#n"] = NAME
-            values[":n"] = {"S": write.name}
-            sets.append("#n = :n")
-        adds = []
-        for i, (counter, value) in enumerate(write.adds.items()):
-            names[f"#a{i}"] = counter
-            values[f":a{i}"] = to_value(value)
-            adds.append(f"#a{i} :a{i}")
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=_key(write.target),
-                UpdateExpression="SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
-                ConditionExpression="attribute_not_exists(#m) OR #m < :p",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        for _ in range(MAX_ATTEMPTS):
+            item = self.client.get_item(TableName=self.table, Key=_key(write.target),
+                                        ConsistentRead=True).get("Item")
+            mark = item.get(marker(write.job_id)) if item else None
+            if mark is not None and mark["S"] >= write.position:
+                return False
+            document = unpack(item[DOCUMENT]["B"]) if item and DOCUMENT in item else {}
+            version = int(item[VERSION]["N"]) if item and VERSION in item else 0
+            new = {**(item or {}), **_key(write.target),
+                   DOCUMENT: {"B": pack(fold(write.target, document, write.delta))},
+                   VERSION: {"N": str(version + 1)},
+                   marker(write.job_id): {"S": write.position}}
+            new.setdefault("expires_at", to_value(write.expires_at))
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VERSION},
+                 "ExpressionAttributeValues": {":v": {"N": str(version)}}} if item else
+                {"ConditionExpression": "attribute_not_exists(series)"})
+            try:
+                self.client.put_item(TableName=self.table, Item=new, **condition)
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue
+            return True
+        raise RollupContention(f"{write.target}: changed under every one of {MAX_ATTEMPTS} "
+                               "writes")
 
     def forget(self, target: Target, job_id: str, upto: str) -> None:
         """Remove the job's marker from the item if it is at most `upto`."""
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
-                TableName=self.table, Key=_key(target), UpdateExpression="REMOVE #m",
+                TableName=self.table, Key=_key(target), UpdateExpression="REMOVE #m ADD #v :1",
                 ConditionExpression="#m <= :u",
-                ExpressionAttributeNames={"#m": marker(job_id)},
-                ExpressionAttributeValues={":u": {"S": upto}})
+                ExpressionAttributeNames={"#m": marker(job_id), "#v": VERSION},
+                ExpressionAttributeValues={":u": {"S": upto}, ":1": {"N": "1"}})
 
     def ledger(self, job_id: str) -> str | None:
         item = self.client.get_item(TableName=self.table, Key=ledger_key(job_id),
@@ -137,17 +155,42 @@ class DynamoRollupItems:
                 ConditionExpression="attribute_not_exists(applied) OR applied < :s",
                 ExpressionAttributeValues={":s": {"S": sequence}, ":x": to_value(expires_at)})
 
-    def day_items(self, kind: str, day: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "KeyConditionExpression": "series = :s",
-            "ExpressionAttributeValues": {":s": {"S": f"{kind}#{day}"}}}
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self.client.query(**kwargs)
-            items.extend(from_item(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    def items_between(self, kind: str, first: str, last: str) -> list[RollupItem]:
+        """The items of `kind` from the one holding `first` to the one holding `last`
+        (days YYYY-MM-DD for hours, hours YYYY-MM-DDTHH for endpoints): one Query a month."""
+        items: list[RollupItem] = []
+        for month, low, high in month_ranges(first, last):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "series = :s AND #h BETWEEN :a AND :b",
+                "ProjectionExpression": "series, #h, #d",
+                "ExpressionAttributeNames": {"#h": "hour", "#d": DOCUMENT},
+                "ExpressionAttributeValues": {":s": {"S": f"{kind}#{month}"},
+                                              ":a": {"S": low}, ":b": {"S": high + "~"}}}
+            while True:
+                response = self.client.query(**kwargs)
+                items.extend((Target(i["series"]["S"], i["hour"]["S"]), unpack(i[DOCUMENT]["B"]))
+                             for i in response.get("Items", []) if DOCUMENT in i)
+                if "LastEvaluatedKey" not in response:
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return items
+
+
+def month_ranges(first: str, last: str) -> list[tuple[str, str, str]]:
+    """(YYYY-MM, first sort key, last sort key) of each month from `first` to `last`
+    (both YYYY-MM-DD, or both YYYY-MM-DDTHH)."""
+    def sort_key(moment: str) -> str:
+        return moment[8:]
+    out = []
+    month = first[:7]
+    while month <= last[:7]:
+        low = sort_key(first) if month == first[:7] else "00"
+        high = sort_key(last) if month == last[:7] else "99"
+        out.append((month, low, high))
+        year, number = int(month[:4]), int(month[5:7])
+        month = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+    return out
 
 
 def _key(target: Target) -> dict[str, Any]:
@@ -195,7 +238,7 @@ class RollupsHandler:
         else:
             outcome = "skipped"
         for target in delta:
-            self.items.forget(target, job_id, sequence + _LAST_CHUNK)
+            self.items.forget(target, job_id, sequence)
         return outcome
 
 
@@ -205,13 +248,17 @@ def change(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> Cont
 
 
 class RollupReader:
-    """The hour and endpoint items of a range of days (one Query per day and kind)."""
+    """The day items and the endpoint items of a range (one Query per month and kind)."""
 
     def __init__(self, items: RollupItems) -> None:
         self.items = items
 
-    def hours(self, days: Iterable[str]) -> list[dict[str, Any]]:
-        return [item for day in days for item in self.items.day_items(HOURS, day)]
+    def hours(self, start: datetime, end: datetime) -> list[RollupItem]:
+        """The day items of the hours from `start` to before `end`."""
+        last = end - timedelta(hours=1)
+        return self.items.items_between(HOURS, f"{start:%Y-%m-%d}", f"{last:%Y-%m-%d}")
 
-    def endpoints(self, days: Iterable[str]) -> list[dict[str, Any]]:
-        return [item for day in days for item in self.items.day_items(ENDPOINTS, day)]
+    def endpoints(self, start: datetime, end: datetime) -> list[RollupItem]:
+        last = end - timedelta(hours=1)
+        return self.items.items_between(ENDPOINTS, f"{start:%Y-%m-%dT%H}",
+                                        f"{last:%Y-%m-%dT%H}")

@@ -2,15 +2,17 @@
 
     python -m logctl.rollups rebuild --stage local --since 2026-12-01T00:00Z [--until ...]
 
-The range widens to whole UTC hours. Every rollup item of those hours (hours and endpoints,
-both sources) is replaced by the sum of f(record) over the records in the results table
-(chalicelib.core.rollup); hour items of the former upload-hour layout (`series` = hourly) in
-the range are folded in for hours whose records have expired (older than 7 days) and then
-deleted, which migrates them. Records expire after 7 days: a rebuild of older hours keeps only
-what the former items knew (files, lines, levels and codes by upload hour, no latency).
+The range widens to whole UTC hours. Every hour of the range (day items' hours and endpoint
+items, both sources) is replaced by the sum of f(record) over the records in the results
+table (chalicelib.core.rollup); the hours of a day item outside the range are kept.
 
-Run it while no file of those hours is being processed: a stream update that lands on an item
-between its read and its rewrite here is overwritten.
+Items of the former layouts in the range are folded in for hours whose records have expired
+(older than 7 days) and then deleted, which migrates them: upload-hour items (`series` =
+hourly: files, lines, levels and codes by upload hour, no latency) and items of one hour each
+in day partitions (`hours#YYYY-MM-DD`, `endpoints#YYYY-MM-DD`, counters as attributes).
+
+Run it while no file of those hours is being processed: a record that changes between the
+scan here and the rewrite is counted by the scan and by the stream.
 """
 
 from __future__ import annotations
@@ -22,30 +24,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters import from_item, to_item
+from chalicelib.adapters import from_item, to_value
+from chalicelib.core.eventtime import OTHER
 from chalicelib.core.jobs import Source
 from chalicelib.core.results import TTL_SECONDS
 from chalicelib.core.rollup import (
-    CODE_PREFIX,
     ENDPOINTS,
     HOURS,
-    LEVEL_PREFIX,
     LEVELS,
-    NAME,
+    NAMED,
     Contribution,
-    Delta,
+    Figures,
     Target,
+    add_into,
     contribution,
-    days_of,
+    day_target,
+    endpoints_target,
     expires_at,
+    fold,
     hour_list,
-    hours_target,
+    item_hour,
+    pack,
+    unpack,
     whole_hours,
 )
+from chalicelib.rollups import DOCUMENT, VERSION, DynamoRollupItems, RollupContention
 from logctl.cli import run, stage_from, stage_options
 from logctl.stage import Stage, client
 
 LEGACY_SERIES = "hourly"
+FORMER_BIN, FORMER_CODE, FORMER_LEVEL, FORMER_NAME = "b_", "sc_", "level_", "endpoint"
+FORMER_PLAIN = ("files_received", "files_completed", "files_failed", "malformed",
+                "out_of_range", "records", "rt_sum")
 
 
 @dataclass
@@ -78,65 +88,141 @@ def query(ddb: Any, table: str, series: str) -> Iterator[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def legacy_delta(item: dict[str, Any]) -> Delta:
-    """What a former upload-hour item knew, as counters of an hour item (source upload)."""
-    delta = Delta()
-    for kind in ("received", "completed", "failed"):
-        delta.add(f"files_{kind}", int(item.get(f"files_{kind}", 0)))
+def legacy_delta(item: dict[str, Any]) -> Contribution:
+    """What an upload-hour item knew, as a day item's delta (source upload)."""
     malformed = int(item.get("malformed", 0))
-    delta.add("malformed", malformed)
-    delta.add("records", int(item.get("lines", 0)) - malformed)
-    for level in LEVELS:
-        delta.add(LEVEL_PREFIX + level, int(item.get(f"level_{level}", 0)))
-    for name, value in item.items():
-        if name.startswith(CODE_PREFIX):
-            delta.add(name, int(value))
-    return delta
+    figures: Figures = {f"files_{kind}": int(item.get(f"files_{kind}", 0))
+                        for kind in ("received", "completed", "failed")}
+    figures["malformed"] = malformed
+    figures["records"] = int(item.get("lines", 0)) - malformed
+    figures["levels"] = {level: int(item.get(FORMER_LEVEL + level, 0)) for level in LEVELS}
+    figures["codes"] = {name[len(FORMER_CODE):]: int(value) for name, value in item.items()
+                        if name.startswith(FORMER_CODE)}
+    hour = str(item["hour"])
+    delta: Figures = {}
+    add_into(delta, {hour[11:13]: figures})
+    return {day_target(hour, Source.UPLOAD): delta} if delta else {}
+
+
+def former_delta(item: dict[str, Any]) -> tuple[str, Contribution]:
+    """An item of one hour in a day partition (counters as attributes), as a delta; and its
+    hour."""
+    kind, day = str(item["series"]).split("#", 1)
+    hour_part, source = str(item["hour"]).split("#")[:2]
+    hour = f"{day}T{hour_part}"
+    bins = {name[len(FORMER_BIN):]: int(value) for name, value in item.items()
+            if name.startswith(FORMER_BIN)}
+    delta: Figures = {}
+    if kind == HOURS:
+        figures: Figures = {name: item[name] for name in FORMER_PLAIN if name in item}
+        figures["levels"] = {name[len(FORMER_LEVEL):]: int(value) for name, value
+                             in item.items() if name.startswith(FORMER_LEVEL)}
+        figures["codes"] = {name[len(FORMER_CODE):]: int(value) for name, value in item.items()
+                            if name.startswith(FORMER_CODE)}
+        figures["bins"] = bins
+        add_into(delta, {hour_part: figures})
+        return hour, {day_target(hour, source): delta}
+    name = str(item.get(FORMER_NAME, OTHER))
+    entry = {"requests": int(item.get("requests", 0)), "errors": int(item.get("errors", 0)),
+             "bins": bins}
+    add_into(delta, {OTHER: entry} if name == OTHER else {NAMED: {name: entry}})
+    return hour, {endpoints_target(hour, source): delta}
+
+
+def _months(start: datetime, end: datetime) -> list[str]:
+    return sorted({hour[:7] for hour in hour_list(start, end)})
+
+
+def _days(start: datetime, end: datetime) -> list[str]:
+    return sorted({hour[:10] for hour in hour_list(start, end)})
 
 
 def rebuild(stage: Stage, since: datetime, until: datetime, now: datetime) -> Rebuilt:
     ddb = client(stage, "dynamodb")
+    items = DynamoRollupItems(ddb, stage.stats_table)
     start, end = whole_hours(since, until)
     hours = set(hour_list(start, end))
-    days = days_of(start, end - timedelta(hours=1))
     wanted: Contribution = {}
+
+    def want(delta: Contribution) -> None:
+        for target, figures in delta.items():
+            add_into(wanted.setdefault(target, {}), figures)
+
     records = 0
     for record in scan(ddb, stage.results_table):
         records += 1
-        for target, delta in contribution(record).items():
-            if target.hour_text in hours:
-                total = wanted.setdefault(target, Delta(name=delta.name))
-                for counter, value in delta.counters.items():
-                    total.add(counter, value)
+        want(_within(contribution(record), hours))
     expired_before = (now - timedelta(seconds=TTL_SECONDS)).strftime("%Y-%m-%dT%H")
     legacy = [item for item in query(ddb, stage.stats_table, LEGACY_SERIES)
               if item["hour"] in hours]
+    former = [item for day in _days(start, end) for kind in (HOURS, ENDPOINTS)
+              for item in query(ddb, stage.stats_table, f"{kind}#{day}")
+              if f"{day}T{str(item['hour'])[:2]}" in hours]
     for item in legacy:
         if item["hour"] < expired_before:
-            total = wanted.setdefault(hours_target(item["hour"], Source.UPLOAD), Delta())
-            for counter, value in legacy_delta(item).counters.items():
-                total.add(counter, value)
+            want(legacy_delta(item))
+    for item in former:
+        hour, delta = former_delta(item)
+        if hour < expired_before:
+            want(delta)
     deleted = 0
-    for day in days:
-        for kind in (HOURS, ENDPOINTS):
-            for item in query(ddb, stage.stats_table, f"{kind}#{day}"):
-                target = Target(item["series"], item["hour"])
-                if target.hour_text in hours and target not in wanted:
-                    ddb.delete_item(TableName=stage.stats_table,
-                                    Key={"series": {"S": target.series},
-                                         "hour": {"S": target.hour}})
-                    deleted += 1
-    for item in legacy:
+    for item in [*legacy, *former]:
         ddb.delete_item(TableName=stage.stats_table,
-                        Key={"series": {"S": LEGACY_SERIES}, "hour": {"S": item["hour"]}})
+                        Key={"series": {"S": item["series"]}, "hour": {"S": item["hour"]}})
         deleted += 1
-    for target, delta in wanted.items():
-        values: dict[str, Any] = {"series": target.series, "hour": target.hour,
-                                  "expires_at": expires_at(target), **delta.counters}
-        if delta.name is not None:
-            values[NAME] = delta.name
-        ddb.put_item(TableName=stage.stats_table, Item=to_item(values))
-    return Rebuilt(len(hours), records, len(wanted), deleted, len(legacy))
+    first, last = min(hours), max(hours)
+    present = {target for kind, low, high in ((HOURS, first[:10], last[:10]),
+                                              (ENDPOINTS, first, last))
+               for target, _ in items.items_between(kind, low, high)}
+    for target in sorted(present | set(wanted)):
+        if _replace(ddb, stage.stats_table, target, hours, wanted.get(target, {})):
+            deleted += 1
+    return Rebuilt(len(hours), records, len(wanted), deleted, len(legacy) + len(former))
+
+
+def _within(delta: Contribution, hours: set[str]) -> Contribution:
+    """The part of a contribution that falls in `hours`."""
+    out: Contribution = {}
+    for target, figures in delta.items():
+        if target.kind == HOURS:
+            kept = {h: f for h, f in figures.items() if f"{target.day}T{h}" in hours}
+            if kept:
+                out[target] = kept
+        elif item_hour(target) in hours:
+            out[target] = figures
+    return out
+
+
+def _replace(ddb: Any, table: str, target: Target, hours: set[str], delta: Figures) -> bool:
+    """Write the item with its hours in `hours` made from `delta` (conditional on the version
+    read, as the stream's writes are); True if the item ends up deleted."""
+    key = {"series": {"S": target.series}, "hour": {"S": target.hour}}
+    for _ in range(10):
+        item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        document = unpack(item[DOCUMENT]["B"]) if item and DOCUMENT in item else {}
+        if target.kind == HOURS:
+            kept = {h: f for h, f in document.items() if f"{target.day}T{h}" not in hours}
+        else:
+            kept = {}
+        new = fold(target, kept, delta)
+        version = int(item[VERSION]["N"]) if item and VERSION in item else 0
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VERSION},
+             "ExpressionAttributeValues": {":v": {"N": str(version)}}} if item else
+            {"ConditionExpression": "attribute_not_exists(series)"})
+        try:
+            if not new:
+                if item:
+                    ddb.delete_item(TableName=table, Key=key, **condition)
+                return item is not None
+            ddb.put_item(TableName=table, Item={
+                **(item or {}), **key, DOCUMENT: {"B": pack(new)},
+                VERSION: {"N": str(version + 1)},
+                "expires_at": to_value(expires_at(target))}, **condition)
+            return False
+        except ddb.exceptions.ConditionalCheckFailedException:
+            continue
+    raise RollupContention(f"{target}: changed under every rewrite")
 
 
 def _moment(text: str) -> datetime:

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,9 @@ def scan_records(dynamodb: Any, table_name: str) -> list[dict[str, Any]]:
 
 
 def read_rollups(dynamodb: Any, table_name: str, days: list[str]) -> Figures:
-    return rollup_figures(RollupReader(DynamoRollupItems(dynamodb, table_name)).hours(days))
+    start = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(days[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+    return rollup_figures(RollupReader(DynamoRollupItems(dynamodb, table_name)).hours(start, end))
 
 
 def wait_for_stream(driver: Driver, dynamodb: Any, table_name: str, timeout: float

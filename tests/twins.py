@@ -250,20 +250,18 @@ class MemoryRollupItems(Faults):
             raise errors.pop(0)
 
     def apply(self, write: Any) -> bool:
-        from chalicelib.core.rollup import NAME, marker
+        from chalicelib.core.rollup import fold, marker
         self._before("apply")
         key = (write.target.series, write.target.hour)
-        item = self.items.get(key, {"series": key[0], "hour": key[1]})
+        item = copy.deepcopy(self.items.get(key, {"series": key[0], "hour": key[1]}))
         name = marker(write.job_id)
         if name in item and item[name] >= write.position:
             self._after("apply")
             return False
+        item["figures"] = fold(write.target, item.get("figures", {}), write.delta)
+        item["v"] = item.get("v", 0) + 1
         item[name] = write.position
         item.setdefault("expires_at", write.expires_at)
-        if write.name is not None:
-            item[NAME] = write.name
-        for counter, value in write.adds.items():
-            item[counter] = item.get(counter, 0) + value
         self.items[key] = item
         self._after("apply")
         return True
@@ -275,6 +273,7 @@ class MemoryRollupItems(Faults):
         name = marker(job_id)
         if item is not None and name in item and item[name] <= upto:
             del item[name]
+            item["v"] += 1
         self._after("forget")
 
     def ledger(self, job_id: str) -> str | None:
@@ -292,10 +291,15 @@ class MemoryRollupItems(Faults):
                                "expires_at": expires_at}
         self._after("mark_done")
 
-    def day_items(self, kind: str, day: str) -> list[dict[str, Any]]:
-        series = f"{kind}#{day}"
-        return [copy.deepcopy(item) for (s, _), item in sorted(self.items.items())
-                if s == series]
+    def items_between(self, kind: str, first: str, last: str) -> list[Any]:
+        from chalicelib.core.rollup import Target
+        from chalicelib.rollups import month_ranges
+        wanted = {(f"{kind}#{month}", low, high + "~")
+                  for month, low, high in month_ranges(first, last)}
+        return [(Target(s, h), copy.deepcopy(item["figures"]))
+                for (s, h), item in sorted(self.items.items())
+                if "figures" in item and any(s == series and low <= h <= high
+                                             for series, low, high in wanted)]
 
 
 class MemoryStreamObjects(Faults):

@@ -1,23 +1,35 @@
-"""Rollups: what each result record adds to the hour items, and how they read back
+"""Rollups: what each result record adds to the rollup items, and how they read back
 (docs/spec.md, "Rollups"). Pure: the stats table's adapter is chalicelib.rollups.
 
-f(record) maps rollup items (`Target`) to counters. Any record adds `files_received` on its
+f(record) maps rollup items (`Target`) to deltas. Any record adds `files_received` on its
 upload hour; a final one adds its file-level figures there, and its `event_hours` to the
 hours of its events. A change of a record adds f(new) - f(old), so a redrive (failed ->
 queued -> completed) moves the file from failed to completed, and a record removed (TTL)
 changes nothing.
 
-Items, in the stats table (partition `series`, sort `hour`), one partition per UTC day and
-kind, so a day's hours are one Query and no partition takes every write:
+Items, in the stats table (partition `series`, sort `hour`), one partition per UTC month and
+kind; each item is one document (`figures`: zlib-compressed JSON) that the rollups handler
+reads, adds a delta to and writes back under a version condition:
 
-    hours#YYYY-MM-DD      HH#source                 files, levels, codes, latency sketch
-    endpoints#YYYY-MM-DD  HH#source#<name digest>   one endpoint: requests, errors, sketch
-    endpoints#YYYY-MM-DD  HH#source#~other          the endpoints past the per-hour bound
+    hours#YYYY-MM      DD#source         one UTC day: per hour, files, levels, codes, sketch
+    endpoints#YYYY-MM  DDTHH#source      one UTC hour: ENDPOINTS_KEPT endpoints and `other`
+
+A day per item keeps GET /stats to one Query per month, whose items are few and dense
+(30 days of 720 hour items with ~330 attributes each took 10 s through the local endpoint).
+
+A delta is a nested dict of numbers, sketches as bin name -> count (a record's form); a stored
+document keeps sketches dense (`DenseBins` JSON) so that reading adds them in one pass:
+
+    day:        {"HH": {"files_received": n, ..., "levels": {...}, "codes": {...},
+                        "rt_sum": x, "bins": sketch}}
+    endpoints:  {"named": {name: {"requests": n, "errors": n, "bins": sketch}},
+                 "other": {"requests": n, "errors": n, "bins": sketch}}
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,18 +47,18 @@ from chalicelib.core.eventtime import (
 from chalicelib.core.jobs import Source, source_of
 from chalicelib.core.results import upload_time
 from chalicelib.core.schema import Status
-from chalicelib.core.sketch import FLOOR_MS, RELATIVE_ACCURACY, ZERO, quantiles
+from chalicelib.core.sketch import FLOOR_MS, RELATIVE_ACCURACY, DenseBins
 
 HOURS = "hours"
 ENDPOINTS = "endpoints"
 LEVELS = ("info", "warn", "error", "debug")
-BIN_PREFIX = "b_"
-CODE_PREFIX = "sc_"
-LEVEL_PREFIX = "level_"
-NAME = "endpoint"  # an endpoint item's name (SET, not a counter)
 FILE_COUNTERS = ("files_received", "files_completed", "files_failed", "malformed",
                  "out_of_range")
+BINS = "bins"
+NAMED = "named"
+ENDPOINTS_KEPT = 100  # named endpoints an hour item keeps; past it the least busy go to other
 Number = int | float
+Figures = dict[str, Any]  # a delta, or a stored document (module docstring)
 
 
 @dataclass(frozen=True, order=True)
@@ -57,51 +69,61 @@ class Target:
     hour: str
 
     @property
-    def day(self) -> str:
-        return self.series.split("#", 1)[1]
+    def kind(self) -> str:
+        return self.series.split("#", 1)[0]
 
     @property
-    def hour_text(self) -> str:
-        return f"{self.day}T{self.hour[:2]}"
+    def day(self) -> str:
+        """YYYY-MM-DD."""
+        return f"{self.series.split('#', 1)[1]}-{self.hour[:2]}"
 
     @property
     def source(self) -> str:
         return self.hour.split("#")[1]
 
 
-def hours_target(hour: str, source: str) -> Target:
-    """hour: YYYY-MM-DDTHH."""
-    return Target(f"{HOURS}#{hour[:10]}", f"{hour[11:13]}#{source}")
+def day_target(hour: str, source: str) -> Target:
+    """The item holding hour YYYY-MM-DDTHH's figures."""
+    return Target(f"{HOURS}#{hour[:7]}", f"{hour[8:10]}#{source}")
 
 
-def endpoint_target(hour: str, source: str, endpoint: str) -> Target:
-    name = OTHER if endpoint == OTHER else hashlib.sha256(endpoint.encode()).hexdigest()[:20]
-    return Target(f"{ENDPOINTS}#{hour[:10]}", f"{hour[11:13]}#{source}#{name}")
+def endpoints_target(hour: str, source: str) -> Target:
+    return Target(f"{ENDPOINTS}#{hour[:7]}", f"{hour[8:10]}T{hour[11:13]}#{source}")
+
+
+def item_hour(target: Target) -> str:
+    """YYYY-MM-DDTHH of an endpoints item."""
+    return f"{target.day}T{target.hour[3:5]}"
 
 
 def expires_at(target: Target) -> int:
-    """Rollup items live RETENTION_DAYS after their hour."""
-    start = datetime.strptime(target.hour_text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
-    return int(start.timestamp()) + RETENTION_DAYS * 86400
+    """Rollup items live RETENTION_DAYS after their last hour."""
+    if target.kind == HOURS:
+        start = datetime.strptime(target.day, "%Y-%m-%d") + timedelta(hours=23)
+    else:
+        start = datetime.strptime(item_hour(target), "%Y-%m-%dT%H")
+    return int(start.replace(tzinfo=UTC).timestamp()) + RETENTION_DAYS * 86400
 
 
-@dataclass
-class Delta:
-    """What one change adds to one item: counters, and an endpoint's name."""
+# ---- deltas: nested dicts of numbers ----------------------------------------------------
 
-    counters: dict[str, Number] = field(default_factory=dict)
-    name: str | None = None
-
-    def add(self, counter: str, value: Number) -> None:
-        if value:
-            total = self.counters.get(counter, 0) + value
-            if total:
-                self.counters[counter] = total
+def add_into(total: Figures, delta: Mapping[str, Any], sign: int = 1) -> None:
+    """total += sign x delta, dropping what becomes zero or empty."""
+    for name, value in delta.items():
+        if isinstance(value, Mapping):
+            inner = total.setdefault(name, {})
+            add_into(inner, value, sign)
+            if not inner:
+                del total[name]
+        elif value:
+            result = total.get(name, 0) + sign * value
+            if result:
+                total[name] = result
             else:
-                del self.counters[counter]
+                total.pop(name, None)
 
 
-Contribution = dict[Target, Delta]
+Contribution = dict[Target, Figures]
 
 
 def contribution(record: Mapping[str, Any] | None) -> Contribution:
@@ -112,81 +134,136 @@ def contribution(record: Mapping[str, Any] | None) -> Contribution:
     source = record.get("source") or source_of(str(record.get("key", "")))
     upload_hour = hour_text(hour_of_iso(upload_time(record)))  # type: ignore[arg-type]
 
-    def delta(target: Target) -> Delta:
-        return out.setdefault(target, Delta())
+    def add(target: Target, delta: Figures) -> None:
+        add_into(out.setdefault(target, {}), delta)
 
-    files = delta(hours_target(upload_hour, source))
-    files.add("files_received", 1)
     status = record.get("status")
-    if status not in (Status.COMPLETED, Status.FAILED):
-        return out
-    files.add(f"files_{Status(status).value}", 1)
-    files.add("malformed", int(record.get("malformed_count") or 0))
-    if status != Status.COMPLETED or not record.get("event_hours"):
-        return out
-    event_hours = _event_hours(record["event_hours"])
-    files.add("out_of_range", event_hours.out_of_range)
-    for hour in event_hours.hours:
-        counts = delta(hours_target(hour.hour, source))
-        counts.add("records", hour.records)
-        for level, n in hour.levels.items():
-            counts.add(LEVEL_PREFIX + level, n)
-        for code, n in hour.status_codes.items():
-            counts.add(CODE_PREFIX + code, n)
-        counts.add("rt_sum", hour.rt_sum)
-        _add_bins(counts, hour.bins)
-        for endpoint in hour.endpoints:
-            item = delta(endpoint_target(hour.hour, source, endpoint.endpoint))
-            item.name = endpoint.endpoint
-            item.add("requests", endpoint.requests)
-            item.add("errors", endpoint.errors)
-            _add_bins(item, endpoint.bins)
-        if hour.other_requests:
-            other = delta(endpoint_target(hour.hour, source, OTHER))
-            other.name = OTHER
-            other.add("requests", hour.other_requests)
-            other.add("errors", hour.other_errors)
-    return out
+    files: Figures = {"files_received": 1}
+    if status in (Status.COMPLETED, Status.FAILED):
+        files[f"files_{Status(status).value}"] = 1
+        files["malformed"] = int(record.get("malformed_count") or 0)
+    event_hours = _event_hours(record) if status == Status.COMPLETED else None
+    if event_hours is not None:
+        files["out_of_range"] = event_hours.out_of_range
+    add(day_target(upload_hour, source), {upload_hour[11:13]: files})
+    for hour in event_hours.hours if event_hours is not None else ():
+        add(day_target(hour.hour, source), {hour.hour[11:13]: {
+            "records": hour.records, "levels": hour.levels, "codes": hour.status_codes,
+            "rt_sum": hour.rt_sum, BINS: hour.bins}})
+        named = {e.endpoint: {"requests": e.requests, "errors": e.errors, BINS: e.bins}
+                 for e in hour.endpoints}
+        other = {"requests": hour.other_requests, "errors": hour.other_errors}
+        add(endpoints_target(hour.hour, source), {NAMED: named, OTHER: other})
+    return {target: delta for target, delta in out.items() if delta}
 
 
-def _event_hours(value: Any) -> EventHours:
+def _event_hours(record: Mapping[str, Any]) -> EventHours | None:
+    value = record.get("event_hours")
+    if not value:
+        return None
     if isinstance(value, str):  # base64 text: a Lambda event's binary attribute
         import base64
         value = base64.b64decode(value)
     return decode(bytes(value))
 
 
-def _add_bins(delta: Delta, bins: Mapping[str, int]) -> None:
-    for name, n in bins.items():
-        delta.add(BIN_PREFIX + name, n)
-
-
 def difference(new: Contribution, old: Contribution) -> Contribution:
-    """new - old, without the items and counters that do not change."""
+    """new - old, without the items that do not change."""
     out: Contribution = {}
     for target in sorted(set(new) | set(old)):
-        delta = Delta(name=(new.get(target) or old.get(target) or Delta()).name)
-        for counters, sign in ((new.get(target), 1), (old.get(target), -1)):
-            for counter, value in (counters.counters if counters else {}).items():
-                delta.add(counter, sign * value)
-        if delta.counters:
+        delta: Figures = {}
+        add_into(delta, new.get(target, {}))
+        add_into(delta, old.get(target, {}), -1)
+        if delta:
             out[target] = delta
     return out
 
 
+# ---- a stored document plus a delta -----------------------------------------------------
+
+def fold(target: Target, document: Figures, delta: Mapping[str, Any]) -> Figures:
+    """The document after the delta (the document is changed in place and returned)."""
+    if target.kind == HOURS:
+        for hour, figures in delta.items():
+            slot = document.setdefault(hour, {})
+            _fold_figures(slot, figures)
+            if not slot:
+                del document[hour]
+        return document
+    named = document.setdefault(NAMED, {})
+    other = document.setdefault(OTHER, {})
+    for name, figures in sorted(delta.get(NAMED, {}).items()):
+        _fold_endpoint(named, other, name, figures)
+    _fold_figures(other, delta.get(OTHER, {}))
+    for part in (NAMED, OTHER):
+        if not document[part]:
+            del document[part]
+    return document
+
+
+def _fold_figures(stored: Figures, delta: Mapping[str, Any]) -> None:
+    """Add a delta whose sketch is bin names -> counts to a document whose sketch is dense."""
+    plain = {name: value for name, value in delta.items() if name != BINS}
+    add_into(stored, plain)
+    if delta.get(BINS):
+        bins = DenseBins.from_json(stored[BINS]) if BINS in stored else DenseBins()
+        bins.add_names(delta[BINS])
+        if bins.empty():
+            stored.pop(BINS, None)
+        else:
+            stored[BINS] = bins.to_json()
+
+
+def _fold_endpoint(named: Figures, other: Figures, name: str, delta: Mapping[str, Any]) -> None:
+    """An endpoint's delta: to its entry, a new entry while fewer than ENDPOINTS_KEPT are
+    kept (or in place of the least busy one, which goes to `other`, if the new one is
+    busier), else to `other`. Totals stay exact; a kept endpoint lacks at most what went
+    to `other` before it was kept."""
+    if name in named:
+        _fold_figures(named[name], delta)
+        if not named[name]:
+            del named[name]
+        return
+    requests = delta.get("requests", 0)
+    if requests > 0 and len(named) >= ENDPOINTS_KEPT:
+        least = min(named, key=lambda n: (named[n].get("requests", 0), n))
+        if named[least].get("requests", 0) < requests:
+            _fold_stored(other, named.pop(least))
+    if requests > 0 and len(named) < ENDPOINTS_KEPT:
+        named[name] = {}
+        _fold_figures(named[name], delta)
+    else:
+        _fold_figures(other, delta)
+
+
+def _fold_stored(stored: Figures, more: Figures) -> None:
+    """Add one stored entry (dense sketch) to another."""
+    add_into(stored, {name: value for name, value in more.items() if name != BINS})
+    if BINS in more:
+        bins = DenseBins.from_json(stored[BINS]) if BINS in stored else DenseBins()
+        bins.add(DenseBins.from_json(more[BINS]))
+        stored[BINS] = bins.to_json()
+
+
+def pack(document: Figures) -> bytes:
+    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
+
+
+def unpack(data: bytes) -> Figures:
+    value: Figures = json.loads(zlib.decompress(data))
+    return value
+
+
 # ---- exactly once: the writes of one stream record --------------------------------------
 
-# 100 x "#a99 :a99, " is 1.2 KB of an expression's 4 KB (moto's parser recurses per action:
-# 150 overflowed its stack under pytest, 100 does not).
-MAX_ADDS_PER_WRITE = 100
 SEQUENCE_DIGITS = 40
 
 
-def position(sequence_number: str, chunk: int) -> str:
-    """Where a write stands in the stream: sequence number and chunk, comparable as text."""
+def position(sequence_number: str) -> str:
+    """Where a write stands in the stream: the sequence number, comparable as text."""
     if not sequence_number.isdigit() or len(sequence_number) > SEQUENCE_DIGITS:
         raise ValueError(f"not a stream sequence number: {sequence_number!r}")
-    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}.{chunk:04d}"
+    return sequence_number.zfill(SEQUENCE_DIGITS)
 
 
 def marker(job_id: str) -> str:
@@ -196,38 +273,24 @@ def marker(job_id: str) -> str:
 
 @dataclass(frozen=True)
 class Write:
-    """One conditional UpdateItem: apply `adds` unless the item's marker for the job is
-    already at `position` or later."""
+    """Add `delta` to the item unless its marker for the job is already at `position` or
+    later."""
 
     target: Target
     job_id: str
     position: str
-    adds: dict[str, Number]
-    name: str | None
+    delta: Figures
     expires_at: int
 
 
 def writes(delta: Contribution, job_id: str, sequence_number: str) -> Iterator[Write]:
-    """A change's writes, in an order that does not depend on anything but the change."""
+    """A change's writes, one per item, in an order that depends only on the change."""
     for target in sorted(delta):
-        counters = sorted(delta[target].counters.items())
-        for chunk, start in enumerate(range(0, len(counters), MAX_ADDS_PER_WRITE)):
-            yield Write(target, job_id, position(sequence_number, chunk),
-                        dict(counters[start:start + MAX_ADDS_PER_WRITE]),
-                        delta[target].name if chunk == 0 else None, expires_at(target))
+        yield Write(target, job_id, position(sequence_number), delta[target],
+                    expires_at(target))
 
 
 # ---- reading: the answers of GET /stats and GET /endpoints ------------------------------
-
-def days_of(since: datetime, until: datetime) -> list[str]:
-    day = since.astimezone(UTC).date()
-    last = until.astimezone(UTC).date()
-    days = []
-    while day <= last:
-        days.append(day.isoformat())
-        day += timedelta(days=1)
-    return days
-
 
 def whole_hours(since: datetime, until: datetime) -> tuple[datetime, datetime]:
     """The range widened to whole UTC hours: until is the end of its hour."""
@@ -244,10 +307,6 @@ def hour_list(start: datetime, end: datetime) -> list[str]:
     return hours
 
 
-def _number(value: Any) -> Number:
-    return value if isinstance(value, int | float) else float(value)
-
-
 @dataclass
 class HourFigures:
     received: int = 0
@@ -259,24 +318,23 @@ class HourFigures:
     rt_sum: float = 0.0
     levels: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
     status_codes: dict[str, int] = field(default_factory=dict)
-    bins: dict[str, int] = field(default_factory=dict)
+    bins: DenseBins = field(default_factory=DenseBins)
 
-    def add_item(self, item: Mapping[str, Any]) -> None:
-        for name, value in item.items():
-            if name.startswith(BIN_PREFIX):
-                _bump(self.bins, name[len(BIN_PREFIX):], int(value))
-            elif name.startswith(CODE_PREFIX):
-                _bump(self.status_codes, name[len(CODE_PREFIX):], int(value))
-            elif name.startswith(LEVEL_PREFIX):
-                _bump(self.levels, name[len(LEVEL_PREFIX):], int(value))
-            elif name == "rt_sum":
-                self.rt_sum += float(value)
-            elif name in ("records", "malformed", "out_of_range"):
-                setattr(self, name, getattr(self, name) + int(value))
-            elif name.startswith("files_"):
-                kind = name[len("files_"):]
-                if kind in ("received", "completed", "failed"):
-                    setattr(self, kind, getattr(self, kind) + int(value))
+    def add_document(self, figures: Mapping[str, Any]) -> None:
+        """Add one hour of a day item's document."""
+        self.received += figures.get("files_received", 0)
+        self.completed += figures.get("files_completed", 0)
+        self.failed += figures.get("files_failed", 0)
+        self.malformed += figures.get("malformed", 0)
+        self.out_of_range += figures.get("out_of_range", 0)
+        self.records += figures.get("records", 0)
+        self.rt_sum += figures.get("rt_sum", 0)
+        for mine, theirs in ((self.levels, figures.get("levels")),
+                             (self.status_codes, figures.get("codes"))):
+            for key, value in (theirs or {}).items():
+                mine[key] = mine.get(key, 0) + value
+        if BINS in figures:
+            self.bins.add(DenseBins.from_json(figures[BINS]))
 
     def merge(self, other: HourFigures) -> None:
         for name in ("received", "completed", "failed", "malformed", "out_of_range",
@@ -284,17 +342,17 @@ class HourFigures:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rt_sum += other.rt_sum
         for mine, theirs in ((self.levels, other.levels),
-                             (self.status_codes, other.status_codes),
-                             (self.bins, other.bins)):
+                             (self.status_codes, other.status_codes)):
             for key, value in theirs.items():
-                _bump(mine, key, value)
+                mine[key] = mine.get(key, 0) + value
+        self.bins.add(other.bins)
 
     @property
     def error_rate(self) -> float | None:
         return round(self.levels["error"] / self.records, 6) if self.records > 0 else None
 
     def latency(self) -> dict[str, float] | None:
-        values = quantiles(self.bins, (0.5, 0.95, 0.99, 1.0))
+        values = self.bins.quantiles((0.5, 0.95, 0.99, 1.0))
         if values is None or not self.records:
             return None
         p50, p95, p99, top = values
@@ -302,27 +360,20 @@ class HourFigures:
                 "mean": round(self.rt_sum / self.records, 3)}
 
 
-def _bump(counts: dict[str, int], key: str, value: int) -> None:
-    counts[key] = counts.get(key, 0) + value
+RollupItem = tuple[Target, Figures]  # an item's key and its document
 
 
-def wanted(item: Mapping[str, Any], hours: set[str], source: str | None) -> Target | None:
-    """The item's key if it lies in the hours asked for and has the source asked for."""
-    target = Target(str(item["series"]), str(item["hour"]))
-    if target.hour_text not in hours or (source is not None and target.source != source):
-        return None
-    return target
-
-
-def stats_by_hour(items: Iterable[Mapping[str, Any]], hours: list[str], source: str | None
+def stats_by_hour(items: Iterable[RollupItem], hours: list[str], source: str | None
                   ) -> dict[str, HourFigures]:
-    """Every hour of the range (oldest first) with the figures of its hour items."""
+    """Every hour of the range (oldest first) with the figures of its day items."""
     figures = {hour: HourFigures() for hour in hours}
-    wanted_hours = set(hours)
-    for item in items:
-        target = wanted(item, wanted_hours, source)
-        if target is not None:
-            figures[target.hour_text].add_item(item)
+    for target, document in items:
+        if target.kind != HOURS or (source is not None and target.source != source):
+            continue
+        for hour, slot in document.items():
+            into = figures.get(f"{target.day}T{hour}")
+            if into is not None:
+                into.add_document(slot)
     return figures
 
 
@@ -330,31 +381,33 @@ def stats_by_hour(items: Iterable[Mapping[str, Any]], hours: list[str], source: 
 class EndpointFigures:
     requests: int = 0
     errors: int = 0
-    bins: dict[str, int] = field(default_factory=dict)
+    bins: DenseBins = field(default_factory=DenseBins)
+
+    def add_document(self, figures: Mapping[str, Any]) -> None:
+        self.requests += figures.get("requests", 0)
+        self.errors += figures.get("errors", 0)
+        if BINS in figures:
+            self.bins.add(DenseBins.from_json(figures[BINS]))
 
 
-def endpoints_in(items: Iterable[Mapping[str, Any]], hours: list[str], source: str | None
+def endpoints_in(items: Iterable[RollupItem], hours: list[str], source: str | None
                  ) -> tuple[dict[str, EndpointFigures], EndpointFigures]:
     """Per endpoint name, and the `other` bucket, over the endpoint items of the range."""
     named: dict[str, EndpointFigures] = {}
     other = EndpointFigures()
-    wanted_hours = set(hours)
-    for item in items:
-        target = wanted(item, wanted_hours, source)
-        if target is None:
+    wanted = set(hours)
+    for target, document in items:
+        if target.kind != ENDPOINTS or item_hour(target) not in wanted \
+                or (source is not None and target.source != source):
             continue
-        name = str(item.get(NAME, OTHER))
-        figures = other if name == OTHER else named.setdefault(name, EndpointFigures())
-        figures.requests += int(item.get("requests", 0))
-        figures.errors += int(item.get("errors", 0))
-        for key, value in item.items():
-            if key.startswith(BIN_PREFIX):
-                _bump(figures.bins, key[len(BIN_PREFIX):], int(value))
+        for name, figures in document.get(NAMED, {}).items():
+            named.setdefault(name, EndpointFigures()).add_document(figures)
+        other.add_document(document.get(OTHER, {}))
     return named, other
 
 
-def p95(bins: Mapping[str, int]) -> float | None:
-    values = quantiles(bins, (0.95,))
+def p95(bins: DenseBins) -> float | None:
+    values = bins.quantiles((0.95,))
     return values[0] if values else None
 
 
@@ -366,6 +419,6 @@ ACCURACY = {
     "zero_bin_below_ms": FLOOR_MS,
     "max": "the highest sketch bin: within the same relative error",
     "endpoints_per_hour_per_file": ENDPOINTS_PER_HOUR,
+    "endpoints_per_hour": ENDPOINTS_KEPT,
 }
 SOURCES = tuple(s.value for s in Source)
-ZERO_BIN = ZERO

@@ -12,10 +12,13 @@ largest valid value is records.MAX_RESPONSE_TIME_MS, so keys lie in
 
 from __future__ import annotations
 
+import operator
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
-from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 
 from chalicelib.core.records import MAX_RESPONSE_TIME_MS
@@ -49,15 +52,96 @@ def add_bins(total: dict[str, int], more: Mapping[str, int], sign: int = 1) -> N
 
 
 def quantiles(bins: Mapping[str, int], qs: Iterable[float]) -> list[float] | None:
-    """Quantiles of a sketch (None when empty), each within RELATIVE_ACCURACY of the value
-    ranked q x (n - 1) among the n values (0-based, rounded down): ddsketch's convention."""
-    sketch = DDSketch(RELATIVE_ACCURACY)
-    for name, n in bins.items():
-        if n > 0:
-            sketch.add(0.0 if name == ZERO else MAPPING.value(int(name)), n)
-    if not sketch.count:
-        return None
-    return [_rounded(sketch.get_quantile_value(q)) for q in qs]
+    """Quantiles of a sketch given as bin name -> count (None when empty)."""
+    dense = DenseBins()
+    dense.add_names(bins)
+    return dense.quantiles(qs)
+
+
+@dataclass
+class DenseBins:
+    """A sketch as stored and read back: the zero bin's count and the counts of the keys
+    offset, offset + 1, ... (JSON: [zero, offset, [counts]]). Adding two is one C-level
+    pass (map over the overlapping slice), which a dict of bins cannot do."""
+
+    zero: int = 0
+    offset: int = 0
+    counts: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, value: Any) -> DenseBins:
+        zero, offset, counts = value
+        return cls(int(zero), int(offset), list(counts))
+
+    def to_json(self) -> list[Any]:
+        return [self.zero, self.offset, self.counts]
+
+    @property
+    def count(self) -> int:
+        return self.zero + sum(self.counts)
+
+    def empty(self) -> bool:
+        return not self.zero and not self.counts
+
+    def _cover(self, low: int, high: int) -> None:
+        """Make keys low..high-1 addressable."""
+        if not self.counts:
+            self.offset, self.counts = low, [0] * (high - low)
+            return
+        if low < self.offset:
+            self.counts[0:0] = [0] * (self.offset - low)
+            self.offset = low
+        end = self.offset + len(self.counts)
+        if high > end:
+            self.counts.extend([0] * (high - end))
+
+    def add(self, other: DenseBins, sign: int = 1) -> None:
+        self.zero += sign * other.zero
+        if other.counts:
+            self._cover(other.offset, other.offset + len(other.counts))
+            start = other.offset - self.offset
+            stop = start + len(other.counts)
+            more = other.counts if sign == 1 else [-c for c in other.counts]
+            self.counts[start:stop] = map(operator.add, self.counts[start:stop], more)
+        self._trim()
+
+    def add_names(self, bins: Mapping[str, int], sign: int = 1) -> None:
+        """Add a sketch given as bin name -> count (a record's form)."""
+        keys = {int(name): n for name, n in bins.items() if name != ZERO}
+        self.zero += sign * bins.get(ZERO, 0)
+        if keys:
+            self._cover(min(keys), max(keys) + 1)
+            for key, n in keys.items():
+                self.counts[key - self.offset] += sign * n
+        self._trim()
+
+    def _trim(self) -> None:
+        counts = self.counts
+        start, stop = 0, len(counts)
+        while start < stop and not counts[start]:
+            start += 1
+        while stop > start and not counts[stop - 1]:
+            stop -= 1
+        if (start, stop) != (0, len(counts)):
+            self.counts = counts[start:stop]
+            self.offset = self.offset + start if self.counts else 0
+
+    def quantiles(self, qs: Iterable[float]) -> list[float] | None:
+        """Each within RELATIVE_ACCURACY of the value ranked q x (n - 1) among the n values
+        (0-based, rounded down): ddsketch's convention, and its answers exactly."""
+        n = self.count
+        if n <= 0:
+            return None
+        cumulative = list(accumulate(self.counts))
+        out = []
+        for q in qs:
+            rank = q * (n - 1)
+            if rank < self.zero:
+                out.append(0.0)
+                continue
+            index = min(bisect_right(cumulative, rank - self.zero), len(cumulative) - 1)
+            out.append(_rounded(MAPPING.value(self.offset + index)))
+        return out
 
 
 def _rounded(value: float | None) -> float:

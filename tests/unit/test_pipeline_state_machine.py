@@ -27,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from chalicelib.adapters import to_item
 from chalicelib.core.reference import summarize_bytes
 from chalicelib.core.results import RETRIES_EXHAUSTED, iso
-from chalicelib.core.rollup import Contribution, Delta, contribution
+from chalicelib.core.rollup import Contribution, add_into, contribution, fold
 from chalicelib.core.schema import Status
 from chalicelib.pipeline import Settings, Trigger, Worker
 from chalicelib.rollups import RollupsHandler
@@ -368,15 +368,10 @@ class PipelineMachine(RuleBasedStateMachine):
         expected: Contribution = {}
         for record in self.store.items.values():
             for target, delta in contribution(record).items():
-                total = expected.setdefault(target, Delta())
-                for counter, value in delta.counters.items():
-                    total.add(counter, value)
-        got = {(s, h): {k: v for k, v in item.items()
-                        if k not in ("series", "hour", "expires_at", "endpoint")
-                        and not k.startswith("m_") and v != 0}
-               for (s, h), item in self.rollup_items.items.items()
+                add_into(expected.setdefault(target, {}), delta)
+        got = {(s, h): item["figures"] for (s, h), item in self.rollup_items.items.items()
                if not s.startswith("ledger#")}
-        want = {(t.series, t.hour): d.counters for t, d in expected.items()}
+        want = {(t.series, t.hour): fold(t, {}, d) for t, d in expected.items()}
         assert {k: v for k, v in got.items() if v} == {k: v for k, v in want.items() if v}
         assert not any(k.startswith("m_") for item in self.rollup_items.items.values()
                        for k in item)

@@ -21,11 +21,11 @@ from chalicelib.core.results import (
     queued_record,
 )
 from chalicelib.core.rollup import (
-    MAX_ADDS_PER_WRITE,
+    ENDPOINTS_KEPT,
     contribution,
-    days_of,
     endpoints_in,
     hour_list,
+    pack,
     stats_by_hour,
     writes,
 )
@@ -105,14 +105,14 @@ def answers(items: MemoryRollupItems, since: str = "2026-11-26T00",
     end = datetime.fromisoformat(until + ":00:00+00:00")
     reader = RollupReader(items)
     hours = hour_list(start, end)
-    days = days_of(start, end - timedelta(hours=1))
-    return (stats_by_hour(reader.hours(days), hours, None),
-            endpoints_in(reader.endpoints(days), hours, None))
+    return (stats_by_hour(reader.hours(start, end), hours, None),
+            endpoints_in(reader.endpoints(start, end), hours, None))
 
 
 def without_markers(items: MemoryRollupItems) -> dict[Any, dict[str, Any]]:
-    return {key: {k: v for k, v in item.items() if not k.startswith("m_")}
-            for key, item in items.items.items() if not key[0].startswith("ledger#")}
+    """Each rollup item's document (markers and versions are bookkeeping)."""
+    return {key: item["figures"] for key, item in items.items.items()
+            if not key[0].startswith("ledger#")}
 
 
 def test_a_file_adds_each_line_to_its_own_hour_and_its_file_figures_to_the_upload_hour() -> None:
@@ -175,7 +175,7 @@ def test_a_non_final_change_adds_nothing_but_the_received_file() -> None:
     j = job()
     queued = dict(queued_record(j))
     assert change(to_item({**queued, **processing_record(j, T0, 1)}), to_item(queued)) == {}
-    assert [d.counters for d in contribution(queued).values()] == [{"files_received": 1}]
+    assert list(contribution(queued).values()) == [{"12": {"files_received": 1}}]
 
 
 @pytest.mark.parametrize("fault", ["crash", "applied_then_500"])
@@ -214,7 +214,7 @@ def test_duplicate_deliveries_count_once() -> None:
     assert without_markers(twice) == without_markers(once)
 
 
-def test_a_file_with_500_status_codes_is_counted_in_full_in_writes_within_the_limits() -> None:
+def test_a_file_with_500_status_codes_is_counted_in_full_in_one_small_write_an_item() -> None:
     # GIVEN a file with every status code 100..599 in one hour
     moment = datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
     data = b"\n".join(line(moment, code=c, ms=c) for c in range(100, 600)) + b"\n"
@@ -224,8 +224,11 @@ def test_a_file_with_500_status_codes_is_counted_in_full_in_writes_within_the_li
     planned = list(writes(contribution(record), j.job_id, "7"))
     items = MemoryRollupItems()
     RollupsHandler(items).handle({"Records": life(j, record)})
-    # THEN no write carries more than MAX_ADDS_PER_WRITE counters, and all 500 codes count
-    assert max(len(w.adds) for w in planned) <= MAX_ADDS_PER_WRITE
+    # THEN one write an item (day and endpoints), each document far below DynamoDB's 400 KB,
+    # and all 500 codes count
+    assert len(planned) == len({w.target for w in planned}) == 2
+    assert all(len(pack(item["figures"])) < 8_000 for item in items.items.values()
+               if "figures" in item)
     hours, _ = answers(items)
     assert hours["2026-11-26T11"].status_codes == {str(c): 1 for c in range(100, 600)}
     assert hours["2026-11-26T11"].records == 500
@@ -244,3 +247,26 @@ def test_a_file_with_10000_endpoints_keeps_the_busiest_per_hour_and_counts_the_r
     assert len(named) == ENDPOINTS_PER_HOUR and named["/busy"].requests == 3
     assert sum(f.requests for f in named.values()) + other.requests == 10_003
     assert sum(f.errors for f in named.values()) + other.errors == 1_000
+
+
+def test_an_hour_keeps_the_busiest_endpoints_up_to_its_bound_and_its_totals_exactly() -> None:
+    # GIVEN files of one hour, each with its own endpoints, some much busier than the rest
+    moment = datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
+    items = MemoryRollupItems()
+    handler = RollupsHandler(items)
+    total = 0
+    for n in range(ENDPOINTS_KEPT + 30):
+        busy = 5 if n % 10 == 9 else 1
+        lines = [line(moment, endpoint=f"/f{n}/e{i}") for i in range(2) for _ in range(busy)]
+        total += len(lines)
+        j = job(f"{n:032x}")
+        handler.handle({"Records": life(j, completed(j, b"\n".join(lines)), start=10 * n + 10)})
+    # THEN the hour keeps ENDPOINTS_KEPT named endpoints, the busy ones among them, and every
+    # request is either with its endpoint or in other
+    _, (named, other) = answers(items)
+    assert len(named) == ENDPOINTS_KEPT
+    busy_ones = {f"/f{n}/e{i}" for n in range(9, ENDPOINTS_KEPT + 30, 10) for i in range(2)}
+    assert busy_ones <= set(named)
+    assert all(named[e].requests == 5 for e in busy_ones)
+    assert sum(f.requests for f in named.values()) + other.requests == total
+    assert other.requests > 0

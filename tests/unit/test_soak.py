@@ -3,10 +3,12 @@ rules (lost, duplicated, wrong, stuck, the dead-letter queue)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gzip
 
 from chalicelib.core.eventtime import EventHours, HourPartial, encode
+from chalicelib.core.rollup import Target
 from soak.drive import Version
 from soak.reconcile import (
     expected_rollups,
@@ -206,18 +208,20 @@ FINAL = [
 ]
 
 
-def hour_item(day: str, hh: str, source: str, **counters: int) -> dict:
-    return {"series": f"hours#{day}", "hour": f"{hh}#{source}", "m_j1": "0001.0", **counters}
+def day_item(source: str, **hours: dict) -> tuple[Target, dict]:
+    return Target("hours#2026-12", f"06#{source}"), hours
 
 
 ROLLUPS = [
-    hour_item("2026-12-06", "08", "upload", records=3, level_info=2, level_error=1,
-              sc_200=2, sc_500=1, rt_sum=30, b_100=3),
-    hour_item("2026-12-06", "09", "upload", files_received=1, files_completed=1, malformed=2,
-              out_of_range=4, records=1, level_warn=1, sc_404=1),
-    hour_item("2026-12-06", "10", "upload", files_received=2, files_failed=1, malformed=1),
-    hour_item("2026-12-06", "09", "stream", files_received=1, files_completed=1, records=5,
-              level_info=5, sc_200=5),
+    day_item("upload",
+             **{"08": {"records": 3, "levels": {"info": 2, "error": 1},
+                       "codes": {"200": 2, "500": 1}, "rt_sum": 30, "bins": [0, 100, [3]]},
+                "09": {"files_received": 1, "files_completed": 1, "malformed": 2,
+                       "out_of_range": 4, "records": 1, "levels": {"warn": 1},
+                       "codes": {"404": 1}},
+                "10": {"files_received": 2, "files_failed": 1, "malformed": 1}}),
+    day_item("stream", **{"09": {"files_received": 1, "files_completed": 1, "records": 5,
+                                 "levels": {"info": 5}, "codes": {"200": 5}}}),
 ]
 
 
@@ -232,10 +236,10 @@ def test_the_rollups_of_the_final_records_match_figure_by_figure() -> None:
 
 
 def test_every_differing_figure_is_named_and_fails_the_run() -> None:
-    off = [dict(item) for item in ROLLUPS]
-    off[0]["level_error"] = 2  # a record counted twice
-    off[3]["files_received"] = 0  # a file missed
-    off.append(hour_item("2026-12-06", "11", "upload", files_received=1))  # a phantom
+    off = copy.deepcopy(ROLLUPS)
+    off[0][1]["08"]["levels"]["error"] = 2  # a record counted twice
+    del off[1][1]["09"]["files_received"]  # a file missed
+    off[0][1]["11"] = {"files_received": 1}  # a phantom
     found = rollup_differences(expected_rollups(FINAL), rollup_figures(off))
     assert found == ["2026-12-06T08 upload: level error: rollups 2, records 1",
                      "2026-12-06T09 stream: received: rollups 0, records 1",
@@ -247,7 +251,7 @@ def test_every_differing_figure_is_named_and_fails_the_run() -> None:
 
 def test_the_rollups_are_read_again_while_they_come_closer_within_the_time_given() -> None:
     expected = expected_rollups(FINAL)
-    partial = rollup_figures(ROLLUPS[:2])
+    partial = rollup_figures(ROLLUPS[:1])
     reads = iter([{}, partial, partial, partial, rollup_figures(ROLLUPS)])
     now = [0.0]
 
@@ -263,6 +267,9 @@ def test_the_rollups_are_read_again_while_they_come_closer_within_the_time_given
     stalled = settle(lambda: partial)
     assert stalled == rollup_differences(expected, partial) and now[0] == 12.0
     now[0] = 0.0
-    closer = iter(rollup_figures(ROLLUPS[:n]) for n in (0, 1, 2, 3) for _ in range(3))
+    upload = ROLLUPS[0][0]
+    steps = ([], [(upload, {"08": ROLLUPS[0][1]["08"]})],
+             [(upload, {h: ROLLUPS[0][1][h] for h in ("08", "09")})], ROLLUPS[:1])
+    closer = iter(rollup_figures(step) for step in steps for _ in range(3))
     assert len(settle(lambda: next(closer), stall=10, timeout=20)) > 0 and now[0] == 21.0
     assert gap(expected, rollup_figures(ROLLUPS)) == 0 < gap(expected, partial)
