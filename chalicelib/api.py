@@ -56,6 +56,7 @@ from chalicelib.core.rollup import (
     endpoints_in,
     hour_list,
     p95,
+    range_sketch,
     stats_by_hour,
     whole_hours,
 )
@@ -219,10 +220,11 @@ class ResultsApi:
             return query
         start, end = whole_hours(query.since, query.until)  # type: ignore[arg-type]
         hours = hour_list(start, end)
-        figures = stats_by_hour(self.rollups.hours(start, end), hours, query.source)
-        totals = HourFigures()
+        items = self.rollups.hours(start, end)
+        figures = stats_by_hour(items, hours, query.source)
+        totals = HourFigures(bins=range_sketch(items, hours, query.source))
         for hour in figures.values():
-            totals.merge(hour)
+            totals.add_counts(hour)
         latency = totals.latency()
         return ok(Stats(
             since=start, until=end, source=query.source, accuracy=ACCURACY,

@@ -117,7 +117,8 @@ class DynamoRollupItems:
             document = unpack(item[DOCUMENT]["B"]) if item and DOCUMENT in item else {}
             version = int(item[VERSION]["N"]) if item and VERSION in item else 0
             new = {**(item or {}), **_key(write.target),
-                   DOCUMENT: {"B": pack(fold(write.target, document, write.delta))},
+                   DOCUMENT: {"B": pack(write.target,
+                                          fold(write.target, document, write.delta))},
                    VERSION: {"N": str(version + 1)},
                    marker(write.job_id): {"S": write.position}}
             new.setdefault("expires_at", to_value(write.expires_at))

@@ -216,7 +216,7 @@ def _replace(ddb: Any, table: str, target: Target, hours: set[str], delta: Figur
                     ddb.delete_item(TableName=table, Key=key, **condition)
                 return item is not None
             ddb.put_item(TableName=table, Item={
-                **(item or {}), **key, DOCUMENT: {"B": pack(new)},
+                **(item or {}), **key, DOCUMENT: {"B": pack(target, new)},
                 VERSION: {"N": str(version + 1)},
                 "expires_at": to_value(expires_at(target))}, **condition)
             return False

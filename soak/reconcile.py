@@ -43,7 +43,7 @@ from chalicelib.core.jobs import Source, source_of
 from chalicelib.core.records import MAX_LINE_BYTES
 from chalicelib.core.reference import summarize_bytes
 from chalicelib.core.results import RETRIES_EXHAUSTED, upload_time
-from chalicelib.core.rollup import HOURS, SOURCES, RollupItem, stats_by_hour
+from chalicelib.core.rollup import DAY, HOURS, SOURCES, RollupItem, stats_by_hour
 from chalicelib.core.schema import FINAL_STATUSES, STATISTICS_FIELDS
 from soak.drive import Version
 from soak.workload import FileSpec
@@ -307,7 +307,8 @@ def expected_rollups(records: Iterable[Mapping[str, Any]]) -> Figures:
 def rollup_figures(items: Iterable[RollupItem]) -> Figures:
     """The figures of the stats table's day items, read as GET /stats reads them."""
     items = [(target, document) for target, document in items if target.kind == HOURS]
-    hours = sorted({f"{target.day}T{hh}" for target, document in items for hh in document})
+    hours = sorted({f"{target.day}T{hh}" for target, document in items for hh in document
+                    if hh != DAY})
     figures: Figures = {}
     for source in SOURCES:
         for hour, read in stats_by_hour(items, hours, source).items():

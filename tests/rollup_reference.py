@@ -75,3 +75,13 @@ def within(estimate: float, exact: float, accuracy: float = 0.01) -> bool:
     if exact < 0.001:
         return estimate == 0
     return abs(estimate - exact) <= accuracy * exact * (1 + 1e-9) + 1e-6 * exact
+
+
+def plain(document: Any) -> Any:
+    """A read rollup document with its sketches' count arrays as lists (to compare)."""
+    from array import array
+    if isinstance(document, dict):
+        return {name: plain(value) for name, value in document.items()}
+    if isinstance(document, list | array):
+        return [plain(value) for value in document]
+    return document

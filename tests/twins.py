@@ -292,11 +292,11 @@ class MemoryRollupItems(Faults):
         self._after("mark_done")
 
     def items_between(self, kind: str, first: str, last: str) -> list[Any]:
-        from chalicelib.core.rollup import Target
+        from chalicelib.core.rollup import Target, pack, unpack
         from chalicelib.rollups import month_ranges
         wanted = {(f"{kind}#{month}", low, high + "~")
                   for month, low, high in month_ranges(first, last)}
-        return [(Target(s, h), copy.deepcopy(item["figures"]))
+        return [(Target(s, h), unpack(pack(Target(s, h), item["figures"])))
                 for (s, h), item in sorted(self.items.items())
                 if "figures" in item and any(s == series and low <= h <= high
                                              for series, low, high in wanted)]

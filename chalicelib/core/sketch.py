@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableSequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -66,15 +66,15 @@ class DenseBins:
 
     zero: int = 0
     offset: int = 0
-    counts: list[int] = field(default_factory=list)
+    counts: MutableSequence[int] = field(default_factory=list)  # a list, or read: an array
 
     @classmethod
     def from_json(cls, value: Any) -> DenseBins:
         zero, offset, counts = value
-        return cls(int(zero), int(offset), list(counts))
+        return cls(zero, offset, counts)
 
     def to_json(self) -> list[Any]:
-        return [self.zero, self.offset, self.counts]
+        return [self.zero, self.offset, list(self.counts)]
 
     @property
     def count(self) -> int:
@@ -85,6 +85,8 @@ class DenseBins:
 
     def _cover(self, low: int, high: int) -> None:
         """Make keys low..high-1 addressable."""
+        if type(self.counts) is not list:
+            self.counts = list(self.counts)
         if not self.counts:
             self.offset, self.counts = low, [0] * (high - low)
             return
@@ -96,6 +98,10 @@ class DenseBins:
             self.counts.extend([0] * (high - end))
 
     def add(self, other: DenseBins, sign: int = 1) -> None:
+        if sign == 1 and not self.counts:
+            self.zero += other.zero
+            self.offset, self.counts = other.offset, list(other.counts)
+            return
         self.zero += sign * other.zero
         if other.counts:
             self._cover(other.offset, other.offset + len(other.counts))

@@ -12,11 +12,12 @@ from urllib.parse import urlencode
 import pytest
 from chalice.test import Client
 
-from chalicelib.core.rollup import Target, Write, pack, position, unpack
+from chalicelib.core.rollup import DAY, QUANTILES, Target, Write, pack, position, unpack
+from chalicelib.core.sketch import DenseBins
 from chalicelib.rollups import DynamoRollupItems
 from tests.integration.streams import StreamReader
 from tests.integration.test_handlers import receive_jobs, s3_event, upload
-from tests.rollup_reference import Expected, rank_value, within
+from tests.rollup_reference import Expected, plain, rank_value, within
 from tests.twins import MemoryRollupItems
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -207,7 +208,8 @@ def test_a_crash_between_any_two_writes_then_a_retry_leaves_every_count_exact(
 def _stats_items(dynamodb: Any, stage: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """Each rollup item's document (versions and markers are bookkeeping)."""
     items = dynamodb.scan(TableName=stage.stats_table)["Items"]
-    return {(i["series"]["S"], i["hour"]["S"]): unpack(i["figures"]["B"])
+    return {(i["series"]["S"], i["hour"]["S"]): {
+        name: value for name, value in plain(unpack(i["figures"]["B"])).items() if name != DAY}
             for i in items if not i["series"]["S"].startswith("ledger#")}
 
 
@@ -236,7 +238,7 @@ def write(seq: str, job: str = JOB, **figures: Any) -> Write:
 def document(rollup_items: Any) -> dict[str, Any]:
     [(target, figures)] = rollup_items.items_between("hours", "2026-11-26", "2026-11-26")
     assert target == TARGET
-    return figures
+    return {name: value for name, value in plain(figures).items() if name != DAY}
 
 
 def test_contract_a_write_applies_once_and_only_after_a_lower_position(rollup_items) -> None:
@@ -245,7 +247,8 @@ def test_contract_a_write_applies_once_and_only_after_a_lower_position(rollup_it
     assert not rollup_items.apply(write("4", records=9))  # an older one
     assert rollup_items.apply(write("12", records=-1))  # 12 > 5 as numbers, and as text
     assert rollup_items.apply(write("3", job="k" * 32, records=5))  # another job's lane
-    assert document(rollup_items) == {"11": {"records": 6, "bins": [0, 7, [1]]}}
+    assert document(rollup_items) == {"11": {
+        "records": 6, "bins": [0, 7, [1]], "q": DenseBins(0, 7, [1]).quantiles(QUANTILES)}}
 
 
 def test_contract_forget_removes_a_marker_up_to_a_position_and_the_ledger_only_grows(
@@ -316,7 +319,7 @@ def test_rebuild_recomputes_a_range_from_the_records_and_migrates_the_former_ite
     dynamodb.update_item(TableName=stage.stats_table,
                          Key={"series": {"S": today[0]}, "hour": {"S": today[1]}},
                          UpdateExpression="SET figures = :f",
-                         ExpressionAttributeValues={":f": {"B": pack(damaged)}})
+                         ExpressionAttributeValues={":f": {"B": pack(Target(*today), damaged)}})
     old = NOW - timedelta(days=10)
     dynamodb.put_item(TableName=stage.stats_table, Item={
         "series": {"S": "hourly"}, "hour": {"S": f"{old:%Y-%m-%dT%H}"},
@@ -343,7 +346,8 @@ def test_rebuild_recomputes_a_range_from_the_records_and_migrates_the_former_ite
     streamed = after.pop((f"hours#{old:%Y-%m}", f"{old:%d}#stream"))
     assert streamed == {f"{old:%H}": {
         "files_received": 1, "records": 5, "rt_sum": 2000, "levels": {"info": 5},
-        "codes": {"200": 5}, "bins": [0, 300, [5]]}}
+        "codes": {"200": 5}, "bins": [0, 300, [5]],
+        "q": DenseBins(0, 300, [5]).quantiles(QUANTILES)}}
     endpoints = after.pop((f"endpoints#{old:%Y-%m}", f"{old:%dT%H}#stream"))
     assert endpoints == {"named": {"/x": {"requests": 5, "errors": 1, "bins": [0, 300, [5]]}}}
     assert after == clean

@@ -22,6 +22,7 @@ from chalicelib.core.results import (
 )
 from chalicelib.core.rollup import (
     ENDPOINTS_KEPT,
+    Target,
     contribution,
     endpoints_in,
     hour_list,
@@ -31,7 +32,7 @@ from chalicelib.core.rollup import (
 )
 from chalicelib.core.summary import aggregate_chunks
 from chalicelib.rollups import RollupReader, RollupsHandler, change
-from tests.rollup_reference import Expected, rank_value, within
+from tests.rollup_reference import Expected, plain, rank_value, within
 from tests.twins import Applied500, MemoryRollupItems
 
 UPLOADED = "2026-11-26T12:15:00.000Z"
@@ -227,8 +228,8 @@ def test_a_file_with_500_status_codes_is_counted_in_full_in_one_small_write_an_i
     # THEN one write an item (day and endpoints), each document far below DynamoDB's 400 KB,
     # and all 500 codes count
     assert len(planned) == len({w.target for w in planned}) == 2
-    assert all(len(pack(item["figures"])) < 8_000 for item in items.items.values()
-               if "figures" in item)
+    assert all(len(pack(Target(*key), item["figures"])) < 8_000
+               for key, item in items.items.items() if "figures" in item)
     hours, _ = answers(items)
     assert hours["2026-11-26T11"].status_codes == {str(c): 1 for c in range(100, 600)}
     assert hours["2026-11-26T11"].records == 500
@@ -270,3 +271,33 @@ def test_an_hour_keeps_the_busiest_endpoints_up_to_its_bound_and_its_totals_exac
     assert all(named[e].requests == 5 for e in busy_ones)
     assert sum(f.requests for f in named.values()) + other.requests == total
     assert other.requests > 0
+
+
+def test_a_packed_document_reads_back_the_same_with_its_days_sketch() -> None:
+    from chalicelib.core.rollup import DAY, day_target, fold, unpack
+    target = day_target("2026-11-26T11", "upload")
+    document = fold(target, {}, {
+        "11": {"records": 3, "rt_sum": 0.5, "codes": {"200": 3}, "bins": {"5": 2, "z": 1}},
+        "12": {"records": -1, "bins": {"-40": 1, "7": -2}}})
+    read = plain(unpack(pack(target, document)))
+    assert {k: v for k, v in read.items() if k != DAY} == document
+    assert read[DAY] == {"bins": [1, -40, [1] + [0] * 44 + [2, 0, -2]]}
+
+
+def test_the_range_sketch_uses_a_whole_days_sketch_and_a_cut_days_hours() -> None:
+    from chalicelib.core.rollup import DenseBins, day_target, fold, range_sketch, unpack
+    days = {}
+    for day in ("2026-11-25", "2026-11-26"):
+        target = day_target(f"{day}T00", "upload")
+        delta = {f"{h:02d}": {"records": 1, "bins": {str(h + 10 * (day[-1] == "6")): 1}}
+                 for h in range(24)}
+        days[target] = unpack(pack(target, fold(target, {}, delta)))
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    for end_hour in (24, 30, 48):
+        hours = hour_list(start, start + timedelta(hours=end_hour))
+        by_hour = stats_by_hour(days.items(), hours, None)
+        merged = DenseBins()
+        for figures in by_hour.values():
+            merged.add(figures.sketch())
+        assert range_sketch(days.items(), hours, None) == merged, end_hour
+        assert merged.count == end_hour

@@ -46,3 +46,31 @@ def test_merging_is_exact_and_an_empty_sketch_has_no_quantiles() -> None:
     assert merged == bins_of(a + b)
     add_bins(merged, bins_of(a + b), sign=-1)
     assert merged == {} and quantiles(merged, [0.5]) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(files=files)
+def test_dense_bins_added_in_any_order_answer_exactly_what_ddsketch_answers(files) -> None:
+    # GIVEN each file's sketch added densely, in order and in reverse
+    from ddsketch import DDSketch
+
+    from chalicelib.core.sketch import MAPPING, RELATIVE_ACCURACY, DenseBins
+    forward, backward = DenseBins(), DenseBins()
+    for file in files:
+        part = DenseBins()
+        part.add_names(bins_of(Counter(file)))
+        forward.add(part)
+    for file in reversed(files):
+        backward.add_names(bins_of(Counter(file)))
+    reference = DDSketch(RELATIVE_ACCURACY)
+    for name, n in bins_of(Counter(v for file in files for v in file)).items():
+        reference.add(0.0 if name == ZERO else MAPPING.value(int(name)), n)
+    qs = [0.0, 0.25, 0.5, 0.95, 0.99, 1.0]
+    # THEN both are the same bins, and their quantiles are ddsketch's, rounded to 6 digits
+    assert forward == backward
+    assert forward.quantiles(qs) == [float(f"{reference.get_quantile_value(q):.6g}")
+                                     for q in qs]
+    # AND taking every file away again leaves nothing
+    for file in files:
+        forward.add_names(bins_of(Counter(file)), sign=-1)
+    assert forward.empty() and forward.quantiles([0.5]) is None
