@@ -92,3 +92,9 @@ def test_bench_e2e_compare_takes_the_ref_rounds_and_files_and_defaults_to_before
     assert words("BASE=main~2", "ROUNDS=2", "FILES=30") == [
         "--base", "main~2", "--rounds", "2", "--files", "30"]
 
+
+def test_bench_lag_takes_the_number_of_files() -> None:
+    out = subprocess.run(["make", "-n", "--no-print-directory", "bench-lag", "FILES=30"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+    assert "bench/bench_lag.py --files 30" in out
