@@ -11,10 +11,11 @@ packages; REF's runtime runs REF's localruntime, app.py and chalicelib (its tree
 runtime's working directory, first on PYTHONPATH, and its --project). The order alternates
 every round (base then this, this then base, ...), so the machine's noise reaches both.
 
-Prints each run's P50/P95, each round's P50 difference (this minus base), their median, and
-a verdict against the noise band (--noise, 5 ms: what one run's P50 moves by on the shared
-machine). A worse verdict is a finding, not an error: the exit status is 0 unless a run
-fails. Every sample goes to results/raw/bench_e2e_compare.csv.
+Prints each run's P50/P95 and the endpoint's CPU time per file (one moto process serves
+every AWS call of a runtime, the rollups' writes too), each round's P50 difference (this
+minus base), their median, and a verdict against the noise band (--noise, 5 ms: what one
+run's P50 moves by on the shared machine). A worse verdict is a finding, not an error: the
+exit status is 0 unless a run fails. Every sample goes to results/raw/bench_e2e_compare.csv.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
           f"loop of 3 million additions; lower is faster) {cpu_check_seconds():.3f} s",
           flush=True)
     p50: dict[str, list[float]] = {BASE: [], THIS: []}
+    cpu: dict[str, list[float]] = {BASE: [], THIS: []}
     rows: list[dict[str, object]] = []
     with checkout(args.base) as base_tree:
         if stage_names(base_tree) != stage_names(ROOT):
@@ -161,15 +163,18 @@ def run(args: argparse.Namespace) -> int:
                 check = (check + cpu_check_seconds()) / 2
                 totals = [s.total_ms for s in result.samples]
                 p50[side].append(percentile(totals, 50))
+                cpu[side].append(result.endpoint_cpu_ms_per_file or 0.0)
                 print(f"round {round_no}/{args.rounds}: {side:<4} P50 {p50[side][-1]:6.1f} ms, "
                       f"P95 {percentile(totals, 95):6.1f} ms, worker "
                       f"{statistics.median(s.worker_ms for s in result.samples):5.1f} ms "
-                      f"(median), CPU check {check:.3f} s", flush=True)
+                      f"(median), endpoint CPU {cpu[side][-1]:5.1f} ms/file, CPU check "
+                      f"{check:.3f} s", flush=True)
                 rows += [{"round": round_no, "side": side,
                           "ref": args.base if side == BASE else "HEAD+edits", **asdict(s)}
                          for s in result.samples]
-    print(f"\nbench: medians over the rounds: base P50 {statistics.median(p50[BASE]):.1f} ms, "
-          f"this P50 {statistics.median(p50[THIS]):.1f} ms")
+    print(f"\nbench: medians over the rounds: P50 base {statistics.median(p50[BASE]):.1f} ms, "
+          f"this {statistics.median(p50[THIS]):.1f} ms; endpoint (moto) CPU per file base "
+          f"{statistics.median(cpu[BASE]):.1f} ms, this {statistics.median(cpu[THIS]):.1f} ms")
     for line in verdict(p50[BASE], p50[THIS], args.noise).lines():
         print(line)
     write_csv(raw, rows)
