@@ -193,7 +193,7 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local clean-state test-restart dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local \
 	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-kinesis bench-restore \
-	bench-ingest bench-ingest-batches
+	bench-ingest bench-ingest-batches bench-e2e-compare bench-lag
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
 	$(PYTHON) -m localruntime $(if $(PORT),--port $(PORT)) --api-port $(or $(API_PORT),8000) $(RUNTIME_ARGS) \
@@ -240,6 +240,13 @@ bench-api: install ## results API latency through chalice local, 2,000 jobs in t
 
 bench-e2e: install ## end-to-end latency, 100 x 1,000-line files on a fresh local runtime
 	$(PYTHON) bench/bench_e2e.py
+
+bench-e2e-compare: install ## bench-e2e on this tree and on BASE=eb511d9^1 (a temporary worktree) in turns, ROUNDS=3 x FILES=100: P50 difference against the ±5 ms noise
+	$(PYTHON) bench/bench_e2e_compare.py --base '$(or $(BASE),eb511d9^1)' \
+		--rounds $(or $(ROUNDS),3) --files $(or $(FILES),100)
+
+bench-lag: install ## final record to counted by GET /stats (API port), FILES=50 one at a time: lag P50/P95/max, target P50 <= 1.5 s
+	$(PYTHON) bench/bench_lag.py --files $(or $(FILES),50)
 
 bench-ingest: install ## streamed events through the local runtime: EVENTS=200000 SHARDS=2; events/s and event-to-result P50/P99
 	$(PYTHON) bench/bench_ingest.py --events $(or $(EVENTS),200000) --shards $(or $(SHARDS),2)

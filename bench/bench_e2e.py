@@ -27,7 +27,7 @@ import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.core.results import epoch
-from localruntime.background import BackgroundRuntime, BackgroundRuntimeError
+from localruntime.background import PROJECT_ROOT, BackgroundRuntime, BackgroundRuntimeError
 from logctl.stage import client, load_stage
 from measure.host import cpu_check_seconds
 from measure.payloads import Payload, build_payload
@@ -139,12 +139,14 @@ def _cpu_seconds(process: psutil.Process | None) -> float:
 
 
 def measure_files(files: int, lines: int, warmup: int, *, endpoint: str | None = None,
-                  log_path: Path, env: dict[str, str] | None = None) -> Run:
+                  log_path: Path, env: dict[str, str] | None = None,
+                  tree: Path = PROJECT_ROOT) -> Run:
     """Upload `files` files of `lines` lines one after another (after `warmup` ones) to a
-    runtime at `endpoint`, or to a fresh one started with `env` added to its environment."""
+    runtime at `endpoint`, or to a fresh one started with `env` added to its environment,
+    running the code of the source tree `tree` (default: this one)."""
     runtime = None
     if not endpoint:
-        runtime = BackgroundRuntime(log_path, "--no-reload", env=env)
+        runtime = BackgroundRuntime(log_path, "--no-reload", env=env, tree=tree)
     try:
         if runtime is not None:
             runtime.wait_ready()

@@ -27,29 +27,36 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def clean_environment() -> dict[str, str]:
+def clean_environment(tree: Path = PROJECT_ROOT) -> dict[str, str]:
     """This environment without AWS settings (the runtime sets its own) and with the
-    project importable."""
+    project's source tree (`tree`) importable before anything else."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCALSTACK_"))}
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+        [str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])
     return env
 
 
 class BackgroundRuntime:
-    """`python -m localruntime` on a free 127.0.0.1 port, its output in `log_path`."""
+    """`python -m localruntime` on a free 127.0.0.1 port, its output in `log_path`.
 
-    def __init__(self, log_path: Path, *args: str, project: Path = PROJECT_ROOT,
-                 env: dict[str, str] | None = None) -> None:
+    `tree` is the source tree that runs: its localruntime, and (unless `project` names
+    another) its app.py and chalicelib; it is the runtime's working directory and first on
+    its PYTHONPATH, so another checkout (a `git worktree` of an older commit) runs its own
+    code with this interpreter and its packages.
+    """
+
+    def __init__(self, log_path: Path, *args: str, project: Path | None = None,
+                 tree: Path = PROJECT_ROOT, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        self.project = project
+        self.project = project or tree
+        self.tree = tree
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "localruntime", "--port", str(self.port), "--no-status",
-                 "--project", str(project), *args],
-                cwd=PROJECT_ROOT, env={**clean_environment(), **(env or {})}, stdout=log,
+                 "--project", str(self.project), *args],
+                cwd=tree, env={**clean_environment(tree), **(env or {})}, stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     @property

@@ -13,7 +13,7 @@ from analysis import protocols
 COMMANDS = ("logctl.upload", "logctl.results", "logctl.dlq", "logctl.dashboard", "logctl.deploy",
             "logctl.destroy", "logctl.policy", "logctl.generate", "logctl.provision",
             "localruntime.demo", "chalicelib.summarize", "loadtest.protocol", "analysis.__main__",
-            "analysis.compact", "soak.__main__")
+            "analysis.compact", "soak.__main__", "bench.bench_e2e_compare", "bench.bench_lag")
 
 
 class Parsed(Exception):

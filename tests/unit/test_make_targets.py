@@ -79,3 +79,22 @@ def test_only_keep_results_keeps_runs() -> None:
                          check=True, capture_output=True, text=True).stdout
 
     assert "-m analysis.compact" in out
+
+
+def test_bench_e2e_compare_takes_the_ref_rounds_and_files_and_defaults_to_before_trends() -> None:
+    def words(*assignments: str) -> list[str]:
+        out = subprocess.run(["make", "-n", "--no-print-directory", "bench-e2e-compare",
+                              *assignments], cwd=ROOT, check=True, capture_output=True,
+                             text=True).stdout.replace("\\\n", " ")
+        return shlex.split(out.split("bench/bench_e2e_compare.py", 1)[1])
+
+    assert words() == ["--base", "eb511d9^1", "--rounds", "3", "--files", "100"]
+    assert words("BASE=main~2", "ROUNDS=2", "FILES=30") == [
+        "--base", "main~2", "--rounds", "2", "--files", "30"]
+
+
+def test_bench_lag_takes_the_number_of_files() -> None:
+    out = subprocess.run(["make", "-n", "--no-print-directory", "bench-lag", "FILES=30"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+    assert "bench/bench_lag.py --files 30" in out
