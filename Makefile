@@ -192,7 +192,7 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(INGEST_SHARDS),--ingest-shards $(INGEST_SHARDS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local clean-state test-restart dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local \
-	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-kinesis bench-restore \
+	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-rollup-cost bench-kinesis bench-restore \
 	bench-ingest bench-ingest-batches bench-e2e-compare bench-lag
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
@@ -253,6 +253,9 @@ bench-ingest: install ## streamed events through the local runtime: EVENTS=20000
 
 bench-ingest-batches: install ## what the ingest handler's batch size costs per event (in process, moto)
 	$(PYTHON) bench/bench_ingest.py --batch-sizes $(or $(BATCH_SIZES),100,1000,2500,5000,10000)
+
+bench-rollup-cost: install ## write and read units the rollups cost per file, quiet and busy (in process, moto): FILES_PER_HOUR=10
+	$(PYTHON) bench/bench_rollup_cost.py --files-per-hour $(or $(FILES_PER_HOUR),10)
 
 bench-signatures: install ## CPU per request of the endpoint's presigned-URL check, and of checking header signatures
 	$(PYTHON) bench/bench_signatures.py

@@ -31,6 +31,7 @@ from chalicelib.core.results import (
     queued_record,
 )
 from chalicelib.core.rollup import (
+    Change,
     Write,
     day_target,
     endpoints_target,
@@ -94,9 +95,10 @@ def seed_rollups(endpoint: str, days: int) -> int:
             for n in range(ENDPOINTS_PER_HOUR)}
         for target, delta in ((day_target(hour, "upload"), {hour[11:13]: figures}),
                               (endpoints_target(hour, "upload"), {"named": endpoints})):
-            items.apply(Write(target, f"{number:032x}", position(str(number + 1)), delta,
+            job = f"{number:032x}"
+            items.apply(Write(target, (Change(job, position(str(number + 1)), delta),),
                               expires_at(target)))
-            items.forget(target, f"{number:032x}", position(str(number + 1)))
+            items.forget(target, {job: position(str(number + 1))})
             targets.add(target)
     return len(targets)
 

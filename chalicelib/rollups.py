@@ -9,14 +9,17 @@ a record came from):
 
 1. the job's ledger item says which of its stream records are fully applied: one already
    applied is skipped;
-2. each item of a change is read, and written back with the delta added and the item's
-   marker for the job set to the change's sequence number, unless the marker already is
-   there or later (then the write was applied before); the write is conditional on the
-   item's version being the one read, so concurrent writers never lose each other's
-   deltas (a failed condition: read again);
-3. once all are applied the ledger takes the sequence number, and the markers are removed
-   (conditionally, bumping the version), so an item keeps markers only of changes in
-   flight.
+2. each item the batch changes is read once, and written back once with the batch's deltas
+   added in stream order and the item's marker for each job set to its last sequence
+   number; a delta whose job's marker is already there or later was applied before and is
+   left out; the write is conditional on the item's version being the one read, so
+   concurrent writers never lose each other's deltas (a failed condition: read again);
+3. once all are applied each job's ledger takes its last sequence number, and the markers
+   are removed (conditionally, bumping the version), so an item keeps markers only of
+   changes in flight.
+
+Under load a batch holds many files' records, and an item is written once a batch rather
+than once a record (`make bench-rollup-cost`).
 
 One item holds a whole document (chalicelib.core.rollup), so a read-modify-write is the only
 way to add to it: no expression grows with the number of codes or bins, and an item costs
@@ -61,6 +64,7 @@ LEDGER_TTL_SECONDS = 8 * 24 * 3600  # past the stream's 24 h and the records' 7 
 DOCUMENT = "figures"
 VERSION = "v"
 MAX_ATTEMPTS = 10  # reads and conditional writes of one item before the batch is retried
+FORGET_CHUNK = 25  # markers one update removes: ~1 KB of the expression's 4 KB
 
 
 class RollupContention(Exception):
@@ -70,8 +74,8 @@ class RollupContention(Exception):
 class RollupItems(Protocol):
     """The stats table's contract, kept by `DynamoRollupItems` and its in-memory twin."""
 
-    def apply(self, write: Write) -> bool: ...
-    def forget(self, target: Target, job_id: str, upto: str) -> None: ...
+    def apply(self, write: Write) -> int: ...
+    def forget(self, target: Target, markers: Mapping[str, str]) -> None: ...
     def ledger(self, job_id: str) -> str | None: ...
     def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None: ...
     def items_between(self, kind: str, first: str, last: str) -> list[RollupItem]: ...
@@ -106,21 +110,27 @@ class DynamoRollupItems:
         self.client = client
         self.table = table
 
-    def apply(self, write: Write) -> bool:
-        """Apply one write; False if the item shows it was applied already."""
+    def apply(self, write: Write) -> int:
+        """Apply a write's changes the item has not seen; how many it applied."""
         for _ in range(MAX_ATTEMPTS):
             item = self.client.get_item(TableName=self.table, Key=_key(write.target),
-                                        ConsistentRead=True).get("Item")
-            mark = item.get(marker(write.job_id)) if item else None
-            if mark is not None and mark["S"] >= write.position:
-                return False
-            document = unpack(item[DOCUMENT]["B"]) if item and DOCUMENT in item else {}
-            version = int(item[VERSION]["N"]) if item and VERSION in item else 0
-            new = {**(item or {}), **_key(write.target),
-                   DOCUMENT: {"B": pack(write.target,
-                                          fold(write.target, document, write.delta))},
+                                        ConsistentRead=True).get("Item") or {}
+            document = unpack(item[DOCUMENT]["B"]) if DOCUMENT in item else {}
+            marks = {change.job_id: item[marker(change.job_id)]["S"]
+                     for change in write.changes if marker(change.job_id) in item}
+            applied = 0
+            for change in write.changes:
+                if marks.get(change.job_id, "") < change.position:
+                    fold(write.target, document, change.delta)
+                    marks[change.job_id] = change.position
+                    applied += 1
+            if not applied:
+                return 0
+            version = int(item[VERSION]["N"]) if VERSION in item else 0
+            new = {**item, **_key(write.target),
+                   DOCUMENT: {"B": pack(write.target, document)},
                    VERSION: {"N": str(version + 1)},
-                   marker(write.job_id): {"S": write.position}}
+                   **{marker(job): {"S": mark} for job, mark in marks.items()}}
             new.setdefault("expires_at", to_value(write.expires_at))
             condition: dict[str, Any] = (
                 {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VERSION},
@@ -130,18 +140,38 @@ class DynamoRollupItems:
                 self.client.put_item(TableName=self.table, Item=new, **condition)
             except self.client.exceptions.ConditionalCheckFailedException:
                 continue
-            return True
+            return applied
         raise RollupContention(f"{write.target}: changed under every one of {MAX_ATTEMPTS} "
                                "writes")
 
-    def forget(self, target: Target, job_id: str, upto: str) -> None:
-        """Remove the job's marker from the item if it is at most `upto`."""
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.update_item(
-                TableName=self.table, Key=_key(target), UpdateExpression="REMOVE #m ADD #v :1",
-                ConditionExpression="#m <= :u",
-                ExpressionAttributeNames={"#m": marker(job_id), "#v": VERSION},
-                ExpressionAttributeValues={":u": {"S": upto}, ":1": {"N": "1"}})
+    def forget(self, target: Target, markers: Mapping[str, str]) -> None:
+        """Remove each job's marker from the item if it is at most the position given (one
+        update for up to FORGET_CHUNK markers; one by one if one of them moved on)."""
+        jobs = sorted(markers)
+        for start in range(0, len(jobs), FORGET_CHUNK):
+            chunk = jobs[start:start + FORGET_CHUNK]
+            try:
+                self._forget(target, {job: markers[job] for job in chunk})
+            except self.client.exceptions.ConditionalCheckFailedException:
+                for job in chunk if len(chunk) > 1 else ():
+                    with contextlib.suppress(
+                            self.client.exceptions.ConditionalCheckFailedException):
+                        self._forget(target, {job: markers[job]})
+
+    def _forget(self, target: Target, markers: Mapping[str, str]) -> None:
+        names = {"#v": VERSION}
+        values = {":1": {"N": "1"}}
+        conditions = ["attribute_exists(series)"]
+        for i, (job, upto) in enumerate(markers.items()):
+            names[f"#m{i}"] = marker(job)
+            values[f":u{i}"] = {"S": upto}
+            conditions.append(f"(attribute_not_exists(#m{i}) OR #m{i} <= :u{i})")
+        self.client.update_item(
+            TableName=self.table, Key=_key(target),
+            UpdateExpression="REMOVE " + ", ".join(f"#m{i}" for i in range(len(markers)))
+            + " ADD #v :1",
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
 
     def ledger(self, job_id: str) -> str | None:
         item = self.client.get_item(TableName=self.table, Key=ledger_key(job_id),
@@ -215,32 +245,40 @@ class RollupsHandler:
         self.clock = clock or (lambda: datetime.now(UTC).timestamp())
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, int]:
-        counts = {"applied": 0, "skipped": 0, "unchanged": 0}
-        for record in event.get("Records") or []:
-            counts[self.apply(record)] += 1
-        return counts
+        """A batch: 'applied', 'skipped' (applied before) and 'unchanged' records."""
+        records = event.get("Records") or []
+        changes = [parsed for parsed in map(self.parse, records) if parsed is not None]
+        done = {job_id: self.items.ledger(job_id) for job_id in
+                dict.fromkeys(job_id for job_id, _, _ in changes)}
+        fresh = [(job_id, sequence, delta) for job_id, sequence, delta in changes
+                 if (done[job_id] or "") < sequence]
+        for write in writes(fresh):
+            self.items.apply(write)
+        last = {job_id: sequence for job_id, sequence, _ in fresh}
+        expires = int(self.clock()) + LEDGER_TTL_SECONDS
+        for job_id, sequence in last.items():
+            self.items.mark_done(job_id, sequence, expires)
+        markers: dict[Target, dict[str, str]] = {}
+        for job_id, sequence, delta in changes:
+            for target in delta:
+                markers.setdefault(target, {})[job_id] = sequence
+        for target in sorted(markers):
+            self.items.forget(target, markers[target])
+        return {"applied": len(fresh), "skipped": len(changes) - len(fresh),
+                "unchanged": len(records) - len(changes)}
 
-    def apply(self, record: Mapping[str, Any]) -> str:
-        """One stream record: 'applied', 'skipped' (applied before) or 'unchanged'."""
+    @staticmethod
+    def parse(record: Mapping[str, Any]) -> tuple[str, str, Contribution] | None:
+        """A stream record's job, sequence number and change; None if it changes nothing
+        (REMOVE, TTL deletions included: rollups outlive records)."""
         if record.get("eventName") not in ("INSERT", "MODIFY"):
-            return "unchanged"  # REMOVE, TTL deletions included: rollups outlive records
+            return None
         stream = record["dynamodb"]
-        job_id = from_value(stream["Keys"]["job_id"])
-        sequence = str(stream["SequenceNumber"]).zfill(SEQUENCE_DIGITS)
         delta = change(stream.get("NewImage"), stream.get("OldImage"))
         if not delta:
-            return "unchanged"
-        done = self.items.ledger(job_id)
-        if done is None or done < sequence:
-            for write in writes(delta, job_id, sequence):
-                self.items.apply(write)
-            self.items.mark_done(job_id, sequence, int(self.clock()) + LEDGER_TTL_SECONDS)
-            outcome = "applied"
-        else:
-            outcome = "skipped"
-        for target in delta:
-            self.items.forget(target, job_id, sequence)
-        return outcome
+            return None
+        return (from_value(stream["Keys"]["job_id"]),
+                str(stream["SequenceNumber"]).zfill(SEQUENCE_DIGITS), delta)
 
 
 def change(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> Contribution:

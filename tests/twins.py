@@ -249,31 +249,34 @@ class MemoryRollupItems(Faults):
         if errors and isinstance(errors[0], Applied500):
             raise errors.pop(0)
 
-    def apply(self, write: Any) -> bool:
+    def apply(self, write: Any) -> int:
         from chalicelib.core.rollup import fold, marker
         self._before("apply")
         key = (write.target.series, write.target.hour)
         item = copy.deepcopy(self.items.get(key, {"series": key[0], "hour": key[1]}))
-        name = marker(write.job_id)
-        if name in item and item[name] >= write.position:
-            self._after("apply")
-            return False
-        item["figures"] = fold(write.target, item.get("figures", {}), write.delta)
-        item["v"] = item.get("v", 0) + 1
-        item[name] = write.position
-        item.setdefault("expires_at", write.expires_at)
-        self.items[key] = item
+        applied = 0
+        for change in write.changes:
+            name = marker(change.job_id)
+            if item.get(name, "") < change.position:
+                item["figures"] = fold(write.target, item.get("figures", {}), change.delta)
+                item[name] = change.position
+                applied += 1
+        if applied:
+            item["v"] = item.get("v", 0) + 1
+            item.setdefault("expires_at", write.expires_at)
+            self.items[key] = item
         self._after("apply")
-        return True
+        return applied
 
-    def forget(self, target: Any, job_id: str, upto: str) -> None:
+    def forget(self, target: Any, markers: Any) -> None:
         from chalicelib.core.rollup import marker
         self._before("forget")
         item = self.items.get((target.series, target.hour))
-        name = marker(job_id)
-        if item is not None and name in item and item[name] <= upto:
-            del item[name]
-            item["v"] += 1
+        for job_id, upto in markers.items():
+            name = marker(job_id)
+            if item is not None and name in item and item[name] <= upto:
+                del item[name]
+                item["v"] += 1
         self._after("forget")
 
     def ledger(self, job_id: str) -> str | None:

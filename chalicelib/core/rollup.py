@@ -35,7 +35,7 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -333,22 +333,34 @@ def marker(job_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class Write:
-    """Add `delta` to the item unless its marker for the job is already at `position` or
-    later."""
+class Change:
+    """What one stream record adds to one item."""
 
-    target: Target
     job_id: str
     position: str
     delta: Figures
+
+
+@dataclass(frozen=True)
+class Write:
+    """One read-modify-write of an item: each change, in order, unless the item's marker
+    for its job is already at its position or later."""
+
+    target: Target
+    changes: tuple[Change, ...]
     expires_at: int
 
 
-def writes(delta: Contribution, job_id: str, sequence_number: str) -> Iterator[Write]:
-    """A change's writes, one per item, in an order that depends only on the change."""
-    for target in sorted(delta):
-        yield Write(target, job_id, position(sequence_number), delta[target],
-                    expires_at(target))
+def writes(changes: Iterable[tuple[str, str, Contribution]]) -> list[Write]:
+    """The writes of a batch's changes (job, sequence number, f(new) - f(old)), in stream
+    order: one per item, in an order that depends only on the changes."""
+    by_target: dict[Target, list[Change]] = {}
+    for job_id, sequence_number, delta in changes:
+        for target, figures in delta.items():
+            by_target.setdefault(target, []).append(
+                Change(job_id, position(sequence_number), figures))
+    return [Write(target, tuple(by_target[target]), expires_at(target))
+            for target in sorted(by_target)]
 
 
 # ---- reading: the answers of GET /stats and GET /endpoints ------------------------------

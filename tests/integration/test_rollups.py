@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from chalice.test import Client
 
-from chalicelib.core.rollup import DAY, QUANTILES, Target, Write, pack, position, unpack
+from chalicelib.core.rollup import DAY, QUANTILES, Change, Target, Write, pack, position, unpack
 from chalicelib.core.sketch import DenseBins
 from chalicelib.rollups import DynamoRollupItems
 from tests.integration.streams import StreamReader
@@ -232,7 +232,7 @@ JOB = "j" * 32
 
 
 def write(seq: str, job: str = JOB, **figures: Any) -> Write:
-    return Write(TARGET, job, position(seq), {"11": figures}, 2_000_000_000)
+    return Write(TARGET, (Change(job, position(seq), {"11": figures}),), 2_000_000_000)
 
 
 def document(rollup_items: Any) -> dict[str, Any]:
@@ -251,13 +251,24 @@ def test_contract_a_write_applies_once_and_only_after_a_lower_position(rollup_it
         "records": 6, "bins": [0, 7, [1]], "q": DenseBins(0, 7, [1]).quantiles(QUANTILES)}}
 
 
+def test_contract_one_write_applies_the_changes_an_item_has_not_seen_in_order(rollup_items
+                                                                             ) -> None:
+    rollup_items.apply(write("5", records=1))
+    both = Write(TARGET, (Change(JOB, position("5"), {"11": {"records": 100}}),
+                          Change("k" * 32, position("6"), {"11": {"records": 10}}),
+                          Change(JOB, position("7"), {"11": {"records": 1000}})), 2_000_000_000)
+    assert rollup_items.apply(both) == 2
+    assert rollup_items.apply(both) == 0
+    assert document(rollup_items)["11"]["records"] == 1011
+
+
 def test_contract_forget_removes_a_marker_up_to_a_position_and_the_ledger_only_grows(
         rollup_items) -> None:
     rollup_items.apply(write("5", records=1))
-    rollup_items.forget(TARGET, JOB, position("4"))
+    rollup_items.forget(TARGET, {JOB: position("4")})
     assert not rollup_items.apply(write("5", records=1))  # the marker is still there
-    rollup_items.forget(TARGET, JOB, position("5"))
-    rollup_items.forget(TARGET, JOB, position("5"))
+    rollup_items.forget(TARGET, {JOB: position("5"), "k" * 32: position("5")})
+    rollup_items.forget(TARGET, {JOB: position("5")})
     assert rollup_items.apply(write("5", records=1))  # forgotten: only the ledger knows now
     assert rollup_items.ledger(JOB) is None
     rollup_items.mark_done(JOB, "0" * 39 + "7", 2_000_000_000)
@@ -276,7 +287,7 @@ def test_contract_a_write_of_every_code_and_bin_is_one_write(rollup_items) -> No
 def test_contract_ranges_span_months(rollup_items) -> None:
     for day, hour in (("2026-11-30", "23"), ("2026-12-01", "00"), ("2026-12-02", "05")):
         target = Target(f"hours#{day[:7]}", f"{day[8:]}#upload")
-        rollup_items.apply(Write(target, JOB, position("1"), {hour: {"records": 1}},
+        rollup_items.apply(Write(target, (Change(JOB, position("1"), {hour: {"records": 1}}),),
                                  2_000_000_000))
     found = rollup_items.items_between("hours", "2026-11-30", "2026-12-01")
     assert [t.day for t, _ in found] == ["2026-11-30", "2026-12-01"]

@@ -222,7 +222,7 @@ def test_a_file_with_500_status_codes_is_counted_in_full_in_one_small_write_an_i
     j = job()
     record = completed(j, data)
     # WHEN its final record is applied
-    planned = list(writes(contribution(record), j.job_id, "7"))
+    planned = writes([(j.job_id, "7", contribution(record))])
     items = MemoryRollupItems()
     RollupsHandler(items).handle({"Records": life(j, record)})
     # THEN one write an item (day and endpoints), each document far below DynamoDB's 400 KB,
@@ -301,3 +301,19 @@ def test_the_range_sketch_uses_a_whole_days_sketch_and_a_cut_days_hours() -> Non
             merged.add(figures.sketch())
         assert range_sketch(days.items(), hours, None) == merged, end_hour
         assert merged.count == end_hour
+
+
+def test_a_batch_writes_each_item_once_however_many_files_it_holds() -> None:
+    # GIVEN the whole lives of 30 files of one hour in one batch
+    batch = []
+    for n in range(30):
+        j = job(f"{n:032x}")
+        batch += life(j, completed(j, spread_file(n, lines=40, hours=1)), start=10 * n + 10)
+    items = MemoryRollupItems()
+    # WHEN the handler takes it
+    counts = RollupsHandler(items).handle({"Records": batch})
+    # THEN each item is read-modified-written once, each job's ledger once
+    targets = {key for key in items.items if not key[0].startswith("ledger#")}
+    assert counts == {"applied": 60, "skipped": 0, "unchanged": 30}
+    assert items.trace.count("apply") == len(targets) <= 4
+    assert items.trace.count("mark_done") == 30
