@@ -20,8 +20,9 @@ the end-to-end benchmark (docs/local-runtime.md, "How fast").
 - A Kinesis shard finds its newest record, and the records after an iterator, by their
   sequence numbers (which moto numbers 1, 2, 3... in each shard) instead of walking every
   record from the oldest: PutRecords and GetRecords no longer grow with the shard's length.
-- A DynamoDB Query on the table (not an index) reads its partition's items only, not every
-  item of the table; an item's size is computed once per Query, not twice per item read.
+- A DynamoDB Query on the table reads its partition's items only, not every item of the
+  table sorted; a Query on an index reads every item without sorting them first; an item's
+  size is computed once per Query, not twice per item read.
 """
 
 from __future__ import annotations
@@ -327,11 +328,12 @@ def _index_kinesis_shards() -> None:
 
 @dataclass
 class _Query:
-    """What the Query under way reads: its table, its partition's items (None: moto finds
-    them), and the size of each item it has measured (the item is kept: its id stays its)."""
+    """What the Query under way reads: its table, the items moto is to look through (None:
+    every item, sorted, as moto lists them), and the size of each item measured so far (the
+    item is kept, so that its id is not another's)."""
 
     table: Any
-    partition: list[Any] | None
+    items: list[Any] | None
     sizes: dict[int, tuple[Any, int]] = field(default_factory=dict)
 
 
@@ -356,16 +358,41 @@ def _partition(table: Any, hash_key: Any) -> list[Any] | None:
     return list(found.values()) if isinstance(found, dict) else None
 
 
+def _unsorted(table: Any, index_name: str) -> list[Any] | None:
+    """Every item of the table in the table's order, for a Query on an index, or None where
+    moto's sorted list may answer otherwise: a stray entry, or an item whose index key
+    attribute holds another type than its definition's (moto does not check; two values of
+    different types can tie when sorted)."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    if index is None:
+        return None
+    declared = {a["AttributeName"]: a["AttributeType"] for a in table.attr}
+    keys = [(k["AttributeName"], declared.get(k["AttributeName"])) for k in index.schema]
+    items = ([item for partition in table.items.values() for item in partition.values()]
+             if table.range_key_attr else list(table.items.values()))
+    for item in items:
+        if not isinstance(item, Item):
+            return None
+        for name, kind in keys:
+            value = item.attrs.get(name)
+            if value is not None and value.type != kind:
+                return None
+    return items
+
+
 @speedup("query-partition")
 def _query_one_partition() -> None:
-    """moto's Table.query gathers a table Query's candidates from every item of the table
-    (all_items: each one, sorted by key) and keeps those with the hash key, which the table
-    keeps apart (items[hash_key]); in its loop it measures each item read up to twice (a
-    walk over every attribute). moto's query still runs, with all_items answering the
-    partition's items for that table and that Query, and Item.size remembering what it
-    measured during the Query. Candidates are sorted by range key next, distinct within a
-    partition, so the order they come in does not matter. Index Queries read the whole
-    table as before: the sizes are remembered."""
+    """moto's Table.query gathers its candidates from every item of the table, sorted by
+    the table's key (all_items), and keeps those with the hash key, though the table keeps
+    a partition's items together (items[hash_key]); in its loop it measures each item read
+    up to twice (a walk over every attribute). moto's query still runs, with all_items
+    answering, for that table during that Query, the partition's items (a table Query), or
+    every item unsorted (an index Query: moto sorts the ones it keeps by the index's key and
+    then the table's, which no two items share); Item.size remembers what it measured.
+    Candidates of a table Query are sorted by range key next, distinct within a partition:
+    the order they come in does not matter either."""
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
 
@@ -378,8 +405,8 @@ def _query_one_partition() -> None:
 
     def all_items(self: Any) -> list[Any]:
         reading = _QUERY.get()
-        if reading is not None and reading.table is self and reading.partition is not None:
-            return list(reading.partition)
+        if reading is not None and reading.table is self and reading.items is not None:
+            return list(reading.items)
         return every_item(self)
 
     def size(self: Any) -> int:
@@ -397,8 +424,8 @@ def _query_one_partition() -> None:
                         consistent_read: Any = False, filter_expression: Any = None,
                         hash_key_conditions: Any = None, range_key_conditions: Any = None,
                         **filter_kwargs: Any) -> Any:
-        partition = None if index_name else _partition(self, hash_key)
-        token = _QUERY.set(_Query(self, partition))
+        items = _unsorted(self, index_name) if index_name else _partition(self, hash_key)
+        token = _QUERY.set(_Query(self, items))
         try:
             return query(self, hash_key, range_comparison, range_objs, limit,
                          exclusive_start_key, scan_index_forward, projection_expressions,

@@ -190,7 +190,8 @@ QUERY_SEED = 20261206
 
 def _query_tables(ddb: Any) -> None:
     """`events`: a hash and a numeric range key, a GSI with a range key, one without, an
-    LSI; `words`: a numeric hash key and a string range key; `single`: a hash key only."""
+    LSI; `words`: a numeric hash key and a string range key; `single`: a hash key only;
+    `mixed`: an index key of two types (moto does not refuse them)."""
     s, n = "S", "N"
 
     def key(*names: tuple[str, str]) -> list[dict[str, str]]:
@@ -214,6 +215,11 @@ def _query_tables(ddb: Any) -> None:
     ddb.create_table(TableName="words", BillingMode="PAY_PER_REQUEST",
                      KeySchema=key(("n", "HASH"), ("w", "RANGE")),
                      AttributeDefinitions=attributes(n=n, w=s))
+    ddb.create_table(TableName="mixed", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=key(("id", "HASH")), AttributeDefinitions=attributes(id=s, g=s, t=n),
+                     GlobalSecondaryIndexes=[{"IndexName": "by_g",
+                                              "KeySchema": key(("g", "HASH"), ("t", "RANGE")),
+                                              "Projection": {"ProjectionType": "ALL"}}])
     ddb.create_table(TableName="single", BillingMode="PAY_PER_REQUEST",
                      KeySchema=key(("id", "HASH")), AttributeDefinitions=attributes(id=s, g=s),
                      GlobalSecondaryIndexes=[{"IndexName": "by_g", "KeySchema": key(("g", "HASH")),
@@ -250,6 +256,10 @@ def _query_corpus(rng: Any) -> list[tuple[str, dict[str, Any]]]:
             item["g"] = {"S": rng.choice("ab")}
         items.append(("single", item))
     rng.shuffle(items)
+    # 1 and true tie when sorted (Decimal(1) == True), ahead of their ids: by id, moto says.
+    items += [("mixed", {"id": {"S": "z"}, "g": {"S": "a"}, "t": {"N": "1"}}),
+              ("mixed", {"id": {"S": "y"}, "g": {"S": "a"}, "t": {"BOOL": True}}),
+              ("mixed", {"id": {"S": "x"}, "g": {"S": "a"}, "t": {"N": "0"}})]
     return items
 
 
@@ -348,6 +358,9 @@ def query_outcomes() -> list[Any]:
                                        KeyConditionExpression="g = :g",
                                        ExpressionAttributeValues={":g": {"S": g}},
                                        ScanIndexForward=forward))
+            found.append(pages(None, TableName="mixed", IndexName="by_g",
+                               KeyConditionExpression="g = :g",
+                               ExpressionAttributeValues={":g": {"S": "a"}}))
             found.append(pages(None, TableName="events", IndexName="by_g", ConsistentRead=True,
                                KeyConditionExpression="g = :g",
                                ExpressionAttributeValues={":g": {"S": "a"}}))
