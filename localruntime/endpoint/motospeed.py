@@ -20,6 +20,9 @@ the end-to-end benchmark (docs/local-runtime.md, "How fast").
 - A Kinesis shard finds its newest record, and the records after an iterator, by their
   sequence numbers (which moto numbers 1, 2, 3... in each shard) instead of walking every
   record from the oldest: PutRecords and GetRecords no longer grow with the shard's length.
+- A DynamoDB Query on the table reads its partition's items only, not every item of the
+  table sorted; a Query on an index reads every item without sorting them first; an item's
+  size is computed once per Query, not twice per item read.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import functools
 import string
 import sys
 from collections.abc import Callable, Collection
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -319,6 +324,119 @@ def _index_kinesis_shards() -> None:
     Shard.get_max_sequence_number = get_max_sequence_number
     Shard.get_min_sequence_number = get_min_sequence_number
     Shard.get_records = get_records
+
+
+@dataclass
+class _Query:
+    """What the Query under way reads: its table, the items moto is to look through (None:
+    every item, sorted, as moto lists them), and the size of each item measured so far (the
+    item is kept, so that its id is not another's)."""
+
+    table: Any
+    items: list[Any] | None
+    sizes: dict[int, tuple[Any, int]] = field(default_factory=dict)
+
+
+_QUERY: ContextVar[_Query | None] = ContextVar("query", default=None)
+
+
+def _partition(table: Any, hash_key: Any) -> list[Any] | None:
+    """The items of the table with this hash key, or None where moto's search may answer
+    otherwise (a key of another type, or that does not hash; a stray entry)."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    if hash_key is None or hash_key.type != table.hash_key_type:
+        return None
+    try:
+        found = table.items.get(hash_key)  # never items[...]: a defaultdict would add it
+    except Exception:  # noqa: BLE001 - a value moto compares but cannot hash: its search
+        return None
+    if found is None:
+        return []
+    if table.range_key_attr is None:
+        return [found] if isinstance(found, Item) else None
+    return list(found.values()) if isinstance(found, dict) else None
+
+
+def _unsorted(table: Any, index_name: str) -> list[Any] | None:
+    """Every item of the table in the table's order, for a Query on an index, or None where
+    moto's sorted list may answer otherwise: a stray entry, or an item whose index key
+    attribute holds another type than its definition's (moto does not check; two values of
+    different types can tie when sorted)."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    if index is None:
+        return None
+    declared = {a["AttributeName"]: a["AttributeType"] for a in table.attr}
+    keys = [(k["AttributeName"], declared.get(k["AttributeName"])) for k in index.schema]
+    items = ([item for partition in table.items.values() for item in partition.values()]
+             if table.range_key_attr else list(table.items.values()))
+    for item in items:
+        if not isinstance(item, Item):
+            return None
+        for name, kind in keys:
+            value = item.attrs.get(name)
+            if value is not None and value.type != kind:
+                return None
+    return items
+
+
+@speedup("query-partition")
+def _query_one_partition() -> None:
+    """moto's Table.query gathers its candidates from every item of the table, sorted by
+    the table's key (all_items), and keeps those with the hash key, though the table keeps
+    a partition's items together (items[hash_key]); in its loop it measures each item read
+    up to twice (a walk over every attribute). moto's query still runs, with all_items
+    answering, for that table during that Query, the partition's items (a table Query), or
+    every item unsorted (an index Query: moto sorts the ones it keeps by the index's key and
+    then the table's, which no two items share); Item.size remembers what it measured.
+    Candidates of a table Query are sorted by range key next, distinct within a partition:
+    the order they come in does not matter either."""
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+
+    every_item = replaced(Table, "all_items", ("self",))
+    measure = replaced(Item, "size", ("self",))
+    query = replaced(Table, "query", (
+        "self", "hash_key", "range_comparison", "range_objs", "limit", "exclusive_start_key",
+        "scan_index_forward", "projection_expressions", "index_name", "consistent_read",
+        "filter_expression", "hash_key_conditions", "range_key_conditions", "filter_kwargs"))
+
+    def all_items(self: Any) -> list[Any]:
+        reading = _QUERY.get()
+        if reading is not None and reading.table is self and reading.items is not None:
+            return list(reading.items)
+        return every_item(self)
+
+    def size(self: Any) -> int:
+        reading = _QUERY.get()
+        if reading is None:
+            return measure(self)
+        known = reading.sizes.get(id(self))
+        if known is None:
+            known = reading.sizes[id(self)] = (self, measure(self))
+        return known[1]
+
+    def query_partition(self: Any, hash_key: Any, range_comparison: Any, range_objs: Any,
+                        limit: Any, exclusive_start_key: Any, scan_index_forward: Any,
+                        projection_expressions: Any, index_name: Any = None,
+                        consistent_read: Any = False, filter_expression: Any = None,
+                        hash_key_conditions: Any = None, range_key_conditions: Any = None,
+                        **filter_kwargs: Any) -> Any:
+        items = _unsorted(self, index_name) if index_name else _partition(self, hash_key)
+        token = _QUERY.set(_Query(self, items))
+        try:
+            return query(self, hash_key, range_comparison, range_objs, limit,
+                         exclusive_start_key, scan_index_forward, projection_expressions,
+                         index_name, consistent_read, filter_expression, hash_key_conditions,
+                         range_key_conditions, **filter_kwargs)
+        finally:
+            _QUERY.reset(token)
+
+    Table.all_items = all_items
+    Item.size = size
+    Table.query = query_partition
 
 
 def switched_off(value: str | None) -> frozenset[str]:
