@@ -352,8 +352,8 @@ def _summary_fields(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _files(figures: HourFigures) -> FileCounts:
-    return FileCounts(received=figures.received, completed=figures.completed,
-                      failed=figures.failed)
+    return FileCounts.model_construct(received=figures.received, completed=figures.completed,
+                                      failed=figures.failed)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -362,7 +362,9 @@ def _rate(part: int, whole: int) -> float | None:
 
 def _hour(hour: str, figures: HourFigures) -> StatsHour:
     latency = figures.latency() or {}
-    return StatsHour(hour=f"{hour}:00:00Z", files=_files(figures), malformed=figures.malformed,
-                     records=figures.records, errors=figures.levels["error"],
-                     error_rate=figures.error_rate, p50=latency.get("p50"),
-                     p95=latency.get("p95"), p99=latency.get("p99"), max=latency.get("max"))
+    # Built from figures this module computed: validating 720 of them took ~12 ms a month.
+    return StatsHour.model_construct(
+        hour=f"{hour}:00:00Z", files=_files(figures), malformed=figures.malformed,
+        records=figures.records, errors=figures.levels["error"], error_rate=figures.error_rate,
+        p50=latency.get("p50"), p95=latency.get("p95"), p99=latency.get("p99"),
+        max=latency.get("max"))
