@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict, deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -193,10 +193,10 @@ class Aggregator:
         codes: Counter[Any] = Counter()
         for tally in self._counts:
             if tally is self._codes:
-                codes.update(map(tally.get, records))
+                codes.update(tally.read(records))
                 tally.values.update(codes)
             else:
-                tally.values.update(map(tally.get, records))
+                tally.values.update(tally.read(records))
         return codes
 
     def _hour(self, hour: int) -> HourBucket:
@@ -284,14 +284,31 @@ class Aggregator:
             {name: statistics[name] for name in STATISTICS_FIELDS})  # type: ignore[arg-type]
 
 
+# A list comprehension reads a field of msgspec structs in about four fifths of the time
+# attrgetter takes (CPython specializes its attribute access): the COUNTS' fields.
+_COLUMNS: dict[str, Callable[[list[LogRecord]], list[Any]]] = {
+    "user_id": lambda records: [r.user_id for r in records],
+    "status_code": lambda records: [r.status_code for r in records],
+}
+
+
+def _column(field: str) -> Callable[[list[LogRecord]], list[Any]]:
+    """The function reading `field` of every record of a batch."""
+    read = _COLUMNS.get(field)
+    if read is not None:
+        return read
+    get = attrgetter(field)
+    return lambda records: list(map(get, records))
+
+
 class _Tally:
     """One of the COUNTS: the values of its field seen so far (a set, or a Counter)."""
 
-    __slots__ = ("count", "get", "values")
+    __slots__ = ("count", "read", "values")
 
     def __init__(self, count: Count) -> None:
         self.count = count
-        self.get = attrgetter(count.field)
+        self.read = _column(count.field)
         self.values: set[Any] | Counter[Any] = set() if count.distinct else Counter()
 
     def result(self) -> int | dict[str, int]:
