@@ -1,8 +1,9 @@
 """A file's figures by the hour of each event (docs/spec.md, "Rollups"): what it adds to each
 hour's rollup, kept in its result record as `event_hours`.
 
-The aggregator fills one `HourBucket` per UTC hour of the valid records' own timestamps;
-`partials()` turns them into the bounded, JSON-ready form the record stores:
+The aggregator fills one `HourBucket` per UTC hour of the valid records' own timestamps (the
+buckets of hours a file has left behind packed into arrays: memory stays flat as its hours go
+by); `partials()` turns them into the bounded, JSON-ready form the record stores:
 
 - hours outside [upload - RETENTION_DAYS, upload + FUTURE_HOURS] are not kept: their records
   count as `out_of_range` (on the upload's hour);
@@ -17,16 +18,22 @@ The aggregator fills one `HourBucket` per UTC hour of the valid records' own tim
 from __future__ import annotations
 
 import math
+import struct
 import zlib
-from collections import Counter
+from array import array
+from collections import Counter, defaultdict, deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from itertools import repeat
+from operator import floordiv, sub
+from typing import Any, NamedTuple
 
 import msgspec
 
 from chalicelib.core.records import shown_endpoint
 from chalicelib.core.sketch import bins_of
 
+_append = list.append
 HOUR = timedelta(hours=1)
 _EPOCH_AWARE = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
@@ -44,6 +51,15 @@ def hour_number(moment: datetime) -> int:
     return (moment - (_EPOCH_NAIVE if moment.tzinfo is None else _EPOCH_AWARE)) // HOUR
 
 
+def hour_numbers(moments: list[datetime]) -> list[int]:
+    """The hour_number of each moment: in C when all are naive or all offset-aware."""
+    epoch = _EPOCH_NAIVE if moments[0].tzinfo is None else _EPOCH_AWARE
+    try:
+        return list(map(floordiv, map(sub, moments, repeat(epoch)), repeat(HOUR)))
+    except TypeError:  # naive and offset-aware mixed
+        return [hour_number(moment) for moment in moments]
+
+
 def hour_text(number: int) -> str:
     """YYYY-MM-DDTHH of an hour number."""
     return (_EPOCH_AWARE + number * HOUR).strftime("%Y-%m-%dT%H")
@@ -53,46 +69,132 @@ def hour_of_iso(text: str) -> int:
     return hour_number(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
+class Packed(NamedTuple):
+    """What a Counter counted, in its order, in a fraction of its memory: keys and counts in
+    arrays of two bytes each while they fit (integers up to 65,535), else a tuple of the
+    keys and an array of eight-byte counts."""
+
+    keys: Sequence[Any]
+    counts: Sequence[int]
+
+    @classmethod
+    def of(cls, counter: Counter[Any]) -> Packed:
+        keys, counts = list(counter), list(counter.values())
+        packed_keys = _two_bytes_each(keys)
+        packed_counts = _two_bytes_each(counts)
+        return cls(tuple(keys) if packed_keys is None else packed_keys,
+                   array("q", counts) if packed_counts is None else packed_counts)
+
+    def with_(self, counter: Counter[Any]) -> Counter[Any]:
+        """Every count: the packed ones, then the counter's, as if one Counter had counted
+        them all (it may be `counter` itself)."""
+        if not self.keys:
+            return counter
+        merged = Counter(dict(zip(self.keys, self.counts, strict=True)))
+        merged.update(counter)
+        return merged
+
+
+def _two_bytes_each(numbers: list[Any]) -> array[int] | None:
+    """The numbers in an array of two bytes each; None if one is not an integer 0..65,535.
+    struct packs them in about half the time array() takes to convert them one by one."""
+    try:
+        data = struct.pack(f"{len(numbers)}H", *numbers)
+    except struct.error:
+        return None
+    packed = array("H")
+    packed.frombytes(data)
+    return packed
+
+
+NOTHING = Packed((), ())
+
+
 class EndpointBucket:
-    __slots__ = ("errors", "requests", "times")
+    """One endpoint's records in an hour: requests and the response times as value ->
+    count: since the last pack() in `times`, before it in `packed`."""
+
+    __slots__ = ("packed", "requests", "times")
 
     def __init__(self) -> None:
         self.requests = 0
-        self.errors = 0
         self.times: Counter[Any] = Counter()
+        self.packed = NOTHING
+
+    def all_times(self) -> Counter[Any]:
+        return self.packed.with_(self.times)
+
+    def pack(self) -> None:
+        if self.times:
+            self.packed = Packed.of(self.all_times())
+            self.times = Counter()
 
 
 class HourBucket:
     """The valid records of one hour: counts by level spelling and status code, the
-    response times as value -> count, and per endpoint the same."""
+    response times as value -> count (since the last pack() in `times`, before it in
+    `packed`), errors by endpoint, and per endpoint an EndpointBucket. The times by
+    endpoint wait in `pending` till fold() counts them."""
 
-    __slots__ = ("codes", "endpoints", "levels", "records", "times")
+    __slots__ = ("codes", "endpoints", "errors", "folded", "levels", "packed", "pending",
+                 "pending_errors", "records", "times")
 
     def __init__(self) -> None:
         self.records = 0
+        self.folded = 0  # records whose times by endpoint are counted
         self.levels: Counter[str] = Counter()
         self.codes: Counter[Any] = Counter()
         self.times: Counter[Any] = Counter()
+        self.packed = NOTHING
+        self.errors: Counter[str] = Counter()
+        self.pending: defaultdict[str, list[Any]] = defaultdict(list)
+        self.pending_errors: list[str] = []  # the endpoint of each ERROR record
         self.endpoints: dict[str, EndpointBucket] = {}
 
     def add(self, levels: Counter[str], codes: Counter[Any], times: list[Any],
-            groups: dict[str, list[Any]], errors: Counter[str]) -> None:
-        """One batch of the hour's records: counts by level and code, response times, and
-        the times by endpoint (Counter.update of a list counts in C; of a mapping, in
-        Python)."""
+            endpoints: list[str], errors: list[str]) -> None:
+        """One batch of the hour's records: counts by level and code, the response times
+        counted, and by endpoint (grouped by a C-level map) the times and the errors left
+        for fold() to count."""
         self.records += len(times)
         self.levels.update(levels)
         self.codes.update(codes)
         self.times.update(times)
+        self.pending_errors += errors
+        deque(map(_append, map(self.pending.__getitem__, endpoints), times), maxlen=0)
+
+    @property
+    def waiting(self) -> int:
+        return self.records - self.folded
+
+    def fold(self) -> dict[str, list[Any]]:
+        """Count what waits: errors by endpoint, and the times into the endpoints' buckets;
+        returns the times by endpoint."""
+        pending = self.pending
+        self.pending = defaultdict(list)
+        self.folded = self.records
+        self.errors.update(self.pending_errors)
+        self.pending_errors = []
         endpoints = self.endpoints
-        for name, values in groups.items():
+        for name, values in pending.items():
             bucket = endpoints.get(name)
             if bucket is None:
                 bucket = endpoints[name] = EndpointBucket()
             bucket.requests += len(values)
             bucket.times.update(values)
-        for name, count in errors.items():
-            endpoints[name].errors += count
+        return pending
+
+    def all_times(self) -> Counter[Any]:
+        return self.packed.with_(self.times)
+
+    def pack(self) -> None:
+        """Keep the response times counted so far in less memory (Packed), for an hour that
+        may get no more records; adding more stays possible."""
+        if self.times:
+            self.packed = Packed.of(self.all_times())
+            self.times = Counter()
+        for bucket in self.endpoints.values():
+            bucket.pack()
 
 
 class EndpointPartial(msgspec.Struct, array_like=True):
@@ -135,7 +237,8 @@ def decode(data: bytes) -> EventHours:
 
 def partials(buckets: dict[int, HourBucket], level_names: dict[str, str], upload_hour: int
              ) -> bytes:
-    """The encoded EventHours of a file's buckets, within every bound (module docstring)."""
+    """The encoded EventHours of a file's buckets (folded: nothing waits in them), within
+    every bound (module docstring)."""
     earliest = upload_hour - RETENTION_DAYS * 24
     latest = upload_hour + FUTURE_HOURS
     kept = [h for h in buckets if earliest <= h <= latest]
@@ -164,14 +267,18 @@ def _hour_partial(hour: int, bucket: HourBucket, level_names: dict[str, str],
     for raw, count in bucket.levels.items():
         levels[LEVEL_KEYS[level_names[raw]]] += count
     ranked = sorted(bucket.endpoints, key=lambda e: (-bucket.endpoints[e].requests, e))
+    times = bucket.all_times()
     top, rest = ranked[:endpoints], ranked[endpoints:]
     return HourPartial(
         hour=hour_text(hour), records=bucket.records, levels=levels,
         status_codes={str(code): n for code, n in sorted(bucket.codes.items())},
-        rt_sum=math.fsum(value * count for value, count in bucket.times.items()),
-        bins=bins_of(bucket.times),
-        endpoints=[EndpointPartial(shown_endpoint(e), bucket.endpoints[e].requests,
-                                   bucket.endpoints[e].errors, bins_of(bucket.endpoints[e].times))
-                   for e in top],
+        rt_sum=math.fsum(value * count for value, count in times.items()),
+        bins=bins_of(times),
+        endpoints=[_endpoint_partial(e, bucket.endpoints[e], bucket.errors[e]) for e in top],
         other_requests=sum(bucket.endpoints[e].requests for e in rest),
-        other_errors=sum(bucket.endpoints[e].errors for e in rest))
+        other_errors=sum(bucket.errors[e] for e in rest))
+
+
+def _endpoint_partial(name: str, bucket: EndpointBucket, errors: int) -> EndpointPartial:
+    return EndpointPartial(shown_endpoint(name), bucket.requests, errors,
+                           bins_of(bucket.all_times()))

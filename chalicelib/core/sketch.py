@@ -36,10 +36,26 @@ ZERO = "z"  # the zero bin's name among a sketch's bins
 def bins_of(histogram: Mapping[Any, int]) -> dict[str, int]:
     """The sketch of values given as value -> count: bin name (key as text, or ZERO) -> count."""
     bins: dict[str, int] = {}
+    get = bins.get
     for value, count in histogram.items():
-        name = str(_key(value)) if value >= FLOOR_MS else ZERO
-        bins[name] = bins.get(name, 0) + count
+        name = bin_name(value)
+        bins[name] = get(name, 0) + count
     return bins
+
+
+class _BinNames(dict[Any, str]):
+    """value -> the name of its bin, worked out once per distinct value (the mapping's key
+    is a Python call); it holds at most NAMES_KEPT values, then starts afresh."""
+
+    def __missing__(self, value: Any) -> str:
+        if len(self) >= NAMES_KEPT:
+            self.clear()
+        name = self[value] = str(_key(value)) if value >= FLOOR_MS else ZERO
+        return name
+
+
+NAMES_KEPT = 1 << 14
+bin_name = _BinNames().__getitem__
 
 
 def add_bins(total: dict[str, int], more: Mapping[str, int], sign: int = 1) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.core.aggregate import Aggregator
+from chalicelib.core.aggregate import Aggregator, _column
 from chalicelib.core.records import COUNTS, LogRecord
 from chalicelib.core.reference import summarize_bytes
 from chalicelib.core.schema import STATISTICS_FIELDS
@@ -131,6 +131,13 @@ def test_every_count_names_a_statistic_of_the_record_and_a_field_of_a_line() -> 
     for count in COUNTS:
         assert count.statistic in STATISTICS_FIELDS
         assert count.field in LogRecord.__struct_fields__
+
+
+def test_a_count_reads_its_field_of_every_record() -> None:
+    stamp = datetime(2024, 5, 1, tzinfo=UTC)
+    records = [LogRecord(stamp, "info", f"/e{i}", i, 200 + i, f"u{i}") for i in range(3)]
+    for field in [c.field for c in COUNTS] + ["endpoint"]:  # endpoint: not one of COUNTS
+        assert _column(field)(records) == [getattr(r, field) for r in records]
 
 
 def test_malformed_samples_are_capped_at_5_with_1_based_line_numbers() -> None:

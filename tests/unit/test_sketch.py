@@ -4,12 +4,24 @@ files, and bounded whatever the values."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chalicelib.core import sketch
 from chalicelib.core.records import MAX_RESPONSE_TIME_MS
-from chalicelib.core.sketch import FLOOR_MS, MAX_BINS, ZERO, add_bins, bins_of, quantiles
+from chalicelib.core.sketch import (
+    FLOOR_MS,
+    MAPPING,
+    MAX_BINS,
+    ZERO,
+    add_bins,
+    bin_name,
+    bins_of,
+    quantiles,
+)
 from tests.rollup_reference import rank_value, within
 
 values = st.one_of(st.integers(0, 10**6), st.floats(0, MAX_RESPONSE_TIME_MS, allow_nan=False),
@@ -74,3 +86,18 @@ def test_dense_bins_added_in_any_order_answer_exactly_what_ddsketch_answers(file
     for file in files:
         forward.add_names(bins_of(Counter(file)), sign=-1)
     assert forward.empty() and forward.quantiles([0.5]) is None
+
+
+@given(st.lists(st.one_of(st.integers(0, 10**15), st.floats(0, 1e15, allow_nan=False)),
+                max_size=50))
+def test_a_values_bin_is_named_by_the_sketch_mapping(values: list[Any]) -> None:
+    for value in values:
+        assert bin_name(value) == (str(MAPPING.key(value)) if value >= FLOOR_MS else ZERO)
+    assert bins_of(Counter(values)) == Counter(bin_name(v) for v in values)
+
+
+def test_bin_names_stay_right_once_the_names_kept_start_afresh(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sketch, "NAMES_KEPT", 3)
+    values = [*range(1, 20), 0.5, 2.5, 1e15]
+    assert [bin_name(v) for v in values] == [str(MAPPING.key(v)) for v in values]
