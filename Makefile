@@ -192,7 +192,7 @@ SAFETY_ARGS = $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL)) \
 	$(if $(INGEST_SHARDS),--ingest-shards $(INGEST_SHARDS))
 DESTROY_ARGS = $(if $(YES),--yes) $(if $(PURGE),--purge)
 .PHONY: local clean-state test-restart dashboard demo fault-drill faults policy deploy-local deploy-aws destroy-local \
-	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-rollup-cost bench-kinesis bench-restore \
+	destroy-aws clean-all bench-e2e bench-api bench-speedups bench-signatures bench-rollup-cost bench-kinesis bench-query bench-restore \
 	bench-ingest bench-ingest-batches bench-e2e-compare bench-lag
 
 local: install ## the pipeline on 127.0.0.1:4566 (PORT=...; upload/results follow it), API + dashboard on API_PORT=8000, state kept in .localruntime-state (FRESH=1: start empty); RUNTIME_ARGS="--fault s3_get_500=0.5" injects faults (make faults)
@@ -262,6 +262,9 @@ bench-signatures: install ## CPU per request of the endpoint's presigned-URL che
 
 bench-kinesis: install ## moto's Kinesis PutRecords/GetRecords at 10k and 100k records in a shard, with and without the kinesis-shard speed-up
 	$(PYTHON) bench/bench_kinesis.py
+
+bench-query: install ## moto's DynamoDB Query on tables of 1k and 8k items, with and without the query-partition speed-up
+	$(PYTHON) bench/bench_query.py
 
 bench-restore: install ## a start on a saved state of RECORDS=10000 records and MEGABYTES=500 of objects: ready after how long
 	$(PYTHON) bench/bench_restore.py --records $(or $(RECORDS),10000) --megabytes $(or $(MEGABYTES),500)
