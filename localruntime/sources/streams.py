@@ -399,7 +399,7 @@ class BatchSettler:
                 self._give_up(shard_id, piece, RETRY_ATTEMPTS_EXHAUSTED, options, settled)
                 continue
             self.shutdown.wait(min(RETRY_MAX_SECONDS,
-                                   self.retry_base_seconds * 2 ** max(0, retries)))
+                                   self.retry_base_seconds * 2 ** min(max(0, retries), 32)))
             pieces.insert(0, piece)
         return settled
 

@@ -517,3 +517,19 @@ def test_a_read_failing_within_the_batching_window_keeps_the_records_gathered() 
     finally:
         running.stop()
     assert delivered(invoker) == ["1", "2", "3"]
+
+
+def test_a_batch_retried_past_a_thousand_times_keeps_its_poller_alive() -> None:
+    # GIVEN a mapping that never gives up and a batch that always fails
+    stream = FakeStream()
+    stream.add_shard("s0")
+    stream.put("s0", 1)
+    invoker = FakeInvoker(always(False))
+    running = poller(stream, invoker, StreamOptions(maximum_retry_attempts=-1))
+    running.start()
+    try:
+        # THEN the backoff's exponent does not overflow (it did past 1,024): retries go on
+        wait_for(lambda: len(invoker.calls) >= 1_200, "1,200 invocations")
+    finally:
+        running.stop()
+        assert running.join(5)
