@@ -19,6 +19,7 @@ import os
 import platform
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,6 +195,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_reporting(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """A bench's run: a BenchError is a message on stderr and status 1, Ctrl-C status 130."""
+    try:
+        return run(args)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/bench_e2e.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,14 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.files < 1 or args.lines < 1 or args.warmup < 0:
         parser.error("--files and --lines must be at least 1, --warmup at least 0")
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting(run, args)
 
 
 if __name__ == "__main__":

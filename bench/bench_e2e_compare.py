@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench.bench_e2e import BenchError, Run, measure_files
+from bench.bench_e2e import BenchError, Run, measure_files, run_reporting
 from measure.host import cpu_check_seconds
 from measure.stats import percentile
 
@@ -208,14 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds, --files and --lines must be at least 1, --warmup and --noise "
                      "at least 0")
     signal.signal(signal.SIGTERM, _stop)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting(run, args)
 
 
 if __name__ == "__main__":

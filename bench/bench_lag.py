@@ -34,7 +34,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bench.bench_e2e import BenchError
+from bench.bench_e2e import BenchError, run_reporting
 from chalicelib.adapters import from_item
 from chalicelib.core.jobs import job_id_for
 from chalicelib.core.results import epoch
@@ -263,14 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--files and --lines must be at least 1, --warmup at least 0")
     if min(args.poll, args.timeout, args.target) <= 0 or args.gap < 0:
         parser.error("--poll, --timeout and --target must be above 0, --gap at least 0")
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting(run, args)
 
 
 if __name__ == "__main__":
