@@ -27,9 +27,9 @@ import threading
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import IO, Any
 
+from localruntime.log import utc_now
 from logctl.faults import CONTROL_PATH
 
 ENDPOINT_KINDS = ("s3_get_500", "s3_get_slowdown", "s3_get_reset", "ddb_throughput",
@@ -220,10 +220,6 @@ def follow(switch: FaultSwitch, endpoint_url: str, stop: threading.Event,
     thread = threading.Thread(target=loop, daemon=True, name="faults")
     thread.start()
     return thread
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def fault_line(kind: str, **fields: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 from localruntime.children import spawn
 from localruntime.faults import KILL_MEAN_SECONDS, Dice, FaultSwitch
 from localruntime.functions.memory import SAMPLE_SECONDS, MemoryExceeded, MemoryWatch
-from localruntime.log import Console
+from localruntime.log import Console, utc_now
 from localruntime.settings import FunctionSettings
 
 INIT_TIMEOUT_SECONDS = 30.0
@@ -142,11 +142,12 @@ class HandlerProcess:
         self.memory.start()
         kill_after = (self.dice.exponential(KILL_MEAN_SECONDS)
                       if self.dice is not None and self.dice.roll("kill") else None)
+        invoked_at = utc_now() if kill_after is not None else ""
         try:
             stdin.write(json.dumps({"request_id": request_id, "event": event}).encode() + b"\n")
             stdin.flush()
             reply = self._read_line(started + self.function.timeout_seconds,
-                                    tick=lambda: self._watch(started, kill_after))
+                                    tick=lambda: self._watch(started, kill_after, invoked_at))
         except MemoryExceeded as exc:
             raise InvocationFailed("oom", str(exc), exc.used_mb) from None
         except (EOFError, OSError):
@@ -166,7 +167,7 @@ class HandlerProcess:
                           init_ms=self.init_ms if cold else None, pid=self.pid,
                           max_memory_mb=self.memory.peak_mb)
 
-    def _watch(self, started: float, kill_after: float | None) -> None:
+    def _watch(self, started: float, kill_after: float | None, invoked_at: str) -> None:
         """While an invocation runs: the memory limit, and an injected SIGKILL when due."""
         if self.memory.over_limit():
             used = self.memory.peak_mb
@@ -176,7 +177,8 @@ class HandlerProcess:
         if kill_after is not None and elapsed >= kill_after and not self._kill_sent:
             self._kill_sent = True
             self.console.record(type="fault", kind="kill", function=self.function.name,
-                                pid=self.pid, after_ms=round(elapsed * 1000, 1))
+                                pid=self.pid, invoked_at=invoked_at,
+                                after_ms=round(elapsed * 1000, 1))
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 

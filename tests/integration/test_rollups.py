@@ -20,18 +20,21 @@ from tests.integration.test_handlers import receive_jobs, s3_event, upload
 from tests.rollup_reference import Expected, plain, rank_value, within
 from tests.twins import MemoryRollupItems
 
-NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+def this_hour() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def corpus_file(seed: int, hours: int) -> bytes:
-    """Events over `hours` hours before now, out of order, with malformed lines."""
+    """Events over `hours` hours before this hour, out of order, with malformed lines."""
+    now = this_hour()
     rng = random.Random(seed)
     lines = []
     for _ in range(150):
         if rng.random() < 0.05:
             lines.append(b"not json")
             continue
-        moment = NOW - timedelta(seconds=rng.randrange(hours * 3600))
+        moment = now - timedelta(seconds=rng.randrange(hours * 3600))
         error = rng.random() < 0.15
         lines.append(json.dumps({
             "timestamp": moment.isoformat(), "level": "ERROR" if error else "INFO",
@@ -76,14 +79,15 @@ def test_stats_and_endpoints_equal_what_the_raw_files_say_and_outlive_the_record
     # GIVEN a mixed corpus with events spread over several hours, through the pipeline
     reader = StreamReader(stage.region, dynamodb, stage.results_table)
     expected = Expected()
+    start = this_hour()
     files = {f"logs/c{n}.ndjson": corpus_file(n, hours) for n, hours in enumerate((1, 3, 6, 2))}
     files["logs/stream/s.ndjson"] = corpus_file(9, 4)
     for key, data in files.items():
         run_pipeline(app_module, s3, sqs, stage, key, data)
     for item in dynamodb.scan(TableName=stage.results_table)["Items"]:
         expected.add_file(item["key"]["S"], files[item["key"]["S"]], item["uploaded_at"]["S"])
-    since = (NOW - timedelta(hours=8)).isoformat()
-    until = NOW.isoformat()
+    since = (start - timedelta(hours=8)).isoformat()
+    until = datetime.now(UTC).isoformat()  # the uploads' hour, also when it is past `start`'s
     with Client(app_module.app) as client:
         # WHEN the stream's records reach the handler, some twice
         assert feed(client, reader) > 0
@@ -96,8 +100,8 @@ def test_stats_and_endpoints_equal_what_the_raw_files_say_and_outlive_the_record
         feed(client, reader)
         after = get(client, "/stats", since=since, until=until)
     # THEN every count equals the raw files', hour by hour, and percentiles are within 1 %
-    assert stats["since"].startswith((NOW - timedelta(hours=8)).strftime("%Y-%m-%dT%H:00:00"))
-    assert len(stats["hours"]) == 9
+    assert stats["since"].startswith((start - timedelta(hours=8)).strftime("%Y-%m-%dT%H:00:00"))
+    assert len(stats["hours"]) == 9 + (datetime.fromisoformat(until) - start) // timedelta(hours=1)
     totals = stats["totals"]
     want_hours = {}
     for (hour, _), h in expected.hours.items():
@@ -152,6 +156,7 @@ def test_a_write_applied_then_answered_500_is_counted_once(app_module, s3, sqs, 
         app_module.dynamodb.meta.events.register_first(f"needs-retry.dynamodb.{operation}",
                                                        lose_first_answer)
     reader = StreamReader(stage.region, dynamodb, stage.results_table)
+    start = this_hour()
     data = corpus_file(11, 2)
     run_pipeline(app_module, s3, sqs, stage, "logs/once.ndjson", data)
     uploaded = dynamodb.scan(TableName=stage.results_table)["Items"][0]
@@ -160,8 +165,8 @@ def test_a_write_applied_then_answered_500_is_counted_once(app_module, s3, sqs, 
     with Client(app_module.app) as client:
         # WHEN the stream's records are applied
         feed(client, reader, twice=False)
-        stats = get(client, "/stats", since=(NOW - timedelta(hours=3)).isoformat(),
-                    until=NOW.isoformat())
+        stats = get(client, "/stats", since=(start - timedelta(hours=3)).isoformat(),
+                    until=datetime.now(UTC).isoformat())
     # THEN each counts once
     assert {"DynamoDB_20120810.PutItem", "DynamoDB_20120810.UpdateItem"} <= set(retried)
     assert stats["totals"]["records"] == sum(h.records for h in expected.hours.values())
@@ -325,13 +330,15 @@ def test_rebuild_recomputes_a_range_from_the_records_and_migrates_the_former_ite
     with Client(app_module.app) as client:
         feed(client, reader, twice=False)
     clean = _stats_items(dynamodb, stage)
-    today = (f"hours#{NOW:%Y-%m}", f"{NOW:%d}#upload")
+    uploaded = datetime.fromisoformat(
+        dynamodb.scan(TableName=stage.results_table)["Items"][0]["uploaded_at"]["S"])
+    today = (f"hours#{uploaded:%Y-%m}", f"{uploaded:%d}#upload")
     damaged = {**clean[today], "07": {"files_received": 7}}
     dynamodb.update_item(TableName=stage.stats_table,
                          Key={"series": {"S": today[0]}, "hour": {"S": today[1]}},
                          UpdateExpression="SET figures = :f",
                          ExpressionAttributeValues={":f": {"B": pack(Target(*today), damaged)}})
-    old = NOW - timedelta(days=10)
+    old = uploaded - timedelta(days=10)
     dynamodb.put_item(TableName=stage.stats_table, Item={
         "series": {"S": "hourly"}, "hour": {"S": f"{old:%Y-%m-%dT%H}"},
         "files_received": {"N": "2"}, "files_completed": {"N": "2"}, "lines": {"N": "30"},
@@ -346,7 +353,7 @@ def test_rebuild_recomputes_a_range_from_the_records_and_migrates_the_former_ite
         "endpoint": {"S": "/x"}, "requests": {"N": "5"}, "errors": {"N": "1"},
         "b_300": {"N": "5"}})
     # WHEN the range from 11 days ago to now is rebuilt
-    done = rebuild(stage, NOW - timedelta(days=11), NOW, datetime.now(UTC))
+    done = rebuild(stage, uploaded - timedelta(days=11), datetime.now(UTC), datetime.now(UTC))
     assert (done.records, done.legacy_migrated) == (2, 3)
     # THEN the items are those the stream made, plus the migrated ones; the former are gone
     after = _stats_items(dynamodb, stage)
