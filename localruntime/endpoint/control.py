@@ -1,6 +1,7 @@
 """The endpoint's control route: the fault plan in force, shown and switched at run time.
 
-    GET    /_localruntime/faults                  the plan: {"rates", "seed", "version", "kinds"}
+    GET    /_localruntime/faults                  the plan: {"rates", "seed", "version", "kinds",
+                                                  "followed"}
     GET    /_localruntime/faults?after=V&wait=S   the same, once the version is not V (S s max)
     POST   /_localruntime/faults                  {"set": ["KIND=RATE", ...]} or {"clear": true}
     DELETE /_localruntime/faults                  clear
@@ -99,7 +100,8 @@ class FaultControl:
 
     def _show(self, query: dict[str, list[str]]) -> dict[str, Any]:
         if "after" not in query:
-            return self._state(self.switch.version, self.switch.plan)
+            return {**self._state(self.switch.version, self.switch.plan),
+                    "followed": self._followed}
         try:
             after = int(query["after"][0])
             wait = min(MAX_WAIT_SECONDS, float(query.get("wait", ["0"])[0]))

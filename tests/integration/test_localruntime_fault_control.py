@@ -5,6 +5,7 @@ the route (localruntime.faults.follow) has each change in force before the comma
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,7 +64,9 @@ def test_a_following_runtime_has_the_change_in_force_when_the_command_returns(
                     lambda was, now: changes.append((was.describe(), now.describe())))
     try:
         stage = stage_at(endpoint)
-        logctl_faults.show(stage)
+        deadline = time.monotonic() + 30
+        while not logctl_faults.show(stage)["followed"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # the follower's first long poll has not reached the endpoint
         state = logctl_faults.set_rates(stage, ["kill=1", "s3_delay=0.25"])
         assert state["applied"] is True
         assert switch.plan.rate("kill") == 1.0 and switch.plan.rate("s3_delay") == 0.25
