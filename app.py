@@ -83,7 +83,7 @@ def error_body(event, get_response):
 # Retries never give up on this mapping (a record skipped is a count lost): starting at
 # TRIM_HORIZON, every record the stream holds is applied, each exactly once.
 @app.on_dynamodb_record(stream_arn=results_stream_arn(os.environ, sys.argv), batch_size=100,
-                        starting_position="TRIM_HORIZON")
+                        maximum_batching_window_in_seconds=1, starting_position="TRIM_HORIZON")
 def rollups(event):
     return rollups_logic.handle(event.to_dict())
 

@@ -8,15 +8,17 @@ job is the lane in which writes are ordered (a DynamoDB stream event does not sa
 a record came from):
 
 1. the job's ledger item says which of its stream records are fully applied: one already
-   applied is skipped;
+   applied is skipped (the batch's ledgers are read in one BatchGetItem);
 2. each item the batch changes is read once, and written back once with the batch's deltas
    added in stream order and the item's marker for each job set to its last sequence
    number; a delta whose job's marker is already there or later was applied before and is
    left out; the write is conditional on the item's version being the one read, so
    concurrent writers never lose each other's deltas (a failed condition: read again);
-3. once all are applied each job's ledger takes its last sequence number, and the markers
-   are removed (conditionally, bumping the version), so an item keeps markers only of
-   changes in flight.
+3. once all are applied each job's ledger takes its last sequence number (BatchWriteItem,
+   which takes no condition: a job's records come on one shard, one batch at a time, so
+   its ledger is written by one batch at a time, above the value that batch read), and the
+   markers are removed (conditionally, bumping the version), so an item keeps markers only
+   of changes in flight.
 
 Under load a batch holds many files' records, and an item is written once a batch rather
 than once a record (`make bench-rollup-cost`).
@@ -30,7 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -65,6 +68,14 @@ DOCUMENT = "figures"
 VERSION = "v"
 MAX_ATTEMPTS = 10  # reads and conditional writes of one item before the batch is retried
 FORGET_CHUNK = 25  # markers one update removes: ~1 KB of the expression's 4 KB
+BATCH_GET_KEYS = 100  # BatchGetItem's limit
+BATCH_WRITE_ITEMS = 25  # BatchWriteItem's limit
+UNPROCESSED_ATTEMPTS = 8  # calls for what a batch call left unprocessed, then the batch fails
+UNPROCESSED_PAUSE_SECONDS = 0.05  # doubled after each call that left some
+
+
+class Unprocessed(Exception):
+    """DynamoDB left part of a batch call unprocessed through every attempt."""
 
 
 class RollupContention(Exception):
@@ -76,8 +87,8 @@ class RollupItems(Protocol):
 
     def apply(self, write: Write) -> int: ...
     def forget(self, target: Target, markers: Mapping[str, str]) -> None: ...
-    def ledger(self, job_id: str) -> str | None: ...
-    def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None: ...
+    def ledgers(self, job_ids: Iterable[str]) -> dict[str, str | None]: ...
+    def mark_done(self, done: Mapping[str, str], expires_at: int) -> None: ...
     def items_between(self, kind: str, first: str, last: str) -> list[RollupItem]: ...
 
 
@@ -173,18 +184,45 @@ class DynamoRollupItems:
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names, ExpressionAttributeValues=values)
 
-    def ledger(self, job_id: str) -> str | None:
-        item = self.client.get_item(TableName=self.table, Key=ledger_key(job_id),
-                                    ConsistentRead=True).get("Item")
-        return item["applied"]["S"] if item else None
+    def ledgers(self, job_ids: Iterable[str]) -> dict[str, str | None]:
+        """Each job's last fully applied sequence number (None: none yet), read strongly
+        consistent."""
+        found: dict[str, str | None] = dict.fromkeys(job_ids)
+        jobs = list(found)
+        for start in range(0, len(jobs), BATCH_GET_KEYS):
+            request = {self.table: {"Keys": [ledger_key(job) for job in
+                                             jobs[start:start + BATCH_GET_KEYS]],
+                                    "ConsistentRead": True}}
+            for response in self._until_processed("batch_get_item", "UnprocessedKeys", request):
+                for item in response.get("Responses", {}).get(self.table, []):
+                    found[item["series"]["S"].removeprefix(f"{LEDGER}#")] = item["applied"]["S"]
+        return found
 
-    def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None:
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.update_item(
-                TableName=self.table, Key=ledger_key(job_id),
-                UpdateExpression="SET applied = :s, expires_at = :x",
-                ConditionExpression="attribute_not_exists(applied) OR applied < :s",
-                ExpressionAttributeValues={":s": {"S": sequence}, ":x": to_value(expires_at)})
+    def mark_done(self, done: Mapping[str, str], expires_at: int) -> None:
+        """Each job's ledger takes its sequence number (module docstring, step 3)."""
+        puts = [{"PutRequest": {"Item": {**ledger_key(job), "applied": {"S": sequence},
+                                         "expires_at": to_value(expires_at)}}}
+                for job, sequence in sorted(done.items())]
+        for start in range(0, len(puts), BATCH_WRITE_ITEMS):
+            request = {self.table: puts[start:start + BATCH_WRITE_ITEMS]}
+            for _ in self._until_processed("batch_write_item", "UnprocessedItems", request):
+                pass
+
+    def _until_processed(self, operation: str, unprocessed: str, request: dict[str, Any]
+                         ) -> Iterable[dict[str, Any]]:
+        """A batch call's responses, calling again for what each left unprocessed."""
+        pause = UNPROCESSED_PAUSE_SECONDS
+        for attempt in range(UNPROCESSED_ATTEMPTS):
+            if attempt:
+                time.sleep(pause)
+                pause *= 2
+            response = getattr(self.client, operation)(RequestItems=request)
+            yield response
+            request = response.get(unprocessed) or {}
+            if not request:
+                return
+        raise Unprocessed(f"{operation}: DynamoDB left part of the stats table's request "
+                          f"unprocessed {UNPROCESSED_ATTEMPTS} times")
 
     def items_between(self, kind: str, first: str, last: str) -> list[RollupItem]:
         """The items of `kind` from the one holding `first` to the one holding `last`
@@ -248,16 +286,13 @@ class RollupsHandler:
         """A batch: 'applied', 'skipped' (applied before) and 'unchanged' records."""
         records = event.get("Records") or []
         changes = [parsed for parsed in map(self.parse, records) if parsed is not None]
-        done = {job_id: self.items.ledger(job_id) for job_id in
-                dict.fromkeys(job_id for job_id, _, _ in changes)}
+        done = self.items.ledgers(dict.fromkeys(job_id for job_id, _, _ in changes))
         fresh = [(job_id, sequence, delta) for job_id, sequence, delta in changes
                  if (done[job_id] or "") < sequence]
         for write in writes(fresh):
             self.items.apply(write)
         last = {job_id: sequence for job_id, sequence, _ in fresh}
-        expires = int(self.clock()) + LEDGER_TTL_SECONDS
-        for job_id, sequence in last.items():
-            self.items.mark_done(job_id, sequence, expires)
+        self.items.mark_done(last, int(self.clock()) + LEDGER_TTL_SECONDS)
         markers: dict[Target, dict[str, str]] = {}
         for job_id, sequence, delta in changes:
             for target in delta:

@@ -33,7 +33,8 @@ QUEUE_ACTIONS = ("sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage",
 DEAD_LETTER_ACTIONS = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")  # the API's DLQ depth
 TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
-STATS_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")
+STATS_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
+                 "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")
 # What Lambda's poller does with the function's role on the results table's stream (rollups).
 RESULTS_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords",
                           "dynamodb:GetShardIterator", "dynamodb:ListStreams")

@@ -279,17 +279,23 @@ class MemoryRollupItems(Faults):
                 item["v"] += 1
         self._after("forget")
 
-    def ledger(self, job_id: str) -> str | None:
-        self._before("ledger")
-        item = self.items.get((f"ledger#{job_id}", "-"))
-        self._after("ledger")
-        return item["applied"] if item else None
+    def ledgers(self, job_ids: Any) -> dict[str, str | None]:
+        found = dict.fromkeys(job_ids)
+        if not found:
+            return {}
+        self._before("ledgers")
+        for job_id in found:
+            item = self.items.get((f"ledger#{job_id}", "-"))
+            found[job_id] = item["applied"] if item else None
+        self._after("ledgers")
+        return found
 
-    def mark_done(self, job_id: str, sequence: str, expires_at: int) -> None:
+    def mark_done(self, done: Any, expires_at: int) -> None:
+        if not done:
+            return
         self._before("mark_done")
-        key = (f"ledger#{job_id}", "-")
-        item = self.items.get(key)
-        if item is None or item["applied"] < sequence:
+        for job_id, sequence in done.items():
+            key = (f"ledger#{job_id}", "-")
             self.items[key] = {"series": key[0], "hour": "-", "applied": sequence,
                                "expires_at": expires_at}
         self._after("mark_done")

@@ -28,6 +28,7 @@ KINDS_BY_OPERATION: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "GetObject"): S3_GET_KINDS,
     ("dynamodb", "PutItem"): DDB_WRITE_KINDS,
     ("dynamodb", "UpdateItem"): DDB_WRITE_KINDS,
+    ("dynamodb", "BatchWriteItem"): DDB_WRITE_KINDS,
     ("sqs", "SendMessage"): ("sqs_send_500",),
     ("sqs", "ChangeMessageVisibility"): ("sqs_visibility_500",),
 }

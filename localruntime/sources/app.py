@@ -20,6 +20,10 @@ from localruntime.children import spawn
 from localruntime.log import import_failure
 
 DISCOVERY_TIMEOUT_SECONDS = 60
+# CreateEventSourceMapping's limits: botocore refuses a window that is not an int.
+MAX_BATCH_SIZE = 10_000
+MAX_BATCHING_WINDOW_SECONDS = 300
+SQS_BATCH_WITHOUT_WINDOW = 10
 
 
 class DiscoveryError(Exception):
@@ -168,7 +172,30 @@ def discover(project: Path, env: dict[str, str]) -> AppDescription:
     if not description.sources:
         raise DiscoveryError(f"{project / 'app.py'} declares no S3, SQS, DynamoDB stream or "
                              "Kinesis event handler")
+    refused = [f"{source.function}: {problem}" for source in description.sources
+               for problem in mapping_problems(source)]
+    if refused:
+        raise DiscoveryError(f"{project / 'app.py'}: Lambda would refuse the event source "
+                             f"mapping: {'; '.join(refused)}")
     return description
+
+
+def mapping_problems(source: Source) -> list[str]:
+    """What CreateEventSourceMapping would refuse in a source's batch size and window."""
+    if isinstance(source, S3Source):
+        return []
+    problems = []
+    window = source.batching_window_seconds
+    if type(window) is not int or not 0 <= window <= MAX_BATCHING_WINDOW_SECONDS:
+        problems.append(f"maximum_batching_window_in_seconds={window!r} is not a whole number "
+                        f"of seconds from 0 to {MAX_BATCHING_WINDOW_SECONDS}")
+    if not 1 <= source.batch_size <= MAX_BATCH_SIZE:
+        problems.append(f"batch_size={source.batch_size} is not from 1 to {MAX_BATCH_SIZE}")
+    elif (isinstance(source, SqsSource) and source.batch_size > SQS_BATCH_WITHOUT_WINDOW
+          and not window):
+        problems.append(f"batch_size={source.batch_size} needs a batching window of at least "
+                        f"1 s (an SQS batch without one holds at most {SQS_BATCH_WITHOUT_WINDOW})")
+    return problems
 
 
 def main() -> int:

@@ -64,6 +64,15 @@ def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
     return False
 
 
+def to_permissions(service: str, operation: str, params: dict[str, Any]
+                   ) -> list[tuple[str, str]]:
+    """What a call needs: one action on each table of a DynamoDB batch call."""
+    if service == "dynamodb" and "RequestItems" in params:
+        return [to_permission(service, operation, {"TableName": table})
+                for table in params["RequestItems"]]
+    return [to_permission(service, operation, params)]
+
+
 def to_permission(service: str, operation: str, params: dict[str, Any]) -> tuple[str, str]:
     if service == "s3":
         if operation == "ListObjectsV2":
@@ -98,7 +107,7 @@ def recorded_calls(request, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     calls: list[tuple[str, str]] = []
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        calls.append(to_permission(model.service_model.endpoint_prefix, model.name, params))
+        calls.extend(to_permissions(model.service_model.endpoint_prefix, model.name, params))
         request = getattr(app_module.app, "current_request", None)
         if request is not None and \
                 request.path.endswith("/download"):
@@ -215,7 +224,8 @@ def test_policy_covers_every_call_the_handlers_make(recorded_calls) -> None:
     assert {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
             "sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
             "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query",
-            "kinesis:PutRecords"} <= operations
+            "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "kinesis:PutRecords"
+            } <= operations
     missing = sorted(p for p in needed if not allowed(policy, *p))
     assert missing == []
 

@@ -267,7 +267,7 @@ def test_contract_one_write_applies_the_changes_an_item_has_not_seen_in_order(ro
     assert document(rollup_items)["11"]["records"] == 1011
 
 
-def test_contract_forget_removes_a_marker_up_to_a_position_and_the_ledger_only_grows(
+def test_contract_forget_removes_a_marker_up_to_a_position_then_only_the_ledger_knows(
         rollup_items) -> None:
     rollup_items.apply(write("5", records=1))
     rollup_items.forget(TARGET, {JOB: position("4")})
@@ -275,10 +275,16 @@ def test_contract_forget_removes_a_marker_up_to_a_position_and_the_ledger_only_g
     rollup_items.forget(TARGET, {JOB: position("5"), "k" * 32: position("5")})
     rollup_items.forget(TARGET, {JOB: position("5")})
     assert rollup_items.apply(write("5", records=1))  # forgotten: only the ledger knows now
-    assert rollup_items.ledger(JOB) is None
-    rollup_items.mark_done(JOB, "0" * 39 + "7", 2_000_000_000)
-    rollup_items.mark_done(JOB, "0" * 39 + "6", 2_000_000_000)
-    assert rollup_items.ledger(JOB) == "0" * 39 + "7"
+    assert rollup_items.ledgers([JOB]) == {JOB: None}
+    rollup_items.mark_done({JOB: position("7"), "k" * 32: position("3")}, 2_000_000_000)
+    assert rollup_items.ledgers([JOB, "k" * 32, "n" * 32]) == {
+        JOB: position("7"), "k" * 32: position("3"), "n" * 32: None}
+
+
+def test_contract_ledgers_of_more_jobs_than_one_batch_call_takes(rollup_items) -> None:
+    jobs = {f"{n:032x}": position(str(n + 1)) for n in range(130)}
+    rollup_items.mark_done(jobs, 2_000_000_000)
+    assert rollup_items.ledgers([*jobs, "none"]) == {**jobs, "none": None}
 
 
 def test_contract_a_write_of_every_code_and_bin_is_one_write(rollup_items) -> None:

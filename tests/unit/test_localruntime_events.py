@@ -194,3 +194,25 @@ def test_event_sources_are_read_from_the_app_object() -> None:
         "consume", "q", 5, 2)
     assert description.unsupported == ("tick (ScheduledEventConfig)",)
     assert description.app_name == "demo"
+
+
+def test_batch_sizes_and_windows_lambda_would_refuse_are_refused() -> None:
+    from localruntime.sources.app import (
+        DynamoDBStreamSource,
+        KinesisSource,
+        SqsSource,
+        mapping_problems,
+    )
+
+    def stream(batch: int, window: object) -> DynamoDBStreamSource:
+        return DynamoDBStreamSource("f", "app.f", "arn", batch, window, "LATEST")  # type: ignore[arg-type]
+
+    assert mapping_problems(stream(100, 1)) == []
+    assert mapping_problems(KinesisSource("f", "app.f", "s", 10_000, 300, "LATEST")) == []
+    assert "whole number of seconds" in mapping_problems(stream(100, 0.5))[0]
+    assert "whole number of seconds" in mapping_problems(stream(100, 301))[0]
+    assert "batch_size=0" in mapping_problems(stream(0, 0))[0]
+    assert "batch_size=10001" in mapping_problems(stream(10_001, 0))[0]
+    sqs = SqsSource("f", "app.f", "q", None, 11, 0, None)
+    assert "at least 1 s" in mapping_problems(sqs)[0]
+    assert mapping_problems(SqsSource("f", "app.f", "q", None, 11, 1, None)) == []

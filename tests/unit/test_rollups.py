@@ -31,7 +31,7 @@ from chalicelib.core.rollup import (
     writes,
 )
 from chalicelib.core.summary import aggregate_chunks
-from chalicelib.rollups import RollupReader, RollupsHandler, change
+from chalicelib.rollups import DynamoRollupItems, RollupReader, RollupsHandler, change
 from tests.rollup_reference import Expected, plain, rank_value, within
 from tests.twins import Applied500, MemoryRollupItems
 
@@ -189,7 +189,7 @@ def test_a_failure_at_any_call_then_the_retried_batch_leaves_every_count_exact(f
         batch += life(j, completed(j, spread_file(seed, lines=120)), start=10 * n + 10)
     clean = MemoryRollupItems()
     RollupsHandler(clean).handle({"Records": batch})
-    assert {"ledger", "apply", "mark_done", "forget"} <= set(clean.trace)
+    assert {"ledgers", "apply", "mark_done", "forget"} <= set(clean.trace)
     for at in range(clean.calls):
         # WHEN the handler's call number `at` fails (before it acts, or after: a lost answer)
         items = MemoryRollupItems()
@@ -312,8 +312,59 @@ def test_a_batch_writes_each_item_once_however_many_files_it_holds() -> None:
     items = MemoryRollupItems()
     # WHEN the handler takes it
     counts = RollupsHandler(items).handle({"Records": batch})
-    # THEN each item is read-modified-written once, each job's ledger once
+    # THEN each item is read-modified-written once, the ledgers read and written in one call
     targets = {key for key in items.items if not key[0].startswith("ledger#")}
     assert counts == {"applied": 60, "skipped": 0, "unchanged": 30}
     assert items.trace.count("apply") == len(targets) <= 4
-    assert items.trace.count("mark_done") == 30
+    assert items.trace.count("ledgers") == items.trace.count("mark_done") == 1
+    assert len([key for key in items.items if key[0].startswith("ledger#")]) == 30
+
+
+class UnprocessingClient:
+    """BatchGetItem/BatchWriteItem that leave the first `left` requests' last key or item
+    unprocessed, as DynamoDB does under throttling."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.calls: list[tuple[str, int]] = []
+        self.ledgers: dict[str, str] = {}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        (table, request), = RequestItems.items()
+        keys = request["Keys"]
+        self.calls.append(("get", len(keys)))
+        done, rest = (keys[:-1], keys[-1:]) if self.left else (keys, [])
+        self.left = max(0, self.left - 1)
+        found = [{**key, "applied": {"S": self.ledgers[key["series"]["S"]]}} for key in done
+                 if key["series"]["S"] in self.ledgers]
+        return {"Responses": {table: found},
+                "UnprocessedKeys": {table: {**request, "Keys": rest}} if rest else {}}
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        (table, puts), = RequestItems.items()
+        self.calls.append(("write", len(puts)))
+        done, rest = (puts[:-1], puts[-1:]) if self.left else (puts, [])
+        self.left = max(0, self.left - 1)
+        for put in done:
+            item = put["PutRequest"]["Item"]
+            self.ledgers[item["series"]["S"]] = item["applied"]["S"]
+        return {"UnprocessedItems": {table: rest} if rest else {}}
+
+
+def test_what_a_batch_call_leaves_unprocessed_is_asked_again_until_done_or_it_fails(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib import rollups
+    monkeypatch.setattr(rollups, "UNPROCESSED_PAUSE_SECONDS", 0)
+    jobs = {f"{n:032x}": f"{n + 1:040d}" for n in range(30)}
+    # GIVEN a table that leaves a key or an item of the first three calls unprocessed
+    client = UnprocessingClient(left=3)
+    items = DynamoRollupItems(client, "stats")
+    # WHEN 30 ledgers are written and read back
+    items.mark_done(jobs, 2_000_000_000)
+    # THEN every one arrives: 25 and 5 items a call, the unprocessed ones asked again
+    assert client.calls == [("write", 25), ("write", 1), ("write", 1), ("write", 1), ("write", 5)]
+    assert items.ledgers(jobs) == jobs
+    # WHEN DynamoDB leaves some unprocessed on every attempt, THEN the batch fails (retried)
+    client.left = rollups.UNPROCESSED_ATTEMPTS
+    with pytest.raises(rollups.Unprocessed, match="batch_get_item"):
+        items.ledgers(jobs)
