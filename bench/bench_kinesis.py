@@ -13,15 +13,12 @@ median CPU time of 5 of each (CPU, so a busy machine does not blur it).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.motovariant import run_variant
+
 REPEATS = 5
 BATCH = 500
 
@@ -66,25 +63,14 @@ def measure(lengths: list[int]) -> dict[str, dict[str, float]]:
     return results
 
 
-def run_variant(off: str, lengths: list[int]) -> dict[str, dict[str, float]]:
-    code = ("import json, sys; from localruntime.endpoint import motospeed; "
-            "motospeed.apply(motospeed.switched_off(sys.argv[1])); "
-            "from bench.bench_kinesis import measure; "
-            "print(json.dumps(measure([int(n) for n in sys.argv[2].split(',')])))")
-    done = subprocess.run([sys.executable, "-c", code, off, ",".join(map(str, lengths))],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, check=True)
-    return dict(json.loads(done.stdout))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", default="10000,100000")
     args = parser.parse_args(argv)
     lengths = [int(n) for n in args.lengths.split(",")]
-    without = run_variant("kinesis-shard", lengths)
-    with_ = run_variant("", lengths)
+    without = run_variant("bench.bench_kinesis", "kinesis-shard", lengths)
+    with_ = run_variant("bench.bench_kinesis", "", lengths)
     print(f"{'records in shard':>16} | {'PutRecords 500, CPU ms':>26} | "
           f"{'GetRecords 100, CPU ms':>26}")
     print(f"{'':>16} | {'moto':>8} {'speed-up':>9} {'ratio':>7} | "

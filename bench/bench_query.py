@@ -16,16 +16,13 @@ does not blur it).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.motovariant import run_variant
+
 REPEATS = 7
 PARTITION = 24
 ATTRIBUTES = 150
@@ -115,17 +112,6 @@ def measure(sizes: list[int]) -> dict[str, dict[str, float]]:
     return results
 
 
-def run_variant(off: str, sizes: list[int]) -> dict[str, dict[str, float]]:
-    code = ("import json, sys; from localruntime.endpoint import motospeed; "
-            "motospeed.apply(motospeed.switched_off(sys.argv[1])); "
-            "from bench.bench_query import measure; "
-            "print(json.dumps(measure([int(n) for n in sys.argv[2].split(',')])))")
-    done = subprocess.run([sys.executable, "-c", code, off, ",".join(map(str, sizes))],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, check=True)
-    return dict(json.loads(done.stdout))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(int(n) for n in args.sizes.split(","))
     if not sizes or sizes[0] < 2 * PARTITION:
         parser.error(f"--sizes: each at least {2 * PARTITION} items")
-    without = run_variant("query-partition", sizes)
-    with_ = run_variant("", sizes)
+    without = run_variant("bench.bench_query", "query-partition", sizes)
+    with_ = run_variant("bench.bench_query", "", sizes)
     print(f"{'items in each table':>19} | {'Query':<18} | {'moto, CPU ms':>12} | "
           f"{'speed-up, CPU ms':>16} | {'ratio':>6}")
     for size in sizes:
