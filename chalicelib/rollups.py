@@ -33,8 +33,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any, Protocol
 
 from chalicelib.adapters import from_value, to_value
@@ -42,8 +43,10 @@ from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.rollup import (
     ENDPOINTS,
     HOURS,
+    MARKER_PREFIX,
     SEQUENCE_DIGITS,
     Contribution,
+    Figures,
     RollupItem,
     Target,
     Write,
@@ -72,6 +75,15 @@ BATCH_GET_KEYS = 100  # BatchGetItem's limit
 BATCH_WRITE_ITEMS = 25  # BatchWriteItem's limit
 UNPROCESSED_ATTEMPTS = 8  # calls for what a batch call left unprocessed, then the batch fails
 UNPROCESSED_PAUSE_SECONDS = 0.05  # doubled after each call that left some
+
+
+class Rewritten(Enum):
+    PUT = "put"
+    DELETED = "deleted"
+    UNCHANGED = "unchanged"
+
+
+Edited = tuple[Figures, dict[str, Any]]  # an item's new document, and attributes to set
 
 
 class Unprocessed(Exception):
@@ -123,10 +135,10 @@ class DynamoRollupItems:
 
     def apply(self, write: Write) -> int:
         """Apply a write's changes the item has not seen; how many it applied."""
-        for _ in range(MAX_ATTEMPTS):
-            item = self.client.get_item(TableName=self.table, Key=_key(write.target),
-                                        ConsistentRead=True).get("Item") or {}
-            document = unpack(item[DOCUMENT]["B"]) if DOCUMENT in item else {}
+        applied = 0
+
+        def edit(item: dict[str, Any], document: Figures) -> Edited | None:
+            nonlocal applied
             marks = {change.job_id: item[marker(change.job_id)]["S"]
                      for change in write.changes if marker(change.job_id) in item}
             applied = 0
@@ -136,23 +148,45 @@ class DynamoRollupItems:
                     marks[change.job_id] = change.position
                     applied += 1
             if not applied:
-                return 0
+                return None
+            return document, {marker(job): {"S": mark} for job, mark in marks.items()}
+
+        self.rewrite(write.target, edit, write.expires_at)
+        return applied
+
+    def rewrite(self, target: Target, edit: Callable[[dict[str, Any], Figures], Edited | None],
+                expires: int) -> Rewritten:
+        """Read the item, let `edit` make its new document and attributes from it (None: leave
+        it), and write it back under the version read, reading again when another writer
+        came between. An item left with no document and no marker is deleted."""
+        key = _key(target)
+        for _ in range(MAX_ATTEMPTS):
+            item = self.client.get_item(TableName=self.table, Key=key,
+                                        ConsistentRead=True).get("Item") or {}
+            edited = edit(item, unpack(item[DOCUMENT]["B"]) if DOCUMENT in item else {})
+            if edited is None:
+                return Rewritten.UNCHANGED
+            document, attributes = edited
             version = int(item[VERSION]["N"]) if VERSION in item else 0
-            new = {**item, **_key(write.target),
-                   DOCUMENT: {"B": pack(write.target, document)},
-                   VERSION: {"N": str(version + 1)},
-                   **{marker(job): {"S": mark} for job, mark in marks.items()}}
-            new.setdefault("expires_at", to_value(write.expires_at))
             condition: dict[str, Any] = (
                 {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VERSION},
                  "ExpressionAttributeValues": {":v": {"N": str(version)}}} if item else
                 {"ConditionExpression": "attribute_not_exists(series)"})
+            kept = {**item, **attributes}
             try:
-                self.client.put_item(TableName=self.table, Item=new, **condition)
+                if document or any(name.startswith(MARKER_PREFIX) for name in kept):
+                    self.client.put_item(TableName=self.table, Item={
+                        **kept, **key, DOCUMENT: {"B": pack(target, document)},
+                        VERSION: {"N": str(version + 1)}, "expires_at": to_value(expires)},
+                        **condition)
+                    return Rewritten.PUT
+                if not item:
+                    return Rewritten.UNCHANGED
+                self.client.delete_item(TableName=self.table, Key=key, **condition)
+                return Rewritten.DELETED
             except self.client.exceptions.ConditionalCheckFailedException:
                 continue
-            return applied
-        raise RollupContention(f"{write.target}: changed under every one of {MAX_ATTEMPTS} "
+        raise RollupContention(f"{target}: changed under every one of {MAX_ATTEMPTS} "
                                "writes")
 
     def forget(self, target: Target, markers: Mapping[str, str]) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters import from_item, to_value
+from chalicelib.adapters import from_item
 from chalicelib.core.eventtime import OTHER
 from chalicelib.core.jobs import Source
 from chalicelib.core.results import TTL_SECONDS
@@ -44,11 +44,9 @@ from chalicelib.core.rollup import (
     fold,
     hour_list,
     item_hour,
-    pack,
-    unpack,
     whole_hours,
 )
-from chalicelib.rollups import DOCUMENT, VERSION, DynamoRollupItems, RollupContention
+from chalicelib.rollups import DynamoRollupItems, Rewritten
 from logctl.cli import run, stage_from, stage_options
 from logctl.stage import Stage, client
 
@@ -175,7 +173,7 @@ def rebuild(stage: Stage, since: datetime, until: datetime, now: datetime) -> Re
                                               (ENDPOINTS, first, last))
                for target, _ in items.items_between(kind, low, high)}
     for target in sorted(present | set(wanted)):
-        if _replace(ddb, stage.stats_table, target, hours, wanted.get(target, {})):
+        if _replace(items, target, hours, wanted.get(target, {})):
             deleted += 1
     return Rebuilt(len(hours), records, len(wanted), deleted, len(legacy) + len(former))
 
@@ -193,36 +191,16 @@ def _within(delta: Contribution, hours: set[str]) -> Contribution:
     return out
 
 
-def _replace(ddb: Any, table: str, target: Target, hours: set[str], delta: Figures) -> bool:
-    """Write the item with its hours in `hours` made from `delta` (conditional on the version
-    read, as the stream's writes are); True if the item ends up deleted."""
-    key = {"series": {"S": target.series}, "hour": {"S": target.hour}}
-    for _ in range(10):
-        item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
-        document = unpack(item[DOCUMENT]["B"]) if item and DOCUMENT in item else {}
-        if target.kind == HOURS:
-            kept = {h: f for h, f in document.items() if f"{target.day}T{h}" not in hours}
-        else:
-            kept = {}
-        new = fold(target, kept, delta)
-        version = int(item[VERSION]["N"]) if item and VERSION in item else 0
-        condition: dict[str, Any] = (
-            {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": VERSION},
-             "ExpressionAttributeValues": {":v": {"N": str(version)}}} if item else
-            {"ConditionExpression": "attribute_not_exists(series)"})
-        try:
-            if not new:
-                if item:
-                    ddb.delete_item(TableName=table, Key=key, **condition)
-                return item is not None
-            ddb.put_item(TableName=table, Item={
-                **(item or {}), **key, DOCUMENT: {"B": pack(target, new)},
-                VERSION: {"N": str(version + 1)},
-                "expires_at": to_value(expires_at(target))}, **condition)
-            return False
-        except ddb.exceptions.ConditionalCheckFailedException:
-            continue
-    raise RollupContention(f"{target}: changed under every rewrite")
+def _replace(items: DynamoRollupItems, target: Target, hours: set[str],
+             delta: Figures) -> bool:
+    """Write the item with its hours in `hours` made from `delta`; True if the item ends up
+    deleted."""
+    def edit(_: dict[str, Any], document: Figures) -> tuple[Figures, dict[str, Any]]:
+        kept = ({h: f for h, f in document.items() if f"{target.day}T{h}" not in hours}
+                if target.kind == HOURS else {})
+        return fold(target, kept, delta), {}
+
+    return items.rewrite(target, edit, expires_at(target)) is Rewritten.DELETED
 
 
 def _moment(text: str) -> datetime:

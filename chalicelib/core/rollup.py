@@ -328,9 +328,12 @@ def position(sequence_number: str) -> str:
     return sequence_number.zfill(SEQUENCE_DIGITS)
 
 
+MARKER_PREFIX = "m_"
+
+
 def marker(job_id: str) -> str:
     """The attribute in which an item remembers the last write of a job's it applied."""
-    return f"m_{job_id}"
+    return f"{MARKER_PREFIX}{job_id}"
 
 
 @dataclass(frozen=True)
