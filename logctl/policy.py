@@ -35,7 +35,10 @@ TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
 STATS_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
                  "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem")
-# What Lambda's poller does with the function's role on the results table's stream (rollups).
+# What Lambda's poller does with the function's role on the results table's stream (rollups),
+# all four scoped to `table/NAME/stream/*` as in the DynamoDB guide's policy for a Lambda
+# function reading a stream ("IAM policy to allow an AWS Lambda function to access DynamoDB
+# stream records").
 RESULTS_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords",
                           "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 # Lambda's Kinesis poller reads the stream with the function's role; POST /ingest puts.
