@@ -77,8 +77,9 @@ class HandlerProcess:
         self._buffer = b""
         self.init_ms: float | None = None
         self.invocations = 0
-        threading.Thread(target=self._forward_log, args=(console,), daemon=True,
-                         name=f"log-{function.name}-{self.pid}").start()
+        self._log_thread = threading.Thread(target=self._forward_log, args=(console,),
+                                            daemon=True, name=f"log-{function.name}-{self.pid}")
+        self._log_thread.start()
 
     def _forward_log(self, console: Console) -> None:
         stderr = self.process.stderr
@@ -208,6 +209,7 @@ class HandlerProcess:
             self.process.wait(grace)
         except subprocess.TimeoutExpired:
             self.kill()
+        self._log_thread.join(grace)  # the process's last lines reach the log before it is gone
         if self.process.stdout is not None:
             self.process.stdout.close()
 
