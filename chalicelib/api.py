@@ -39,7 +39,6 @@ from chalicelib.apimodels import (
     Latency,
     OtherEndpoints,
     Stats,
-    StatsHour,
     StatsQuery,
     StatsTotals,
     UploadRequest,
@@ -226,14 +225,16 @@ class ResultsApi:
         for hour in figures.values():
             totals.add_counts(hour)
         latency = totals.latency()
-        return ok(Stats(
+        body = dump(Stats(
             since=start, until=end, source=query.source, accuracy=ACCURACY,
             totals=StatsTotals(
                 files=_files(totals), records=totals.records, malformed=totals.malformed,
                 levels=dict(totals.levels), status_codes=dict(sorted(totals.status_codes.items())),
                 error_rate=totals.error_rate, out_of_range=totals.out_of_range,
                 response_time_ms=Latency(**latency) if latency else None),
-            hours=[_hour(hour, f) for hour, f in figures.items()]))
+            hours=[]))
+        body["hours"] = [_hour(hour, f) for hour, f in figures.items()]
+        return ApiResponse(200, body)
 
     def endpoints(self, params: Mapping[str, str] | None) -> ApiResponse:
         """The busiest endpoints of the range, read from the rollup items only."""
@@ -360,11 +361,14 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 6) if whole > 0 else None
 
 
-def _hour(hour: str, figures: HourFigures) -> StatsHour:
+def _hour(hour: str, figures: HourFigures) -> dict[str, Any]:
+    """A `StatsHour` as JSON, built as plain data: 720 models a month took ~18 ms to make and
+    dump, a third of the answer (the API tests validate rows against the model)."""
     latency = figures.latency() or {}
-    # Built from figures this module computed: validating 720 of them took ~12 ms a month.
-    return StatsHour.model_construct(
-        hour=f"{hour}:00:00Z", files=_files(figures), malformed=figures.malformed,
-        records=figures.records, errors=figures.levels["error"], error_rate=figures.error_rate,
-        p50=latency.get("p50"), p95=latency.get("p95"), p99=latency.get("p99"),
-        max=latency.get("max"))
+    return {"hour": f"{hour}:00:00Z",
+            "files": {"received": figures.received, "completed": figures.completed,
+                      "failed": figures.failed},
+            "malformed": figures.malformed, "records": figures.records,
+            "errors": figures.levels["error"], "error_rate": figures.error_rate,
+            "p50": latency.get("p50"), "p95": latency.get("p95"), "p99": latency.get("p99"),
+            "max": latency.get("max")}

@@ -15,6 +15,7 @@ import pytest
 from chalice import IAMAuthorizer
 from chalice.test import Client
 
+from chalicelib.apimodels import Stats
 from chalicelib.core.errors import JobRejected
 from chalicelib.core.jobs import Job, job_id_for
 from chalicelib.core.results import (
@@ -199,6 +200,7 @@ def test_stats_add_up_the_files_finished_in_the_range(app_module, s3, sqs, dynam
                                   until="2020-03-01T00:00:00Z")
         bad_source, bad_body = get(client, "/stats", source="kinesis")
     assert status == 200
+    assert Stats.model_validate(stats).model_dump(mode="json") == stats  # rows built as data
     totals = stats["totals"]
     assert totals["files"] == {"received": 3, "completed": 2, "failed": 1}
     assert (totals["records"], totals["malformed"], totals["out_of_range"]) == (4, 1, 0)
