@@ -268,7 +268,7 @@ def pack(target: Target, document: Figures) -> bytes:
     def out(value: Mapping[str, Any]) -> Figures:
         shown: Figures = {}
         for name, inner in value.items():
-            if name == BINS:
+            if name == BINS and isinstance(inner, list | tuple):  # not an endpoint "bins"
                 zero, offset, values = inner
                 shown[name] = [zero, offset, len(counts), len(values)]
                 counts.extend(values)
@@ -305,15 +305,12 @@ def unpack(data: bytes) -> Figures:
         counts.byteswap()
 
     def back(value: Figures) -> Figures:
-        for name, inner in value.items():
-            if name == BINS:
-                zero, offset, first, size = inner
-                value[name] = [zero, offset, counts[first:first + size]]
-            elif isinstance(inner, dict):
-                back(inner)
+        if isinstance(value.get(BINS), list):  # not an endpoint "bins"
+            zero, offset, first, size = value[BINS]
+            value[BINS] = [zero, offset, counts[first:first + size]]
         return value
 
-    return back(json.loads(raw[_HEADER.size:start]))
+    return json.loads(raw[_HEADER.size:start], object_hook=back)  # type: ignore[no-any-return]
 
 
 # ---- exactly once: the writes of one stream record --------------------------------------

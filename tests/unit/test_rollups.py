@@ -250,6 +250,22 @@ def test_a_file_with_10000_endpoints_keeps_the_busiest_per_hour_and_counts_the_r
     assert sum(f.errors for f in named.values()) + other.errors == 1_000
 
 
+def test_endpoints_named_like_the_documents_own_keys_count_as_any_other() -> None:
+    # GIVEN a file whose endpoints are named like the keys the rollup documents use
+    moment = datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
+    names = ["bins", "q", "named", "~other", "day", "requests", "errors", "levels"]
+    data = b"\n".join(line(moment, endpoint=name, ms=10 * (n + 1))
+                      for n, name in enumerate(names)) + b"\n"
+    j = job()
+    items = MemoryRollupItems()
+    # WHEN its records are applied, THEN each is an endpoint like any other
+    RollupsHandler(items).handle({"Records": life(j, completed(j, data))})
+    hours, (named, other) = answers(items)
+    assert {name: (f.requests, f.bins.count) for name, f in named.items()} == {
+        name: (1, 1) for name in names}
+    assert other.requests == 0 and hours["2026-11-26T11"].records == len(names)
+
+
 def test_an_hour_keeps_the_busiest_endpoints_up_to_its_bound_and_its_totals_exactly() -> None:
     # GIVEN files of one hour, each with its own endpoints, some much busier than the rest
     moment = datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
