@@ -250,7 +250,7 @@ class MemoryRollupItems(Faults):
             raise errors.pop(0)
 
     def apply(self, write: Any) -> int:
-        from chalicelib.core.rollup import fold, marker
+        from chalicelib.core.rollup import fold, marker, pack
         self._before("apply")
         key = (write.target.series, write.target.hour)
         item = copy.deepcopy(self.items.get(key, {"series": key[0], "hour": key[1]}))
@@ -262,6 +262,7 @@ class MemoryRollupItems(Faults):
                 item[name] = change.position
                 applied += 1
         if applied:
+            pack(write.target, item["figures"])  # cuts a document too large, as when stored
             item["v"] = item.get("v", 0) + 1
             item.setdefault("expires_at", write.expires_at)
             self.items[key] = item

@@ -64,6 +64,10 @@ QUANTILES = (0.5, 0.95, 0.99, 1.0)
 CACHED = "q"  # an hour's QUANTILES, made when its sketch changes (read when it is alone)
 NAMED = "named"
 ENDPOINTS_KEPT = 100  # named endpoints an hour item keeps; past it the least busy go to other
+# A packed document's most (DynamoDB's item limit is 400 KB, with the keys and markers): an
+# endpoints item past it moves its least busy endpoints to other. A day item stays below it
+# by construction (24 hours of 500 codes and full sketches of random counts: 245 KB).
+DOCUMENT_BYTES_KEPT = 350_000
 Number = int | float
 Figures = dict[str, Any]  # a delta, or a stored document (module docstring)
 
@@ -262,7 +266,23 @@ _HEADER = struct.Struct("<I")
 
 
 def pack(target: Target, document: Figures) -> bytes:
-    """The stored form: JSON whose sketches point into an int64 array that follows it."""
+    """The stored form, at most DOCUMENT_BYTES_KEPT: an endpoints document larger than that
+    packed has its least busy named endpoints moved to other (in place) until it fits."""
+    packed = _pack(target, document)
+    named = document.get(NAMED) if target.kind == ENDPOINTS else None
+    while len(packed) > DOCUMENT_BYTES_KEPT and named:
+        by_requests = sorted(named, key=lambda n: (named[n].get("requests", 0), n))
+        other = document.setdefault(OTHER, {})
+        for name in by_requests[:max(1, len(named) // 10)]:
+            _fold_stored(other, named.pop(name))
+        if not named:
+            del document[NAMED]
+        packed = _pack(target, document)
+    return packed
+
+
+def _pack(target: Target, document: Figures) -> bytes:
+    """JSON whose sketches point into an int64 array that follows it, compressed."""
     counts = array("q")
 
     def out(value: Mapping[str, Any]) -> Figures:

@@ -21,15 +21,23 @@ from chalicelib.core.results import (
     queued_record,
 )
 from chalicelib.core.rollup import (
+    BINS,
+    DOCUMENT_BYTES_KEPT,
     ENDPOINTS_KEPT,
+    NAMED,
+    OTHER,
     Target,
     contribution,
+    day_target,
     endpoints_in,
+    endpoints_target,
     hour_list,
     pack,
     stats_by_hour,
+    unpack,
     writes,
 )
+from chalicelib.core.sketch import MAX_BINS, MIN_KEY, DenseBins
 from chalicelib.core.summary import aggregate_chunks
 from chalicelib.rollups import DynamoRollupItems, RollupReader, RollupsHandler, change
 from tests.rollup_reference import Expected, plain, rank_value, within
@@ -289,8 +297,40 @@ def test_an_hour_keeps_the_busiest_endpoints_up_to_its_bound_and_its_totals_exac
     assert other.requests > 0
 
 
+def test_a_document_packs_within_dynamodbs_item_limit_whatever_its_sketches_hold() -> None:
+    # GIVEN an hour of 100 endpoints with 256-character names, each a full sketch of random
+    # counts (703 KB packed as they are), and a day of 500 codes and full sketches an hour
+    rng = random.Random(1)
+
+    def full() -> list[Any]:
+        return [0, MIN_KEY, [rng.randrange(1, 10**6) for _ in range(MAX_BINS - 1)]]
+
+    target = endpoints_target("2026-11-26T10", "upload")
+    named = {f"/e{n:03d}".ljust(256, "x"): {"requests": 1000 + n, "errors": n, BINS: full()}
+             for n in range(ENDPOINTS_KEPT)}
+    document = {NAMED: {name: dict(entry) for name, entry in named.items()}}
+    day = day_target("2026-11-26T10", "upload")
+    hours = {f"{h:02d}": {"records": 1, "codes": {str(c): rng.randrange(1, 10**6)
+                                                  for c in range(100, 600)}, BINS: full()}
+             for h in range(24)}
+    # WHEN they are packed
+    packed, packed_day = pack(target, document), pack(day, hours)
+    # THEN both fit: the day as it is, the hour by moving its least busy endpoints to other,
+    # its totals the same
+    assert len(packed) <= DOCUMENT_BYTES_KEPT and len(packed_day) <= DOCUMENT_BYTES_KEPT
+    stored = unpack(packed)
+    kept = stored[NAMED]
+    assert 0 < len(kept) < ENDPOINTS_KEPT
+    assert min(named[n]["requests"] for n in kept) > max(
+        named[n]["requests"] for n in named if n not in kept)
+    assert sum(e["requests"] for e in kept.values()) + stored[OTHER]["requests"] == sum(
+        e["requests"] for e in named.values())
+    assert sum(DenseBins.from_json(e[BINS]).count for e in [*kept.values(), stored[OTHER]]) \
+        == sum(DenseBins.from_json(e[BINS]).count for e in named.values())
+
+
 def test_a_packed_document_reads_back_the_same_with_its_days_sketch() -> None:
-    from chalicelib.core.rollup import DAY, day_target, fold, unpack
+    from chalicelib.core.rollup import DAY, fold
     target = day_target("2026-11-26T11", "upload")
     document = fold(target, {}, {
         "11": {"records": 3, "rt_sum": 0.5, "codes": {"200": 3}, "bins": {"5": 2, "z": 1}},
@@ -301,7 +341,7 @@ def test_a_packed_document_reads_back_the_same_with_its_days_sketch() -> None:
 
 
 def test_the_range_sketch_uses_a_whole_days_sketch_and_a_cut_days_hours() -> None:
-    from chalicelib.core.rollup import DenseBins, day_target, fold, range_sketch, unpack
+    from chalicelib.core.rollup import fold, range_sketch
     days = {}
     for day in ("2026-11-25", "2026-11-26"):
         target = day_target(f"{day}T00", "upload")
