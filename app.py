@@ -141,7 +141,8 @@ def post_ingest():
 
 
 def _respond(response: ApiResponse) -> Response:
-    return Response(body=response.body, status_code=response.status, headers=response.headers)
+    return Response(body=response.wire_body(), status_code=response.status,
+                    headers=response.headers)
 
 
 def _remaining_ms(event):
