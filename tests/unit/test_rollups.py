@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.adapters import to_item
 from chalicelib.core.errors import JobRejected
@@ -424,3 +426,11 @@ def test_what_a_batch_call_leaves_unprocessed_is_asked_again_until_done_or_it_fa
     client.left = rollups.UNPROCESSED_ATTEMPTS
     with pytest.raises(rollups.Unprocessed, match="batch_get_item"):
         items.ledgers(jobs)
+
+
+@given(st.integers(0, 20_000), st.integers(0, 2_000))
+def test_hour_list_names_every_hour_of_the_range(start_hour: int, length: int) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=start_hour)
+    end = start + timedelta(hours=length)
+    expected = [(start + timedelta(hours=n)).strftime("%Y-%m-%dT%H") for n in range(length)]
+    assert hour_list(start, end) == expected
