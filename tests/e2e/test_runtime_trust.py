@@ -148,6 +148,9 @@ class Editor:
         self.save(relative, text)
         wait_until(lambda: self.count("localruntime: reloaded") > reloads, 120,
                    f"the reload after saving {relative}")
+        # the previous `chalice local` stops once the new one serves, moments after the line
+        wait_until(lambda: len(api_pids(self.runtime)) == 1, 60,
+                   f"one chalice local after saving {relative}")
 
 
 @pytest.fixture
