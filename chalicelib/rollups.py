@@ -134,7 +134,8 @@ class DynamoRollupItems:
         self.table = table
 
     def apply(self, write: Write) -> int:
-        """Apply a write's changes the item has not seen; how many it applied."""
+        """Apply a write's changes the item has not seen; how many this call found unseen
+        (0 when the SDK's retry of a write applied before finds them there)."""
         applied = 0
 
         def edit(item: dict[str, Any], document: Figures) -> Edited | None:

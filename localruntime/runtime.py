@@ -340,15 +340,18 @@ class Runtime:
             function = self.settings.function(source.function, self.stage, declared)
             wanted[function.name] = (source, function)
         self._replace_pools(wanted)
+        replaced: dict[str, StreamPoller] = {}
         for name in list(self.running):
             current = self.running[name]
             if wanted.get(name) == (current.source, current.function):
                 continue
             current.poller.stop()
-            if isinstance(current.poller, StreamPoller) and not current.poller.join(
-                    current.function.timeout_seconds + self.settings.stop_grace_seconds):
-                self.console.info(f"{name}: a shard poller is still invoking; its batch "
-                                  "will be read again")
+            if isinstance(current.poller, StreamPoller):
+                replaced[name] = current.poller
+                if not current.poller.join(
+                        current.function.timeout_seconds + self.settings.stop_grace_seconds):
+                    self.console.info(f"{name}: a shard poller is still invoking; the new "
+                                      "one reads its shard once it ends")
             del self.running[name]
             if name in wanted:
                 continue
@@ -360,8 +363,8 @@ class Runtime:
             self.console.info(f"{name}: removed")
         for name, (source, function) in wanted.items():
             if name not in self.running:
-                self.running[name] = _Running(source, function,
-                                              self._start_poller(source, function))
+                self.running[name] = _Running(source, function, self._start_poller(
+                    source, function, after=replaced.get(name)))
 
     def _replace_pools(self, wanted: dict[str, tuple[Source, FunctionSettings]]) -> None:
         """New warm processes for every function, then the swap. At a reload, if a
@@ -394,10 +397,11 @@ class Runtime:
         self.retired = [p for p in self.retired if p.pids()] + [pool]
         threading.Thread(target=pool.retire, daemon=True, name="retire").start()
 
-    def _start_poller(self, source: Source,
-                      function: FunctionSettings) -> Poller | StreamPoller:
+    def _start_poller(self, source: Source, function: FunctionSettings,
+                      after: StreamPoller | None = None) -> Poller | StreamPoller:
+        """`after`: the stream poller this one replaces (it must end before this one reads)."""
         if isinstance(source, DynamoDBStreamSource | KinesisSource):
-            return self._start_stream_poller(source, function)
+            return self._start_stream_poller(source, function, after)
         sqs = self.client("sqs")
         polling = LocalSqsClient(self.settings.endpoint_url, self.stage.region)
         common: dict[str, Any] = {"region": self.stage.region, "lanes": function.concurrency,
@@ -430,8 +434,8 @@ class Runtime:
                           f"{function.concurrency}, timeout {function.timeout_seconds:g} s")
         return poller
 
-    def _start_stream_poller(self, source: StreamSource,
-                             function: FunctionSettings) -> StreamPoller:
+    def _start_stream_poller(self, source: StreamSource, function: FunctionSettings,
+                             after: StreamPoller | None) -> StreamPoller:
         reader: StreamReader
         if isinstance(source, KinesisSource):
             reader = KinesisReader(self.client("kinesis", POLLER_APP_ID), source.stream,
@@ -457,7 +461,8 @@ class Runtime:
         poller = StreamPoller(
             function.name, reader, settler, mapping.options, source.starting_position,
             self.console, self.shutdown,
-            checkpoints=self.checkpoints.setdefault(f"{function.name}|{name}", {}))
+            checkpoints=self.checkpoints.setdefault(f"{function.name}|{name}", {}),
+            after=after)
         poller.start()
         self.console.info(f"{function.name}: {source.handler} <- {source.kind} {name} "
                           f"(batch {source.batch_size}, window "

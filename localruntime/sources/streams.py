@@ -50,6 +50,7 @@ from localruntime.sources.events import batch_item_failures
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RECORD_OVERHEAD_BYTES = 400
 SHARD_REFRESH_SECONDS = 1.0
+AFTER_WAIT_SECONDS = 0.5  # how often a replacing poller looks whether the replaced one ended
 ERROR_PAUSE_SECONDS = 1.0
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 10.0
@@ -598,14 +599,17 @@ class StreamPoller:
 
     `checkpoints` (shard key -> last sequence settled) outlives the poller: a poller that
     replaces another for the same stream (the mapping changed) goes on from there, as a
-    Lambda mapping keeps its place through an update."""
+    Lambda mapping keeps its place through an update, and reads nothing until the one it
+    replaces (`after`) has ended: a shard has one batch in flight at a time, as in Lambda."""
 
     def __init__(self, function: str, reader: StreamReader, settler: BatchSettler,
                  options: Callable[[], StreamOptions], starting_position: str,
                  console: Console, shutdown: threading.Event,
                  refresh_seconds: float = SHARD_REFRESH_SECONDS,
-                 checkpoints: dict[str, str] | None = None) -> None:
+                 checkpoints: dict[str, str] | None = None,
+                 after: StreamPoller | None = None) -> None:
         self.checkpoints = checkpoints if checkpoints is not None else {}
+        self.after = after
         self.function = function
         self.reader = reader
         self.settler = settler
@@ -655,6 +659,9 @@ class StreamPoller:
                 "batches": sum(p.batches for p in pollers)}
 
     def _run(self) -> None:
+        while self.after is not None and not self.stopped:
+            if self.after.join(AFTER_WAIT_SECONDS):
+                self.after = None
         while not self.stopped:
             try:
                 self.refresh()

@@ -318,13 +318,13 @@ def test_the_mapping_is_read_as_lambda_reads_it() -> None:
 
 
 def poller(stream: FakeStream, invoker: FakeInvoker, options: StreamOptions,
-           position: str = "TRIM_HORIZON") -> StreamPoller:
+           position: str = "TRIM_HORIZON", **kwargs: Any) -> StreamPoller:
     shutdown = threading.Event()
     settle = BatchSettler("ingest", FUNCTION_ARN, stream, invoker, invoker.console,
                           lambda: options, lambda arn: FakeQueue(), shutdown,
                           retry_base_seconds=0.0)
     return StreamPoller("ingest", stream, settle, lambda: options, position,
-                        invoker.console, shutdown, refresh_seconds=0.01)
+                        invoker.console, shutdown, refresh_seconds=0.01, **kwargs)
 
 
 def wait_for(condition: Callable[[], Any], what: str) -> None:
@@ -363,6 +363,42 @@ def test_each_shard_is_read_in_order_in_batches_one_at_a_time() -> None:
                                                       strict=True)
                if source.endswith(f"#{shard}") for sequence in call]
         assert got == list(range(1, 26))
+    assert not invoker.overlap
+
+
+def test_a_poller_replacing_another_reads_only_once_its_batch_ended_and_goes_on_from_it(
+        ) -> None:
+    # GIVEN a poller in the middle of a slow batch of a shard
+    stream = FakeStream()
+    stream.add_shard("s0")
+    stream.put("s0", 30)
+    release = threading.Event()
+
+    def slow_first(sequences: list[str]) -> tuple[bool, Any]:
+        if "1" in sequences:
+            release.wait(10)
+        return True, None
+
+    invoker = FakeInvoker(slow_first)
+    checkpoints: dict[str, str] = {}
+    first = poller(stream, invoker, StreamOptions(batch_size=10), checkpoints=checkpoints)
+    first.start()
+    wait_for(lambda: invoker.calls, "the first batch")
+    # WHEN the mapping changes: the poller is stopped and another takes its place
+    first.stop()
+    second = poller(stream, invoker, StreamOptions(batch_size=4), checkpoints=checkpoints,
+                    after=first)
+    second.start()
+    try:
+        time.sleep(0.2)
+        # THEN the new one waits for the batch in flight, then goes on after it
+        assert len(invoker.calls) == 1
+        release.set()
+        wait_for(lambda: "30" in delivered(invoker), "the rest of the shard")
+    finally:
+        second.stop()
+    assert invoker.calls[0] == [str(n) for n in range(1, 11)]
+    assert delivered(invoker) == [str(n) for n in range(1, 31)]
     assert not invoker.overlap
 
 
