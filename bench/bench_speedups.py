@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.bench_e2e import BenchError, measure_files
+from bench.bench_e2e import BenchError, measure_files, run_reporting
 from localruntime.endpoint.motospeed import OFF_VARIABLE, SPEEDUPS
 from measure.host import cpu_check_seconds
 from measure.stats import percentile
@@ -71,34 +71,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no speed-up named {', '.join(unknown)}; they are {', '.join(SPEEDUPS)}")
     if min(args.rounds, args.files, args.lines) < 1 or args.warmup < 0:
         parser.error("--rounds, --files and --lines must be at least 1, --warmup at least 0")
+    return run_reporting(lambda parsed: run(parsed, only), args)
+
+
+def run(args: argparse.Namespace, only: list[str]) -> int:
     chosen = variants(only, together=args.together)
     order = random.Random(args.seed)
     cpu: dict[str, list[float]] = {name: [] for name in chosen}
     p50: dict[str, list[float]] = {name: [] for name in chosen}
     before = cpu_check_seconds()
-    try:
-        for round_no in range(1, args.rounds + 1):
-            names = list(chosen)
-            order.shuffle(names)
-            for name in names:
-                check = cpu_check_seconds()
-                run = measure_files(args.files, args.lines, args.warmup,
-                                    log_path=ROOT / "results" / "raw" / "bench_speedups.log",
-                                    env={OFF_VARIABLE: chosen[name]})
-                check = (check + cpu_check_seconds()) / 2
-                if run.endpoint_cpu_ms_per_file is None:
-                    raise BenchError("the endpoint process of the runtime was not found")
-                cpu[name].append(run.endpoint_cpu_ms_per_file)
-                p50[name].append(percentile([s.total_ms for s in run.samples], 50))
-                print(f"round {round_no}/{args.rounds}: {name:<18} endpoint CPU "
-                      f"{cpu[name][-1]:5.1f} ms/file, P50 {p50[name][-1]:5.1f} ms, "
-                      f"CPU check {check:.3f} s", flush=True)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
+    for round_no in range(1, args.rounds + 1):
+        names = list(chosen)
+        order.shuffle(names)
+        for name in names:
+            check = cpu_check_seconds()
+            measured = measure_files(args.files, args.lines, args.warmup,
+                                log_path=ROOT / "results" / "raw" / "bench_speedups.log",
+                                env={OFF_VARIABLE: chosen[name]})
+            check = (check + cpu_check_seconds()) / 2
+            if measured.endpoint_cpu_ms_per_file is None:
+                raise BenchError("the endpoint process of the runtime was not found")
+            cpu[name].append(measured.endpoint_cpu_ms_per_file)
+            p50[name].append(percentile([s.total_ms for s in measured.samples], 50))
+            print(f"round {round_no}/{args.rounds}: {name:<18} endpoint CPU "
+                  f"{cpu[name][-1]:5.1f} ms/file, P50 {p50[name][-1]:5.1f} ms, "
+                  f"CPU check {check:.3f} s", flush=True)
     print(f"\nbench: {args.files} files of {args.lines} lines per run, {args.rounds} rounds; "
           f"CPU check {before:.3f} s before, {cpu_check_seconds():.3f} s after (lower is "
           "faster); medians over the rounds; cost = with the speed-up left out, minus all on")
