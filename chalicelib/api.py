@@ -239,7 +239,8 @@ class ResultsApi:
         body = dump(Stats(
             since=start, until=end, source=query.source, accuracy=ACCURACY,
             totals=StatsTotals(
-                files=_files(totals), records=totals.records, malformed=totals.malformed,
+                files=FileCounts(**_files(totals)), records=totals.records,
+                malformed=totals.malformed,
                 levels=dict(totals.levels), status_codes=dict(sorted(totals.status_codes.items())),
                 error_rate=totals.error_rate, out_of_range=totals.out_of_range,
                 response_time_ms=Latency(**latency) if latency else None),
@@ -363,9 +364,10 @@ def _summary_fields(record: dict[str, Any]) -> dict[str, Any]:
             "source": source_of(record["key"])}
 
 
-def _files(figures: HourFigures) -> FileCounts:
-    return FileCounts.model_construct(received=figures.received, completed=figures.completed,
-                                      failed=figures.failed)
+def _files(figures: HourFigures) -> dict[str, int]:
+    """A `FileCounts` as JSON."""
+    return {"received": figures.received, "completed": figures.completed,
+            "failed": figures.failed}
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -377,8 +379,7 @@ def _hour(hour: str, figures: HourFigures) -> dict[str, Any]:
     dump, a third of the answer (the API tests validate rows against the model)."""
     latency = figures.latency() or {}
     return {"hour": f"{hour}:00:00Z",
-            "files": {"received": figures.received, "completed": figures.completed,
-                      "failed": figures.failed},
+            "files": _files(figures),
             "malformed": figures.malformed, "records": figures.records,
             "errors": figures.levels["error"], "error_rate": figures.error_rate,
             "p50": latency.get("p50"), "p95": latency.get("p95"), "p99": latency.get("p99"),

@@ -46,7 +46,7 @@ from chalicelib.core.rollup import (
     item_hour,
     whole_hours,
 )
-from chalicelib.rollups import DynamoRollupItems, Rewritten
+from chalicelib.rollups import DynamoRollupItems, Edited, Rewritten
 from logctl.cli import run, stage_from, stage_options
 from logctl.stage import Stage, client
 
@@ -195,7 +195,7 @@ def _replace(items: DynamoRollupItems, target: Target, hours: set[str],
              delta: Figures) -> bool:
     """Write the item with its hours in `hours` made from `delta`; True if the item ends up
     deleted."""
-    def edit(_: dict[str, Any], document: Figures) -> tuple[Figures, dict[str, Any]]:
+    def edit(_: dict[str, Any], document: Figures) -> Edited:
         kept = ({h: f for h, f in document.items() if f"{target.day}T{h}" not in hours}
                 if target.kind == HOURS else {})
         return fold(target, kept, delta), {}
