@@ -110,14 +110,13 @@ def _two_bytes_each(numbers: list[Any]) -> array[int] | None:
 NOTHING = Packed((), ())
 
 
-class EndpointBucket:
-    """One endpoint's records in an hour: requests and the response times as value ->
-    count: since the last pack() in `times`, before it in `packed`."""
+class _Times:
+    """Response times as value -> count: since the last pack() in `times`, before it in
+    `packed` (less memory for a bucket that may get no more)."""
 
-    __slots__ = ("packed", "requests", "times")
+    __slots__ = ("packed", "times")
 
     def __init__(self) -> None:
-        self.requests = 0
         self.times: Counter[Any] = Counter()
         self.packed = NOTHING
 
@@ -130,22 +129,31 @@ class EndpointBucket:
             self.times = Counter()
 
 
-class HourBucket:
+class EndpointBucket(_Times):
+    """One endpoint's records in an hour: requests and their response times."""
+
+    __slots__ = ("requests",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+
+
+class HourBucket(_Times):
     """The valid records of one hour: counts by level spelling and status code, the
     response times as value -> count (since the last pack() in `times`, before it in
     `packed`), errors by endpoint, and per endpoint an EndpointBucket. The times by
     endpoint wait in `pending` till fold() counts them."""
 
-    __slots__ = ("codes", "endpoints", "errors", "folded", "levels", "packed", "pending",
-                 "pending_errors", "records", "times")
+    __slots__ = ("codes", "endpoints", "errors", "folded", "levels", "pending",
+                 "pending_errors", "records")
 
     def __init__(self) -> None:
+        super().__init__()
         self.records = 0
         self.folded = 0  # records whose times by endpoint are counted
         self.levels: Counter[str] = Counter()
         self.codes: Counter[Any] = Counter()
-        self.times: Counter[Any] = Counter()
-        self.packed = NOTHING
         self.errors: Counter[str] = Counter()
         self.pending: defaultdict[str, list[Any]] = defaultdict(list)
         self.pending_errors: list[str] = []  # the endpoint of each ERROR record
@@ -184,15 +192,10 @@ class HourBucket:
             bucket.times.update(values)
         return pending
 
-    def all_times(self) -> Counter[Any]:
-        return self.packed.with_(self.times)
-
     def pack(self) -> None:
         """Keep the response times counted so far in less memory (Packed), for an hour that
         may get no more records; adding more stays possible."""
-        if self.times:
-            self.packed = Packed.of(self.all_times())
-            self.times = Counter()
+        super().pack()
         for bucket in self.endpoints.values():
             bucket.pack()
 
