@@ -5,19 +5,21 @@ never restarted."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from chalicelib.core.schema import FINAL_STATUSES
 from localruntime.drill import FAULT, main
 from localruntime.faults import count_faults
 from logctl import dlq
 from logctl import faults as fault_control
-from logctl.generate import write_log_file
+from logctl.generate import generate_lines, write_log_file
 from logctl.upload import upload_file
-from tests.e2e.conftest import Runtime, running, wait_until
+from tests.e2e.conftest import Runtime, get_record, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +44,25 @@ def test_kills_and_notification_faults_follow_the_plan_switched_at_run_time(
         runtime: Runtime, cleared: None, tmp_path: Path) -> None:
     stage = runtime.stage()
     path = write_log_file(tmp_path / "rooms.ndjson", 20, seed=5)
-    # WHEN kills are switched on, THEN the next invocation's process is killed
+    # A worker invocation of ~0.4 s: a kill (due after an exponential delay, mean 0.25 s)
+    # lands before it ends 4 times in 5; one that ends first is not killed.
+    long = tmp_path / "long.ndjson.gz"
+    long.write_bytes(gzip.compress(b"".join(generate_lines(100, seed=5)) * 3_000,
+                                   compresslevel=1))
+    # WHEN kills are switched on, THEN an invocation that runs long enough is killed
     assert fault_control.set_rates(stage, ["kill=1"])["applied"] is True
-    upload_file(stage, path, key="logs/rooms/killed.ndjson")
-    wait_until(lambda: fault_records(runtime, "kill"), 30, "an injected kill")
+    for attempt in range(5):
+        job_id = upload_file(stage, long, key=f"logs/rooms/killed-{attempt}.ndjson.gz").job_id
+
+        def ended(job_id: str = job_id) -> bool:
+            record = get_record(runtime, job_id)
+            return bool(fault_records(runtime, "kill")) or (
+                record is not None and record["status"] in FINAL_STATUSES)
+
+        wait_until(ended, 60, "a kill, or the long file's job to end without one")
+        if fault_records(runtime, "kill"):
+            break
+    assert fault_records(runtime, "kill"), "no invocation was killed in 5 long uploads"
     # WHEN kills are off and delayed notifications on, THEN a notification is delayed, and no
     # invocation begun after the switch returned is killed (one begun before may be, later)
     assert fault_control.set_rates(stage, ["kill=0", "s3_delay=1"])["applied"] is True
